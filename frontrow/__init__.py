@@ -1,0 +1,1 @@
+"""frontrow: a Redis-native virtual waiting room and ticket-booking backend."""

@@ -1,0 +1,111 @@
+"""The Starlette application: routes, error handlers and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from frontrow import catalog
+from frontrow.auth import new_user_id
+from frontrow.config import Settings
+from frontrow.errors import backend_unavailable, exception_handlers, not_found
+from frontrow.http import JSONResponse, store_of
+from frontrow.queue.routes import routes as queue_routes
+from frontrow.schedulers import loops
+from frontrow.store import Store, open_store
+
+log = logging.getLogger("frontrow")
+READY_TIMEOUT_S = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    store = store_of(request)
+
+    async def db_ping() -> None:
+        async with store.db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await store.redis.ping()
+            await db_ping()
+    except Exception as exc:  # any failure means "not ready", never a 500
+        raise backend_unavailable(f"not ready: {type(exc).__name__}") from None
+    return JSONResponse({"status": "ready"})
+
+
+async def demo_login(request: Request) -> Response:
+    store = store_of(request)
+    if not store.settings.demo_login:
+        raise not_found("demo login is disabled")
+    user_id = new_user_id()
+    token = store.tokens.user_token(user_id)
+    return JSONResponse({"user_id": user_id, "access_token": token}, status_code=201)
+
+
+async def list_concerts(request: Request) -> Response:
+    concerts = await store_of(request).catalog.concerts()
+    listed = []
+    for concert in concerts.values():
+        upcoming = concert.upcoming()
+        if concert.on_sale or upcoming:
+            listed.append(
+                {
+                    "concert_id": concert.id,
+                    "title": concert.title,
+                    "venue": concert.venue,
+                    "open": concert.on_sale,
+                    "dates": len(upcoming),
+                }
+            )
+    return JSONResponse({"concerts": listed}, headers={"Cache-Control": "public, max-age=5"})
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+    """Build the app; resources are opened in lifespan, never at import."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal store
+        owned = store is None
+        if store is None:
+            store = open_store(settings or Settings.from_env())
+        if store.settings.embedded and owned:
+            await catalog.migrate(store.db)
+            await catalog.seed_demo(store.db)
+        app.state.store = store
+        stop = asyncio.Event()
+        tasks = loops.start(store, stop) if store.settings.schedulers else []
+        # Start-up garbage is long-lived; freezing it keeps the collector's
+        # pauses out of the poll's tail latency.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if owned:
+                await store.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/auth/demo", demo_login, methods=["POST"]),
+        Route("/concerts", list_concerts, methods=["GET"]),
+        *queue_routes,
+    ]
+    return Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)

@@ -1,0 +1,123 @@
+"""User tokens and queue tokens: HS256 JWTs that are never accepted as each other."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from frontrow.errors import unauthenticated
+
+QUEUE_AUDIENCE = "frontrow:queue"
+QUEUE_TOKEN_LIFETIME_S = 2 * 24 * 3600
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CACHE_MAX = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaims:
+    user_id: str
+    concert_id: int
+    token_id: str
+    exp: float
+
+
+def new_user_id() -> str:
+    return "u_" + secrets.token_urlsafe(12)
+
+
+def new_token_id() -> str:
+    return "t_" + secrets.token_urlsafe(12)
+
+
+class Tokens:
+    """Signs and verifies both kinds of token with one secret.
+
+    Verified queue tokens are cached by their exact string: a waiting browser
+    sends the same token on every poll, and HMAC + JSON decoding is most of a
+    poll's CPU. A forged or tampered string never enters the cache.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._queue_cache: dict[str, QueueClaims] = {}
+
+    def user_token(self, user_id: str, lifetime_s: int = 24 * 3600) -> str:
+        if not USER_ID.fullmatch(user_id):
+            raise ValueError("user id must be 1-64 characters of [A-Za-z0-9_-]")
+        now = int(time.time())
+        claims = {"sub": user_id, "iat": now, "exp": now + lifetime_s}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def queue_token(self, user_id: str, concert_id: int, token_id: str) -> str:
+        now = int(time.time())
+        claims = {
+            "aud": QUEUE_AUDIENCE,
+            "sub": user_id,
+            "cid": concert_id,
+            "tid": token_id,
+            "iat": now,
+            "exp": now + QUEUE_TOKEN_LIFETIME_S,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify_user(self, token: str) -> str:
+        """The user id of a valid user token (a queue token is rejected: it has an audience)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                options={"require": ["sub"]},
+            )
+        except jwt.PyJWTError:
+            raise unauthenticated("invalid or expired user token") from None
+        user_id = claims["sub"]
+        if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
+            raise unauthenticated("invalid user token subject")
+        return user_id
+
+    def verify_queue(self, token: str) -> QueueClaims:
+        cached = self._queue_cache.get(token)
+        if cached is not None:
+            if cached.exp > time.time():
+                return cached
+            del self._queue_cache[token]
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=QUEUE_AUDIENCE,
+                options={"require": ["sub", "cid", "tid", "exp"]},
+            )
+        except jwt.PyJWTError:
+            raise unauthenticated("invalid or expired queue token") from None
+        user_id, concert_id, token_id = claims["sub"], claims["cid"], claims["tid"]
+        if not (
+            isinstance(user_id, str)
+            and USER_ID.fullmatch(user_id)
+            and type(concert_id) is int
+            and isinstance(token_id, str)
+            and 0 < len(token_id) <= 64
+        ):
+            raise unauthenticated("malformed queue token")
+        parsed = QueueClaims(user_id, concert_id, token_id, float(claims["exp"]))
+        if len(self._queue_cache) >= _CACHE_MAX:
+            self._queue_cache.clear()
+        self._queue_cache[token] = parsed
+        return parsed
+
+
+def bearer(authorization: str | None) -> str:
+    """The credential of an `Authorization: Bearer <jwt>` header."""
+    if not authorization:
+        raise unauthenticated("missing Authorization: Bearer header")
+    scheme, _, credential = authorization.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or len(credential) > 4096:
+        raise unauthenticated("expected Authorization: Bearer <token>")
+    return credential

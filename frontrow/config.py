@@ -1,0 +1,169 @@
+"""Settings, read once from FRONTROW_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A FRONTROW_* variable has a value the service cannot run with."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0")
+
+
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"between {low} and {high}"
+            raise ValueError(f"must be an integer {bound}")
+        return value
+
+    return parse
+
+
+def _float(low: float, allow_low: bool) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        ok = value >= low if allow_low else value > low
+        if not ok or value == float("inf"):
+            raise ValueError(f"must be a number {'>=' if allow_low else '>'} {low:g}")
+        return value
+
+    return parse
+
+
+_positive_float = _float(0, allow_low=False)
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _database_url(raw: str) -> str:
+    url = _text(raw)
+    # Plain libpq URLs are common in the wild; pin them to the psycopg 3 async driver.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    if not url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
+        raise ValueError("expected postgresql+psycopg://... or sqlite+aiosqlite:///...")
+    return url
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    redis_timeout_s: float = 2.0
+    database_url: str = "sqlite+aiosqlite:///./frontrow.db"
+    auth_secret: str = ""
+    admin_token: str | None = None
+    demo_login: bool = False
+    admit_batch: int = 100
+    admit_interval_s: float = 1.0
+    max_active: int = 0
+    sweep_interval_s: float = 5.0
+    session_ttl_s: float = 1800
+    session_max_s: float = 0
+    abandon_after_s: float = 120
+    hold_ttl_s: float = 300
+    max_holds_per_user: int = 4
+    max_charge: int = 10_000_000
+    max_balance: int = 1_000_000_000
+    schedulers: bool = False
+    key_prefix: str = "fr"
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        """True when Redis is the in-process fakeredis (one process only)."""
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from FRONTROW_* variables; raise ConfigError naming a bad one."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, parse in _PARSERS.items():
+            var = "FRONTROW_" + name.upper()
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{var}={raw!r} is invalid: {exc}") from None
+        embedded = values.get("redis_url") is None
+        values.setdefault("demo_login", embedded)
+        values.setdefault("schedulers", embedded)
+        if "auth_secret" not in values:
+            if not embedded:
+                raise ConfigError(
+                    "FRONTROW_AUTH_SECRET is required when FRONTROW_REDIS_URL is set "
+                    "(every process must sign and verify tokens with the same key)"
+                )
+            values["auth_secret"] = secrets.token_urlsafe(32)
+        if len(values["auth_secret"]) < 16:
+            raise ConfigError("FRONTROW_AUTH_SECRET is invalid: must be at least 16 characters")
+        if values.get("redis_cluster") and embedded:
+            raise ConfigError("FRONTROW_REDIS_CLUSTER=1 needs FRONTROW_REDIS_URL")
+        return cls(**values)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets hidden, for the start-up log."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("auth_secret", "admin_token") and value:
+                value = "***"
+            elif f.name in ("redis_url", "database_url") and value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://***@{rest.rpartition('@')[2]}"
+            out[f.name] = value
+        return out
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "redis_url": _text,
+    "redis_cluster": _bool,
+    "redis_timeout_s": _positive_float,
+    "database_url": _database_url,
+    "auth_secret": _text,
+    "admin_token": _text,
+    "demo_login": _bool,
+    "admit_batch": _int(0, 1_000_000),
+    "admit_interval_s": _positive_float,
+    "max_active": _int(0),
+    "sweep_interval_s": _positive_float,
+    "session_ttl_s": _positive_float,
+    "session_max_s": _float(0, allow_low=True),
+    "abandon_after_s": _positive_float,
+    "hold_ttl_s": _positive_float,
+    "max_holds_per_user": _int(1, 100),
+    "max_charge": _int(1),
+    "max_balance": _int(1),
+    "schedulers": _bool,
+    "key_prefix": _text,
+    "log_level": _log_level,
+}

@@ -1,0 +1,140 @@
+"""problem+json errors (RFC 9457) with frontrow's stable codes."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import orjson
+import redis.exceptions
+import sqlalchemy.exc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+log = logging.getLogger("frontrow")
+
+RETRY_AFTER_S = "1"
+
+
+class Problem(Exception):
+    """An error answered to the client; raise it anywhere below a route."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def bad_request(detail: str) -> Problem:
+    return Problem(400, "BAD_REQUEST", detail)
+
+
+def unauthenticated(detail: str, code: str = "UNAUTHENTICATED") -> Problem:
+    return Problem(401, code, detail, {"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "FORBIDDEN", detail)
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, "NOT_FOUND", detail)
+
+
+def conflict(code: str, detail: str) -> Problem:
+    return Problem(409, code, detail)
+
+
+def invalid(detail: str, code: str = "VALIDATION_FAILED") -> Problem:
+    return Problem(422, code, detail)
+
+
+def too_many(detail: str, retry_after_s: int) -> Problem:
+    return Problem(429, "TOO_MANY_REQUESTS", detail, {"Retry-After": str(max(1, retry_after_s))})
+
+
+def backend_unavailable(detail: str) -> Problem:
+    return Problem(503, "BACKEND_UNAVAILABLE", detail, {"Retry-After": RETRY_AFTER_S})
+
+
+def problem_response(problem: Problem) -> Response:
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(problem.status).phrase,
+        "status": problem.status,
+        "code": problem.code,
+        "detail": problem.detail,
+    }
+    return Response(
+        orjson.dumps(body),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type="application/problem+json",
+    )
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).name)
+    detail = "no such route" if exc.status_code == 404 else str(exc.detail)
+    problem = Problem(exc.status_code, code, detail, dict(exc.headers or {}))
+    return problem_response(problem)
+
+
+async def on_backend_error(request: Request, exc: Exception) -> Response:
+    # Redis or the database did not answer: the request changed nothing we
+    # acknowledged, so the client may retry (with the same Idempotency-Key).
+    log.warning("backend unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return problem_response(backend_unavailable("a backend is unreachable; retry shortly"))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Problem(500, "INTERNAL", "internal error"))
+
+
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def exception_handlers() -> dict[type[Exception] | int, object]:
+    handlers: dict[type[Exception] | int, object] = {
+        Problem: on_problem,
+        HTTPException: on_http_exception,
+        Exception: on_unexpected,
+    }
+    for exc_type in BACKEND_ERRORS:
+        handlers[exc_type] = on_backend_error
+    return handlers

@@ -1,0 +1,73 @@
+"""Request parsing and response rendering shared by every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from frontrow.auth import QueueClaims, bearer
+from frontrow.errors import Problem, bad_request
+from frontrow.store import Store
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def user_id_of(request: Request) -> str:
+    return store_of(request).tokens.verify_user(bearer(request.headers.get("authorization")))
+
+
+def queue_claims_of(request: Request) -> QueueClaims:
+    return store_of(request).tokens.verify_queue(bearer(request.headers.get("authorization")))
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past 16 KiB without reading it all."""
+    too_large = Problem(413, "PAYLOAD_TOO_LARGE", f"body over {MAX_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise bad_request("invalid Content-Length")
+        if int(declared) > MAX_BODY_BYTES:
+            raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; `optional` accepts an empty body as {}."""
+    body = await read_body(request)
+    if not body.strip():
+        if optional:
+            return {}
+        raise bad_request("a JSON body is required")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise bad_request("Content-Type must be application/json")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_request("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Problem(422, "VALIDATION_FAILED", "body must be a JSON object")
+    return data

@@ -1,0 +1,43 @@
+"""Every Redis key name, built in one place.
+
+Each key of a concert carries the hash tag ``{c<id>}`` so that every Lua
+script touches one cluster slot and concerts spread over the shards.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+class ConcertKeys:
+    __slots__ = (
+        "active",
+        "base",
+        "cap",
+        "cfg",
+        "concert_id",
+        "done",
+        "seen",
+        "stats",
+        "tick",
+        "users",
+        "wait",
+    )
+
+    def __init__(self, prefix: str, concert_id: int) -> None:
+        self.concert_id = concert_id
+        self.base = f"{prefix}:{{c{concert_id}}}"
+        self.wait = self.base + ":wait"  # ZSET token -> entered_at (µs, Redis TIME)
+        self.seen = self.base + ":seen"  # ZSET waiting token -> last poll (ms)
+        self.users = self.base + ":users"  # HASH user -> token (one place per user)
+        self.active = self.base + ":active"  # ZSET token -> session expiry (ms)
+        self.cap = self.base + ":cap"  # HASH token -> absolute session deadline (ms)
+        self.done = self.base + ":done"  # ZSET token -> done at (ms)
+        self.cfg = self.base + ":cfg"  # HASH live settings from the admin API
+        self.tick = self.base + ":tick"  # admission lease, one tick per interval
+        self.stats = self.base + ":stats"  # HASH counters and observed admission rate
+
+
+@lru_cache(maxsize=4096)
+def concert_keys(prefix: str, concert_id: int) -> ConcertKeys:
+    return ConcertKeys(prefix, concert_id)

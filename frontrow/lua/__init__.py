@@ -1,0 +1,30 @@
+"""Lua scripts, one file per atomic operation, registered once per client.
+
+redis-py's Script runs EVALSHA and reloads the source on NOSCRIPT, so a
+Redis that restarted empty needs nothing from us.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+
+def source(name: str) -> str:
+    return files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """The registered scripts of one Redis client, by file name."""
+
+    NAMES = ("enter", "status", "leave", "admit", "sweep")
+
+    def __init__(self, redis: Any) -> None:
+        for name in self.NAMES:
+            setattr(self, name, redis.register_script(source(name)))
+
+    enter: Any
+    status: Any
+    leave: Any
+    admit: Any
+    sweep: Any

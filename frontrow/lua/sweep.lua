@@ -1,0 +1,44 @@
+-- sweep: trim the indexes of what has already ended by time. Expiry is
+-- correct without it (every check compares scores with TIME); the sweep
+-- keeps counts exact and memory bounded.
+--
+-- KEYS[1] active  ZSET token -> session expiry (ms)
+-- KEYS[2] cap     HASH token -> absolute session deadline
+-- KEYS[3] wait    ZSET token -> entered_at
+-- KEYS[4] seen    ZSET waiting token -> last poll (ms)
+-- KEYS[5] done    ZSET token -> done at (ms)
+-- KEYS[6] stats   HASH expired_total, abandoned_total
+-- ARGV[1] abandon after (ms)
+-- ARGV[2] how long DONE tokens are remembered (ms)
+-- ARGV[3] most tokens of each kind to remove in this call
+--
+-- Returns {expired, abandoned, stale_seen}; call again while expired or
+-- stale_seen equals the limit.
+local rcall = redis.call
+local active, cap, wait, seen, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local abandon_ms, done_keep_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+local t = rcall('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local expired = rcall('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, limit)
+for _, token in ipairs(expired) do
+  rcall('ZREM', active, token)
+  rcall('HDEL', cap, token)
+end
+
+local abandoned = 0
+local stale = rcall('ZRANGEBYSCORE', seen, '-inf', '(' .. (now_ms - abandon_ms), 'LIMIT', 0, limit)
+for _, token in ipairs(stale) do
+  rcall('ZREM', seen, token)
+  abandoned = abandoned + rcall('ZREM', wait, token)
+end
+
+rcall('ZREMRANGEBYSCORE', done, '-inf', now_ms - done_keep_ms)
+if #expired > 0 then
+  rcall('HINCRBY', stats, 'expired_total', #expired)
+end
+if abandoned > 0 then
+  rcall('HINCRBY', stats, 'abandoned_total', abandoned)
+end
+return {#expired, abandoned, #stale}

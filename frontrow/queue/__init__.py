@@ -1,0 +1,1 @@
+"""The waiting queue: enter, poll, leave, admit and sweep, all over Redis."""

@@ -1,0 +1,161 @@
+"""Queue operations: each one Redis round trip through a Lua script."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from frontrow.auth import QueueClaims, new_token_id
+from frontrow.config import Settings
+from frontrow.errors import conflict
+from frontrow.store import Store
+
+DONE_KEEP_MS = 24 * 3600 * 1000
+SWEEP_LIMIT = 1000
+POLL_MIN_MS = 1_000
+POLL_MAX_MS = 30_000
+POLL_MS_PER_RANK = 30
+ACTIVE_POLL_MS = 15_000
+
+
+def ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def iso_ms(epoch_ms: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def poll_after_ms(state: str, rank: int, expires_at_ms: int, now_ms: int) -> int:
+    """When the browser should ask again.
+
+    Waiting: 30 ms per place ahead, between 1 s (the next ~33) and 30 s
+    (rank 1,000 and beyond, i.e. at most two polls a minute). Far back, a
+    place moves slowly relative to the poll, so polling faster buys nothing.
+    """
+    if state == "WAITING":
+        return min(POLL_MAX_MS, max(POLL_MIN_MS, POLL_MS_PER_RANK * rank))
+    if state == "ACTIVE":
+        return max(POLL_MIN_MS, min(ACTIVE_POLL_MS, expires_at_ms - now_ms))
+    return POLL_MAX_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    status: str
+    rank: int | None
+    eta_s: int | None
+    poll_after_ms: int
+    expires_at: str | None
+    sold_out: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rank": self.rank,
+            "eta_s": self.eta_s,
+            "poll_after_ms": self.poll_after_ms,
+            "expires_at": self.expires_at,
+            "sold_out": self.sold_out,
+        }
+
+
+def place(
+    settings: Settings, state: str, rank: int, expires_ms: int, rate: str, sold_out: str
+) -> Place:
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    if state == "WAITING":
+        admit_rate = float(rate) if rate else settings.admit_batch / settings.admit_interval_s
+        eta = math.ceil(rank / admit_rate) if admit_rate > 0 else None
+        return Place(state, rank, eta, poll_after_ms(state, rank, 0, now_ms), None, sold_out == "1")
+    if state == "ACTIVE":
+        return Place(
+            state,
+            0,
+            0,
+            poll_after_ms(state, 0, expires_ms, now_ms),
+            iso_ms(expires_ms),
+            sold_out == "1",
+        )
+    return Place(state, None, None, poll_after_ms(state, 0, 0, now_ms), None, sold_out == "1")
+
+
+async def enter(
+    store: Store, user_id: str, concert_id: int, open_by_default: bool
+) -> tuple[bool, str, Place]:
+    """Take (or get back) this user's place; returns (created, queue token, place)."""
+    s = store.settings
+    k = store.keys(concert_id)
+    outcome, token_id, rank, expires, rate, sold_out = await store.scripts.enter(
+        keys=[k.wait, k.seen, k.users, k.active, k.cfg, k.stats],
+        args=[user_id, new_token_id(), "1" if open_by_default else "0", ms(s.abandon_after_s)],
+    )
+    if outcome == "CLOSED":
+        raise conflict("QUEUE_CLOSED", f"concert {concert_id} is not on sale")
+    state = "ACTIVE" if outcome == "ACTIVE" else "WAITING"
+    token = store.tokens.queue_token(user_id, concert_id, token_id)
+    return outcome == "NEW", token, place(s, state, rank, expires, rate, sold_out)
+
+
+async def status(store: Store, claims: QueueClaims) -> Place:
+    """The token's state; marks it present and slides an active session."""
+    s = store.settings
+    k = store.keys(claims.concert_id)
+    state, rank, expires, rate, sold_out = await store.scripts.status(
+        keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats],
+        args=[claims.token_id, ms(s.session_ttl_s), ms(s.abandon_after_s)],
+    )
+    return place(s, state, rank, expires, rate, sold_out)
+
+
+async def leave(store: Store, claims: QueueClaims) -> bool:
+    k = store.keys(claims.concert_id)
+    removed = await store.scripts.leave(
+        keys=[k.wait, k.seen, k.active, k.cap, k.users],
+        args=[claims.token_id, claims.user_id],
+    )
+    return bool(removed)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    admitted: int  # -1: another admitter holds this interval's lease
+    abandoned: int
+    next_in_s: float
+
+
+async def admit(store: Store, concert_id: int, owner: str) -> Tick:
+    """Run one admission tick for a concert, if this interval's lease is free."""
+    s = store.settings
+    k = store.keys(concert_id)
+    admitted, abandoned, next_ms = await store.scripts.admit(
+        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats],
+        args=[
+            s.admit_batch,
+            ms(s.admit_interval_s),
+            s.max_active,
+            ms(s.session_ttl_s),
+            ms(s.session_max_s),
+            ms(s.abandon_after_s),
+            owner,
+        ],
+    )
+    return Tick(admitted, abandoned, next_ms / 1000)
+
+
+async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
+    """Remove ended sessions and abandoned places; returns (expired, abandoned)."""
+    s = store.settings
+    k = store.keys(concert_id)
+    expired_total = abandoned_total = 0
+    while True:
+        expired, abandoned, stale = await store.scripts.sweep(
+            keys=[k.active, k.cap, k.wait, k.seen, k.done, k.stats],
+            args=[ms(s.abandon_after_s), DONE_KEEP_MS, SWEEP_LIMIT],
+        )
+        expired_total += expired
+        abandoned_total += abandoned
+        if expired < SWEEP_LIMIT and stale < SWEEP_LIMIT:
+            return expired_total, abandoned_total

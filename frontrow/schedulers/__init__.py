@@ -1,0 +1,1 @@
+"""Admission and sweep loops; any number may run, leases keep ticks unique."""

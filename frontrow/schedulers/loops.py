@@ -1,0 +1,72 @@
+"""The admitter and the sweeper, as asyncio loops that stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+
+from frontrow.errors import BACKEND_ERRORS
+from frontrow.queue import core
+from frontrow.store import Store
+
+log = logging.getLogger("frontrow.schedulers")
+BACKOFF_S = 1.0
+IDLE_S = 1.0
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        pass
+
+
+async def admitter(store: Store, stop: asyncio.Event, owner: str | None = None) -> None:
+    """Tick every concert when its lease frees; an interval is won by one admitter."""
+    owner = owner or owner_id()
+    due: dict[int, float] = {}
+    while not stop.is_set():
+        try:
+            concert_ids = list(await store.catalog.concerts())
+            now = time.monotonic()
+            for concert_id in concert_ids:
+                if due.get(concert_id, 0.0) <= now:
+                    tick = await core.admit(store, concert_id, owner)
+                    if tick.admitted > 0 or tick.abandoned > 0:
+                        log.debug(
+                            "concert %s: admitted %s, dropped %s abandoned",
+                            concert_id,
+                            tick.admitted,
+                            tick.abandoned,
+                        )
+                    due[concert_id] = time.monotonic() + tick.next_in_s
+            wake = min((due[c] for c in concert_ids), default=now + IDLE_S)
+            await _sleep(stop, min(wake - time.monotonic(), IDLE_S))
+        except BACKEND_ERRORS as exc:
+            log.warning("admitter: backend unavailable (%r); retrying", exc)
+            await _sleep(stop, BACKOFF_S)
+
+
+async def sweeper(store: Store, stop: asyncio.Event) -> None:
+    """Trim expired sessions and abandoned places every sweep interval."""
+    while not stop.is_set():
+        try:
+            for concert_id in list(await store.catalog.concerts()):
+                await core.sweep(store, concert_id)
+        except BACKEND_ERRORS as exc:
+            log.warning("sweeper: backend unavailable (%r); retrying", exc)
+        await _sleep(stop, store.settings.sweep_interval_s)
+
+
+def start(store: Store, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    return [
+        asyncio.create_task(admitter(store, stop), name="frontrow-admitter"),
+        asyncio.create_task(sweeper(store, stop), name="frontrow-sweeper"),
+    ]
