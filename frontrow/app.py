@@ -89,10 +89,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.store = store
         stop = asyncio.Event()
         tasks = loops.start(store, stop) if store.settings.schedulers else []
-        # Start-up garbage is long-lived; freezing it keeps the collector's
-        # pauses out of the poll's tail latency.
-        gc.collect()
-        gc.freeze()
+        if owned:
+            # Start-up garbage is long-lived; freezing it keeps the collector's
+            # pauses out of the poll's tail latency.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

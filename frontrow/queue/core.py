@@ -159,3 +159,44 @@ async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
         abandoned_total += abandoned
         if expired < SWEEP_LIMIT and stale < SWEEP_LIMIT:
             return expired_total, abandoned_total
+
+
+LIVE_SETTINGS = ("admit_batch", "admit_interval_s", "max_active", "open")
+
+
+async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict[str, Any]:
+    """The queue's live numbers and settings, as the admin API shows them."""
+    s = store.settings
+    k = store.keys(concert_id)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(k.wait)
+        pipe.zcount(k.active, f"({now_ms}", "+inf")
+        pipe.hgetall(k.stats)
+        pipe.hgetall(k.cfg)
+        waiting, active, stats, cfg = await pipe.execute()
+    interval_s = float(cfg.get("admit_interval_s", s.admit_interval_s))
+    batch = int(cfg.get("admit_batch", s.admit_batch))
+    return {
+        "waiting": waiting,
+        "active": active,
+        "admitted_total": int(stats.get("admitted_total", 0)),
+        "abandoned_total": int(stats.get("abandoned_total", 0)),
+        "expired_total": int(stats.get("expired_total", 0)),
+        "admit_batch": batch,
+        "admit_interval_s": interval_s,
+        "max_active": int(cfg.get("max_active", s.max_active)),
+        "open": cfg.get("open", "1" if open_by_default else "0") == "1",
+        "admit_rate_per_s": float(stats.get("rate", batch / interval_s)),
+        "sold_out": stats.get("sold_out") == "1",
+    }
+
+
+async def configure(store: Store, concert_id: int, changes: dict[str, Any]) -> None:
+    """Store live settings; every admitter reads them on its next tick."""
+    mapping = {
+        name: ("1" if value else "0") if name == "open" else str(value)
+        for name, value in changes.items()
+    }
+    if mapping:
+        await store.redis.hset(store.keys(concert_id).cfg, mapping=mapping)

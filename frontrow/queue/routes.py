@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frontrow.errors import not_found
-from frontrow.http import JSONResponse, queue_claims_of, store_of, user_id_of
+from frontrow.auth import bearer
+from frontrow.catalog import Concert
+from frontrow.errors import invalid, not_found, unauthenticated
+from frontrow.http import JSONResponse, queue_claims_of, read_json, store_of, user_id_of
 from frontrow.queue import core
 
 
@@ -34,7 +39,59 @@ async def leave(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def _admin_concert(request: Request) -> Concert:
+    store = store_of(request)
+    expected = store.settings.admin_token
+    if not expected:
+        raise not_found("no such route")
+    given = bearer(request.headers.get("authorization"))
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise unauthenticated("invalid admin token")
+    concert = await store.catalog.get(request.path_params["concert_id"])
+    if concert is None:
+        raise not_found("no such concert")
+    return concert
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def parse_live_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a PATCH body of live queue settings; reject unknown fields."""
+    unknown = sorted(set(body) - set(core.LIVE_SETTINGS))
+    if unknown:
+        raise invalid(f"unknown field {unknown[0]!r}; allowed: {', '.join(core.LIVE_SETTINGS)}")
+    if not body:
+        raise invalid(f"give at least one of {', '.join(core.LIVE_SETTINGS)}")
+    if "admit_batch" in body:
+        value = body["admit_batch"]
+        if not _is_int(value) or not 0 <= value <= 1_000_000:
+            raise invalid("admit_batch must be an integer from 0 to 1000000")
+    if "admit_interval_s" in body:
+        value = body["admit_interval_s"]
+        if type(value) not in (int, float) or not 0.05 <= value <= 3600:
+            raise invalid("admit_interval_s must be a number from 0.05 to 3600")
+    if "max_active" in body:
+        value = body["max_active"]
+        if not _is_int(value) or not 0 <= value <= 100_000_000:
+            raise invalid("max_active must be an integer >= 0 (0 = no cap)")
+    if "open" in body and type(body["open"]) is not bool:
+        raise invalid("open must be true or false")
+    return body
+
+
+async def admin_queue(request: Request) -> Response:
+    store = store_of(request)
+    concert = await _admin_concert(request)
+    if request.method == "PATCH":
+        changes = parse_live_settings(await read_json(request))
+        await core.configure(store, concert.id, changes)
+    return JSONResponse(await core.overview(store, concert.id, concert.on_sale))
+
+
 routes = [
+    Route("/admin/concerts/{concert_id:int}/queue", admin_queue, methods=["GET", "PATCH"]),
     Route("/concerts/{concert_id:int}/queue", enter, methods=["POST"]),
     Route("/queue/token", poll, methods=["GET"]),
     Route("/queue/token", leave, methods=["DELETE"]),

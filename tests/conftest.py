@@ -1,0 +1,132 @@
+"""One store fixture, parametrised over the embedded and the real backends.
+
+The real pair is used when FRONTROW_TEST_REDIS_URL and FRONTROW_TEST_DATABASE_URL
+are set; with FRONTROW_TEST_REQUIRE_REAL=1 (as in CI) a missing or unreachable
+server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from frontrow import catalog
+from frontrow.app import create_app
+from frontrow.config import Settings
+from frontrow.schema import metadata
+from frontrow.store import Store, make_engine, open_store
+
+REAL_REDIS = os.environ.get("FRONTROW_TEST_REDIS_URL")
+REAL_DB = os.environ.get("FRONTROW_TEST_DATABASE_URL")
+REQUIRE_REAL = os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1"
+SECRET = "test-secret-0123456789abcdef-0123456789"
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "auth_secret": SECRET,
+        "admin_token": "admin-secret",
+        "demo_login": True,
+        "schedulers": False,
+        "redis_timeout_s": 1.0,
+    }
+    if backend == "real":
+        values["redis_url"] = REAL_REDIS
+        values["database_url"] = REAL_DB
+    else:
+        values["database_url"] = f"sqlite+aiosqlite:///{tmp_path}/frontrow.db"
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "real" and not (REAL_REDIS and REAL_DB):
+        message = "FRONTROW_TEST_REDIS_URL / FRONTROW_TEST_DATABASE_URL not set"
+        if REQUIRE_REAL:
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(request.param)
+
+
+async def _reset_database(db: AsyncEngine) -> None:
+    async with db.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+
+
+@pytest.fixture
+async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
+    """Stores that share one Redis and one database, each with its own settings."""
+    first = base_settings(backend, tmp_path)
+    if backend == "real":
+        redis: Any = aioredis.Redis.from_url(REAL_REDIS, decode_responses=True)
+        await redis.flushdb()
+    else:
+        redis = fakeredis.FakeAsyncRedis(decode_responses=True)
+    db = make_engine(first)
+    if backend == "real":
+        await _reset_database(db)
+    else:
+        await catalog.migrate(db)
+    stores: list[Store] = []
+
+    async def make(**overrides: Any) -> Store:
+        settings = dataclasses.replace(first, **overrides)
+        store = open_store(settings, redis=redis, db=db)
+        stores.append(store)
+        return store
+
+    yield make
+    await redis.aclose()
+    await db.dispose()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> Store:
+    store = await make_store()
+    await catalog.seed_demo(store.db)
+    return store
+
+
+@pytest.fixture
+async def client(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(store) as c:
+        yield c
+
+
+class app_client:
+    """An httpx client over the ASGI app of a store, lifespan included."""
+
+    def __init__(self, store: Store) -> None:
+        self.app = create_app(store=store)
+        self._lifespan = self.app.router.lifespan_context(self.app)
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://frontrow.test"
+        )
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        await self._lifespan.__aenter__()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+
+def user_headers(store: Store, user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {store.tokens.user_token(user_id)}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
