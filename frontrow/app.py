@@ -16,12 +16,15 @@ from starlette.routing import Route
 
 from frontrow import catalog
 from frontrow.auth import new_user_id
+from frontrow.booking import holds
+from frontrow.booking.routes import routes as booking_routes
 from frontrow.config import Settings
-from frontrow.errors import backend_unavailable, exception_handlers, not_found
+from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import JSONResponse, store_of
 from frontrow.queue.routes import routes as queue_routes
 from frontrow.schedulers import loops
 from frontrow.store import Store, open_store
+from frontrow.wallet.routes import routes as wallet_routes
 
 log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
@@ -87,6 +90,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             await catalog.migrate(store.db)
             await catalog.seed_demo(store.db)
         app.state.store = store
+        try:
+            await holds.rebuild_all(store)
+        except BACKEND_ERRORS as exc:
+            # Not fatal: each date's copy is also loaded before its first hold.
+            log.warning("could not rebuild the sold copy at start-up: %r", exc)
         stop = asyncio.Event()
         tasks = loops.start(store, stop) if store.settings.schedulers else []
         if owned:
@@ -108,5 +116,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/auth/demo", demo_login, methods=["POST"]),
         Route("/concerts", list_concerts, methods=["GET"]),
         *queue_routes,
+        *booking_routes,
+        *wallet_routes,
     ]
     return Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)

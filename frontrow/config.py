@@ -125,7 +125,9 @@ class Settings:
                 )
             values["auth_secret"] = secrets.token_urlsafe(32)
         if len(values["auth_secret"].encode()) < 32:
-            raise ConfigError("FRONTROW_AUTH_SECRET is invalid: must be at least 32 bytes (HS256 key)")
+            raise ConfigError(
+                "FRONTROW_AUTH_SECRET is invalid: must be at least 32 bytes (HS256 key)"
+            )
         if values.get("redis_cluster") and embedded:
             raise ConfigError("FRONTROW_REDIS_CLUSTER=1 needs FRONTROW_REDIS_URL")
         return cls(**values)

@@ -37,6 +37,22 @@ class ConcertKeys:
         self.tick = self.base + ":tick"  # admission lease, one tick per interval
         self.stats = self.base + ":stats"  # HASH counters and observed admission rate
 
+    def hold(self, schedule_id: int, seat_no: int) -> str:
+        """STRING hold_id|user_id with PX = hold ttl: the seat's lock."""
+        return f"{self.base}:hold:{schedule_id}:{seat_no}"
+
+    def holds(self, schedule_id: int) -> str:
+        """ZSET seat -> hold expiry (ms): a date's held seats in one read."""
+        return f"{self.base}:holds:{schedule_id}"
+
+    def uholds(self, user_id: str) -> str:
+        """ZSET hold_id -> hold expiry (ms): a user's holds, for the per-user limit."""
+        return f"{self.base}:uholds:{user_id}"
+
+    def sold(self, schedule_id: int) -> str:
+        """SET of a date's sold seats plus the marker '0' once loaded from the database."""
+        return f"{self.base}:sold:{schedule_id}"
+
 
 @lru_cache(maxsize=4096)
 def concert_keys(prefix: str, concert_id: int) -> ConcertKeys:

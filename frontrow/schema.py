@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -47,4 +48,57 @@ seats = Table(
     Column("schedule_id", Id, ForeignKey("schedules.id"), primary_key=True),
     Column("seat_no", Integer, primary_key=True, autoincrement=False),
     Column("price", BigInteger, nullable=False),
+)
+
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("balance", BigInteger, nullable=False),
+    CheckConstraint("balance >= 0", name="wallets_balance_not_negative"),
+)
+
+# Append-only: every change of a balance is one row, so a wallet's balance
+# always equals the sum of its ledger.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # charge | payment
+    Column("amount", BigInteger, nullable=False),  # signed: + charge, - payment
+    Column("balance_after", BigInteger, nullable=False),
+    Column("idempotency_key", String(64)),
+    Column("receipt_id", String(40)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "kind", "idempotency_key", name="ledger_idempotency"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("concert_id", Id, ForeignKey("concerts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("paid_at", DateTime(timezone=True), nullable=False),
+    Column("idempotency_key", String(64)),
+    Column("request_hash", String(64), nullable=False),
+    UniqueConstraint("user_id", "idempotency_key", name="receipts_idempotency"),
+)
+
+# The unique (schedule, seat) constraint is the last guard against selling
+# a seat twice, whatever Redis says.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("schedule_id", Id, ForeignKey("schedules.id"), nullable=False),
+    Column("seat_no", Integer, nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("receipt_id", String(40), ForeignKey("receipts.id"), nullable=False, index=True),
+    Column("price", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("schedule_id", "seat_no", name="reservations_one_per_seat"),
 )

@@ -18,11 +18,20 @@ from frontrow.config import Settings
 from frontrow.keys import ConcertKeys, concert_keys
 from frontrow.lua import Scripts
 
+REDIS_MAX_CONNECTIONS = 128
+
 
 def make_redis(settings: Settings) -> Any:
-    if settings.redis_url is None:
-        return fakeredis.FakeAsyncRedis(decode_responses=True)
+    # A blocking pool: under a burst, requests queue for a connection for up
+    # to the timeout instead of failing at the pool's limit.
     timeout = settings.redis_timeout_s
+    if settings.redis_url is None:
+        return fakeredis.FakeAsyncRedis(
+            decode_responses=True,
+            connection_pool_class=aioredis.BlockingConnectionPool,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=timeout,
+        )
     # One quick retry only: during an outage a request must fail fast with a
     # 503, not sit in redis-py's default backoff.
     common: dict[str, Any] = {
@@ -33,7 +42,10 @@ def make_redis(settings: Settings) -> Any:
     }
     if settings.redis_cluster:
         return aioredis.RedisCluster.from_url(settings.redis_url, **common)
-    return aioredis.Redis.from_url(settings.redis_url, **common)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout, **common
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -47,13 +59,22 @@ def make_engine(settings: Settings) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # Let SQLAlchemy, not the driver, open transactions (below).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # A deferred transaction that reads, then writes, fails at once with
+            # SQLITE_BUSY when another writer went first; IMMEDIATE takes the
+            # write lock up front, so concurrent money changes queue up instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
         url,
         pool_size=10,
         max_overflow=20,
-        pool_timeout=settings.redis_timeout_s * 2,
+        pool_timeout=10,
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, int(settings.redis_timeout_s))},
     )

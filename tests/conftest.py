@@ -12,17 +12,15 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import fakeredis
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from frontrow import catalog
 from frontrow.app import create_app
 from frontrow.config import Settings
 from frontrow.schema import metadata
-from frontrow.store import Store, make_engine, open_store
+from frontrow.store import Store, make_engine, make_redis, open_store
 
 REAL_REDIS = os.environ.get("FRONTROW_TEST_REDIS_URL")
 REAL_DB = os.environ.get("FRONTROW_TEST_DATABASE_URL")
@@ -69,11 +67,9 @@ async def _reset_database(db: AsyncEngine) -> None:
 async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
     """Stores that share one Redis and one database, each with its own settings."""
     first = base_settings(backend, tmp_path)
+    redis = make_redis(first)
     if backend == "real":
-        redis: Any = aioredis.Redis.from_url(REAL_REDIS, decode_responses=True)
         await redis.flushdb()
-    else:
-        redis = fakeredis.FakeAsyncRedis(decode_responses=True)
     db = make_engine(first)
     if backend == "real":
         await _reset_database(db)
@@ -130,3 +126,25 @@ def user_headers(store: Store, user_id: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def active_token(store: Store, user_id: str, concert_id: int = 1) -> str:
+    """A queue token admitted at once (the admission lease is cleared first)."""
+    from frontrow.queue import core
+
+    _, token, place = await core.enter(store, user_id, concert_id, open_by_default=True)
+    if place.status != "ACTIVE":
+        await store.redis.delete(store.keys(concert_id).tick)
+        await core.admit(store, concert_id, "test")
+        assert (await core.status(store, store.tokens.verify_queue(token))).status == "ACTIVE"
+    return token
+
+
+async def admit_all(store: Store, concert_id: int = 1) -> None:
+    """Admit everyone waiting, ignoring the interval lease."""
+    from frontrow.queue import core
+
+    await store.redis.delete(store.keys(concert_id).tick)
+    await core.configure(store, concert_id, {"admit_batch": 1_000_000})
+    await core.admit(store, concert_id, "test")
+    await store.redis.hdel(store.keys(concert_id).cfg, "admit_batch")

@@ -17,7 +17,19 @@ def source(name: str) -> str:
 class Scripts:
     """The registered scripts of one Redis client, by file name."""
 
-    NAMES = ("enter", "status", "leave", "admit", "sweep")
+    NAMES = (
+        "enter",
+        "status",
+        "leave",
+        "admit",
+        "sweep",
+        "hold",
+        "release",
+        "claim",
+        "finalize",
+        "seats",
+        "load_sold",
+    )
 
     def __init__(self, redis: Any) -> None:
         for name in self.NAMES:
@@ -28,3 +40,9 @@ class Scripts:
     leave: Any
     admit: Any
     sweep: Any
+    hold: Any
+    release: Any
+    claim: Any
+    finalize: Any
+    seats: Any
+    load_sold: Any

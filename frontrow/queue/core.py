@@ -9,7 +9,7 @@ from typing import Any
 
 from frontrow.auth import QueueClaims, new_token_id
 from frontrow.config import Settings
-from frontrow.errors import conflict
+from frontrow.errors import conflict, forbidden, unauthenticated
 from frontrow.store import Store
 
 DONE_KEEP_MS = 24 * 3600 * 1000
@@ -108,6 +108,18 @@ async def status(store: Store, claims: QueueClaims) -> Place:
         args=[claims.token_id, ms(s.session_ttl_s), ms(s.abandon_after_s)],
     )
     return place(s, state, rank, expires, rate, sold_out)
+
+
+async def require_active(store: Store, claims: QueueClaims, concert_id: int) -> Place:
+    """Let a booking request through only on an ACTIVE token of this concert."""
+    if claims.concert_id != concert_id:
+        raise forbidden("this queue token is for another concert")
+    current = await status(store, claims)
+    if current.status != "ACTIVE":
+        raise unauthenticated(
+            f"the queue token is {current.status}, not ACTIVE", code=f"TOKEN_{current.status}"
+        )
+    return current
 
 
 async def leave(store: Store, claims: QueueClaims) -> bool:

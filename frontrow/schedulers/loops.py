@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from frontrow.booking import holds
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.queue import core
 from frontrow.store import Store
@@ -15,6 +16,7 @@ from frontrow.store import Store
 log = logging.getLogger("frontrow.schedulers")
 BACKOFF_S = 1.0
 IDLE_S = 1.0
+RECONCILE_S = 30.0
 
 
 def owner_id() -> str:
@@ -55,11 +57,16 @@ async def admitter(store: Store, stop: asyncio.Event, owner: str | None = None) 
 
 
 async def sweeper(store: Store, stop: asyncio.Event) -> None:
-    """Trim expired sessions and abandoned places every sweep interval."""
+    """Trim expired sessions and abandoned places every sweep interval, and
+    every RECONCILE_S re-add sales whose Redis finalize step never ran."""
+    reconciled = time.monotonic()
     while not stop.is_set():
         try:
             for concert_id in list(await store.catalog.concerts()):
                 await core.sweep(store, concert_id)
+            if time.monotonic() - reconciled > RECONCILE_S:
+                await holds.rebuild_all(store)
+                reconciled = time.monotonic()
         except BACKEND_ERRORS as exc:
             log.warning("sweeper: backend unavailable (%r); retrying", exc)
         await _sleep(stop, store.settings.sweep_interval_s)

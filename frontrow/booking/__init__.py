@@ -1,0 +1,1 @@
+"""Dates, seat maps and 5-minute seat holds, answered from Redis."""

@@ -1,0 +1,173 @@
+"""Seat state in Redis: holds, the sold copy, and its rebuild from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from frontrow.catalog import Concert, Schedule
+from frontrow.errors import conflict, forbidden, not_found
+from frontrow.queue.core import iso_ms, ms
+from frontrow.schema import reservations, schedules
+from frontrow.store import Store
+
+HOLD_ID = re.compile(r"h_([0-9]{1,15})\.([0-9]{1,15})\.([0-9]{1,9})\.[A-Za-z0-9_-]{16}")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRef:
+    """What a hold id names; the id itself carries it, so no lookup is needed."""
+
+    hold_id: str
+    concert_id: int
+    schedule_id: int
+    seat_no: int
+
+
+def new_hold_id(concert_id: int, schedule_id: int, seat_no: int) -> str:
+    return f"h_{concert_id}.{schedule_id}.{seat_no}.{secrets.token_urlsafe(12)}"
+
+
+def parse_hold_id(hold_id: str) -> HoldRef | None:
+    match = HOLD_ID.fullmatch(hold_id)
+    if match is None:
+        return None
+    concert_id, schedule_id, seat_no = (int(g) for g in match.groups())
+    return HoldRef(hold_id, concert_id, schedule_id, seat_no)
+
+
+async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> None:
+    """Rebuild one date's sold copy in Redis from the reservations in the database."""
+    async with store.db.connect() as conn:
+        sold = (
+            (
+                await conn.execute(
+                    select(reservations.c.seat_no).where(reservations.c.schedule_id == schedule.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        flags = (
+            (
+                await conn.execute(
+                    select(schedules.c.sold_out).where(schedules.c.concert_id == concert.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    concert_sold_out = bool(flags) and all(flags)
+    k = store.keys(concert.id)
+    await store.scripts.load_sold(
+        keys=[k.sold(schedule.id), k.stats],
+        args=["1" if concert_sold_out else "0", *sold],
+    )
+
+
+async def rebuild_all(store: Store) -> None:
+    """Load every upcoming date's sold copy (start-up and periodic repair)."""
+    for concert in (await store.catalog.concerts()).values():
+        for schedule in concert.upcoming():
+            await load_sold(store, concert, schedule)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatState:
+    sold: Any  # a set of seat numbers, or a count
+    held: Any
+
+
+async def seat_states(
+    store: Store, concert: Concert, dates: list[Schedule], with_seats: bool
+) -> list[SeatState]:
+    """Sold and held seats of these dates in one Redis call (two after a Redis loss)."""
+    k = store.keys(concert.id)
+    keys = [key for s in dates for key in (k.sold(s.id), k.holds(s.id))]
+    for _ in range(2):
+        rows = await store.scripts.seats(keys=keys, args=["1" if with_seats else "0"])
+        missing = [s for s, row in zip(dates, rows, strict=True) if not row[0]]
+        if not missing:
+            break
+        for schedule in missing:
+            await load_sold(store, concert, schedule)
+    if with_seats:
+        return [
+            SeatState({int(x) for x in sold if x != "0"}, {int(x) for x in held})
+            for _, sold, held in rows
+        ]
+    return [SeatState(sold, held) for _, sold, held in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    hold_id: str
+    concert_id: int
+    date: dt.date
+    seat_no: int
+    price: int
+    expires_at_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.hold_id,
+            "concert_id": self.concert_id,
+            "date": self.date.isoformat(),
+            "seat_no": self.seat_no,
+            "price": self.price,
+            "expires_at": iso_ms(self.expires_at_ms),
+        }
+
+
+async def hold(
+    store: Store, concert: Concert, schedule: Schedule, seat_no: int, user_id: str
+) -> tuple[bool, Hold]:
+    """Hold a seat for the user; returns (new, hold). Re-holding your seat is not new."""
+    price = schedule.prices.get(seat_no)
+    if price is None:
+        raise not_found(f"no seat {seat_no} on {schedule.date.isoformat()}")
+    s = store.settings
+    k = store.keys(concert.id)
+    for _ in range(2):
+        outcome, hold_id, expires = await store.scripts.hold(
+            keys=[
+                k.hold(schedule.id, seat_no),
+                k.holds(schedule.id),
+                k.uholds(user_id),
+                k.sold(schedule.id),
+            ],
+            args=[
+                seat_no,
+                new_hold_id(concert.id, schedule.id, seat_no),
+                user_id,
+                ms(s.hold_ttl_s),
+                s.max_holds_per_user,
+            ],
+        )
+        if outcome != "RELOAD":
+            break
+        await load_sold(store, concert, schedule)
+    if outcome in ("SOLD", "TAKEN", "RELOAD"):
+        raise conflict("SEAT_UNAVAILABLE", f"seat {seat_no} is already held or sold")
+    if outcome == "LIMIT":
+        raise conflict(
+            "HOLD_LIMIT", f"you already hold {s.max_holds_per_user} seats of this concert"
+        )
+    return outcome == "HELD", Hold(hold_id, concert.id, schedule.date, seat_no, price, expires)
+
+
+async def release(store: Store, ref: HoldRef, user_id: str) -> None:
+    k = store.keys(ref.concert_id)
+    outcome = await store.scripts.release(
+        keys=[k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id), k.uholds(user_id)],
+        args=[ref.seat_no, ref.hold_id, user_id],
+    )
+    if outcome == "NOT_YOURS":
+        raise forbidden("this hold belongs to another user")
+    if outcome == "GONE":
+        raise not_found("no such hold (it may have expired or been paid)")

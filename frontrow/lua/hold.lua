@@ -1,0 +1,52 @@
+-- hold: hold one seat for one user, atomically: refuse a sold seat, a seat
+-- held by anyone else, and a user at the per-concert hold limit.
+--
+-- KEYS[1] hold    STRING hold_id|user_id, PX = hold ttl (the lock itself)
+-- KEYS[2] holds   ZSET seat -> hold expiry (ms), the date's held seats
+-- KEYS[3] uholds  ZSET hold_id -> hold expiry (ms), this user's holds in the concert
+-- KEYS[4] sold    SET sold seats of the date, with the member '0' once loaded
+-- ARGV[1] seat number
+-- ARGV[2] hold id to use for a new hold
+-- ARGV[3] user id
+-- ARGV[4] hold ttl (ms)
+-- ARGV[5] most live holds per user in this concert
+--
+-- Returns {outcome, hold_id, expires_at_ms}
+--   outcome: 'HELD' | 'ALREADY' (this user's own hold) | 'SOLD' | 'TAKEN'
+--            | 'LIMIT' | 'RELOAD' (the sold copy is missing: load it, retry)
+local rcall = redis.call
+local hold, holds, uholds, sold = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local seat, hold_id, user = ARGV[1], ARGV[2], ARGV[3]
+local ttl_ms, max_holds = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+if rcall('SISMEMBER', sold, '0') == 0 then
+  return {'RELOAD', '', 0}
+end
+if rcall('SISMEMBER', sold, seat) == 1 then
+  return {'SOLD', '', 0}
+end
+
+local t = rcall('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local current = rcall('GET', hold)
+if current then
+  local sep = string.find(current, '|', 1, true)
+  local current_id, holder = string.sub(current, 1, sep - 1), string.sub(current, sep + 1)
+  if holder == user then
+    return {'ALREADY', current_id, tonumber(rcall('ZSCORE', holds, seat) or now_ms)}
+  end
+  return {'TAKEN', '', 0}
+end
+
+rcall('ZREMRANGEBYSCORE', uholds, '-inf', now_ms)
+if rcall('ZCARD', uholds) >= max_holds then
+  return {'LIMIT', '', 0}
+end
+
+local expires = now_ms + ttl_ms
+rcall('SET', hold, hold_id .. '|' .. user, 'PX', ttl_ms)
+rcall('ZADD', holds, expires, seat)
+rcall('ZADD', uholds, expires, hold_id)
+rcall('PEXPIRE', uholds, ttl_ms + 60000)
+return {'HELD', hold_id, expires}

@@ -1,0 +1,1 @@
+"""Money over PostgreSQL: wallets, the ledger, payments and receipts."""

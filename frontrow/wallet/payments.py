@@ -1,0 +1,211 @@
+"""Payments: claim the holds in Redis, commit the money and the seats in the
+database in one transaction, then finalize in Redis (DESIGN.md, three steps)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from frontrow.auth import QueueClaims
+from frontrow.booking.holds import HoldRef, parse_hold_id
+from frontrow.catalog import Concert
+from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, invalid
+from frontrow.queue.core import ms, require_active
+from frontrow.schema import ledger, receipts, reservations, schedules, wallets
+from frontrow.store import Store
+from frontrow.wallet import receipts as receipt_views
+from frontrow.wallet.ledger import ensure_wallet
+
+log = logging.getLogger("frontrow.payments")
+CLAIM_GRACE_S = 60
+
+
+def parse_hold_ids(body: dict[str, Any], limit: int) -> list[str]:
+    hold_ids = body.get("hold_ids")
+    if not isinstance(hold_ids, list) or not hold_ids:
+        raise invalid("hold_ids must be a non-empty list of hold ids")
+    if len(hold_ids) > limit:
+        raise invalid(f"hold_ids may name at most {limit} holds")
+    if not all(isinstance(h, str) for h in hold_ids):
+        raise invalid("hold_ids must contain strings")
+    if len(set(hold_ids)) != len(hold_ids):
+        raise invalid("hold_ids must not repeat a hold")
+    return hold_ids
+
+
+def _refs(concert: Concert, hold_ids: list[str]) -> list[tuple[HoldRef, Any, int]]:
+    """Each hold with its date and price; malformed ids are 422, foreign ones 403."""
+    dates = {s.id: s for s in concert.schedules}
+    out = []
+    for hold_id in hold_ids:
+        ref = parse_hold_id(hold_id)
+        if ref is None:
+            raise invalid(f"hold_ids: {hold_id[:80]!r} is not a hold id")
+        if ref.concert_id != concert.id:
+            raise forbidden(f"hold {hold_id} belongs to another concert")
+        schedule = dates.get(ref.schedule_id)
+        if schedule is None or ref.seat_no not in schedule.prices:
+            raise conflict("HOLD_EXPIRED", f"hold {hold_id} is not a live hold")
+        out.append((ref, schedule, schedule.prices[ref.seat_no]))
+    return out
+
+
+def request_hash(hold_ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(hold_ids)).encode()).hexdigest()
+
+
+async def _replay(store: Store, user_id: str, key: str, digest: str) -> dict[str, Any] | None:
+    async with store.db.connect() as conn:
+        row = await receipt_views.by_key(conn, user_id, key)
+        if row is None:
+            return None
+        if row.request_hash != digest:
+            raise conflict("IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used for other holds")
+        return (await receipt_views.render(conn, [row]))[0]
+
+
+async def pay(
+    store: Store, claims: QueueClaims, hold_ids: list[str], key: str | None
+) -> dict[str, Any]:
+    """Buy the held seats, all or nothing; a retry with the same key gets the same receipt."""
+    user_id = claims.user_id
+    digest = request_hash(hold_ids)
+    # A retry comes after the token became DONE: answer it before the state check.
+    if key is not None and (first := await _replay(store, user_id, key, digest)) is not None:
+        return first
+    await require_active(store, claims, claims.concert_id)
+    concert = await store.catalog.get(claims.concert_id)
+    if concert is None:
+        raise conflict("HOLD_EXPIRED", "the concert of these holds no longer exists")
+    items = _refs(concert, hold_ids)
+    k = store.keys(concert.id)
+
+    # 1. claim: every hold live and this user's, pinned while we commit
+    claim_keys, claim_args = [k.uholds(user_id)], [user_id, ms(CLAIM_GRACE_S)]
+    for ref, _, _ in items:
+        claim_keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
+        claim_args += [ref.hold_id, ref.seat_no]
+    outcome = await store.scripts.claim(keys=claim_keys, args=claim_args)
+    if outcome[0] != "OK":
+        raise conflict("HOLD_EXPIRED", f"hold {outcome[1]} has expired or is not yours")
+
+    # 2. one transaction: debit, reservations, receipt, ledger, sold_out
+    amount = sum(price for _, _, price in items)
+    receipt_id = "r_" + secrets.token_urlsafe(12)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        async with store.db.begin() as conn:
+            await ensure_wallet(conn, user_id)
+            balance_after = await conn.scalar(
+                update(wallets)
+                .where(wallets.c.user_id == user_id, wallets.c.balance >= amount)
+                .values(balance=wallets.c.balance - amount)
+                .returning(wallets.c.balance)
+            )
+            if balance_after is None:
+                raise Problem(
+                    402,
+                    "INSUFFICIENT_BALANCE",
+                    f"the wallet holds less than {amount} won; charge it and retry",
+                )
+            await conn.execute(
+                insert(receipts).values(
+                    id=receipt_id,
+                    user_id=user_id,
+                    concert_id=concert.id,
+                    amount=amount,
+                    balance_after=balance_after,
+                    paid_at=now,
+                    idempotency_key=key,
+                    request_hash=digest,
+                )
+            )
+            await conn.execute(
+                insert(reservations),
+                [
+                    {
+                        "schedule_id": ref.schedule_id,
+                        "seat_no": ref.seat_no,
+                        "user_id": user_id,
+                        "receipt_id": receipt_id,
+                        "price": price,
+                        "created_at": now,
+                    }
+                    for ref, _, price in items
+                ],
+            )
+            await conn.execute(
+                insert(ledger).values(
+                    user_id=user_id,
+                    kind="payment",
+                    amount=-amount,
+                    balance_after=balance_after,
+                    idempotency_key=key,
+                    receipt_id=receipt_id,
+                    created_at=now,
+                )
+            )
+            concert_sold_out = await _mark_sold_out(conn, concert, {s.id for _, s, _ in items})
+            receipt = (
+                await receipt_views.render(
+                    conn,
+                    [
+                        (
+                            await conn.execute(select(receipts).where(receipts.c.id == receipt_id))
+                        ).one()
+                    ],
+                )
+            )[0]
+    except IntegrityError:
+        if key is not None and (first := await _replay(store, user_id, key, digest)) is not None:
+            return first
+        raise conflict("HOLD_EXPIRED", "a seat of these holds was sold meanwhile") from None
+
+    # 3. finalize; the sale already stands, the reconciler repairs Redis if this fails
+    fin_keys = [k.uholds(user_id), k.active, k.cap, k.done, k.users, k.stats]
+    fin_args: list[Any] = [claims.token_id, user_id, "1" if concert_sold_out else "0"]
+    for ref, _, _ in items:
+        fin_keys += [
+            k.hold(ref.schedule_id, ref.seat_no),
+            k.holds(ref.schedule_id),
+            k.sold(ref.schedule_id),
+        ]
+        fin_args += [ref.hold_id, ref.seat_no]
+    try:
+        await store.scripts.finalize(keys=fin_keys, args=fin_args)
+    except BACKEND_ERRORS as exc:
+        log.warning(
+            "payment %s committed but finalize failed (%r); reconciler repairs", receipt_id, exc
+        )
+    return receipt
+
+
+async def _mark_sold_out(conn: Any, concert: Concert, schedule_ids: set[int]) -> bool:
+    """Flag dates whose last seat just sold; True when every date is sold out."""
+    for schedule_id in schedule_ids:
+        total = len(next(s for s in concert.schedules if s.id == schedule_id).prices)
+        sold = await conn.scalar(
+            select(func.count())
+            .select_from(reservations)
+            .where(reservations.c.schedule_id == schedule_id)
+        )
+        if sold >= total:
+            await conn.execute(
+                update(schedules).where(schedules.c.id == schedule_id).values(sold_out=True)
+            )
+    flags = (
+        (
+            await conn.execute(
+                select(schedules.c.sold_out).where(schedules.c.concert_id == concert.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return bool(flags) and all(flags)

@@ -1,0 +1,95 @@
+"""Receipts as the API shows them, read from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from frontrow.errors import not_found
+from frontrow.schema import receipts, reservations, schedules
+from frontrow.store import Store
+
+
+def _iso(value: dt.datetime) -> str:
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def render(conn: AsyncConnection, rows: list[Any]) -> list[dict[str, Any]]:
+    """Receipts with their seats, in the order of `rows`."""
+    if not rows:
+        return []
+    seat_rows = (
+        await conn.execute(
+            select(
+                reservations.c.receipt_id,
+                reservations.c.id,
+                reservations.c.seat_no,
+                reservations.c.price,
+                schedules.c.date,
+            )
+            .join(schedules, schedules.c.id == reservations.c.schedule_id)
+            .where(reservations.c.receipt_id.in_([r.id for r in rows]))
+            .order_by(schedules.c.date, reservations.c.seat_no)
+        )
+    ).all()
+    seats: dict[str, list[dict[str, Any]]] = {}
+    for s in seat_rows:
+        seats.setdefault(s.receipt_id, []).append(
+            {
+                "date": s.date.isoformat(),
+                "seat_no": s.seat_no,
+                "price": s.price,
+                "reservation_id": s.id,
+            }
+        )
+    return [
+        {
+            "receipt_id": r.id,
+            "user_id": r.user_id,
+            "concert_id": r.concert_id,
+            "amount": r.amount,
+            "balance_after": r.balance_after,
+            "paid_at": _iso(r.paid_at),
+            "seats": seats.get(r.id, []),
+        }
+        for r in rows
+    ]
+
+
+async def by_key(conn: AsyncConnection, user_id: str, key: str) -> Any:
+    return (
+        await conn.execute(
+            select(receipts).where(receipts.c.user_id == user_id, receipts.c.idempotency_key == key)
+        )
+    ).first()
+
+
+async def list_receipts(store: Store, user_id: str) -> list[dict[str, Any]]:
+    async with store.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(receipts)
+                .where(receipts.c.user_id == user_id)
+                .order_by(receipts.c.paid_at.desc(), receipts.c.id.desc())
+                .limit(500)
+            )
+        ).all()
+        return await render(conn, list(rows))
+
+
+async def get_receipt(store: Store, user_id: str, receipt_id: str) -> dict[str, Any]:
+    async with store.db.connect() as conn:
+        row = (
+            await conn.execute(
+                select(receipts).where(
+                    receipts.c.id == receipt_id[:40], receipts.c.user_id == user_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise not_found("no such receipt")
+        return (await render(conn, [row]))[0]

@@ -1,0 +1,153 @@
+"""Dates, seat maps and holds over HTTP, on each backend."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import httpx
+
+from frontrow import catalog
+from frontrow.store import Store
+from tests.conftest import MakeStore, active_token, admit_all, app_client, bearer, user_headers
+from tests.e2e.test_queue_http import assert_problem
+
+
+def first_date() -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)).isoformat()
+
+
+def seats_url(seat: int | None = None, date: str | None = None) -> str:
+    url = f"/concerts/1/dates/{date or first_date()}/seats"
+    return url if seat is None else f"{url}/{seat}/hold"
+
+
+async def test_dates_list_upcoming_dates_with_counts(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    body = (await client.get("/concerts/1/dates", headers=bearer(token))).json()
+    assert body["concert_id"] == 1 and len(body["dates"]) == 3
+    first = body["dates"][0]
+    assert first["date"] == first_date() and first["starts_at"] == f"{first_date()}T19:00:00Z"
+    assert first["available_seats"] == 50 and first["sold_out"] is False
+    await client.post(seats_url(3), headers=bearer(token))
+    first = (await client.get("/concerts/1/dates", headers=bearer(token))).json()["dates"][0]
+    assert first["available_seats"] == 49
+
+
+async def test_seat_map_shows_prices_and_states(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    held = await client.post(seats_url(2), headers=bearer(token))
+    assert held.status_code == 201
+    seats = (await client.get(seats_url(), headers=bearer(token))).json()["seats"]
+    assert [s["seat_no"] for s in seats] == list(range(1, 51))
+    assert seats[0] == {"seat_no": 1, "price": 120000, "status": "AVAILABLE"}
+    assert seats[1]["status"] == "HELD" and seats[49]["price"] == 80000
+
+
+async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    response = await client.post(seats_url(7), headers=bearer(token))
+    assert response.status_code == 201
+    hold = response.json()
+    assert hold["seat_no"] == 7 and hold["price"] == 120000 and hold["date"] == first_date()
+    assert hold["hold_id"].startswith("h_") and hold["expires_at"].endswith("Z")
+    again = await client.post(seats_url(7), headers=bearer(token), json={})
+    assert again.status_code == 200 and again.json()["hold_id"] == hold["hold_id"]
+
+    other = await active_token(store, "bob")
+    assert_problem(await client.post(seats_url(7), headers=bearer(other)), 409, "SEAT_UNAVAILABLE")
+    assert_problem(await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(other)), 403,
+                   "FORBIDDEN")
+    assert (await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token))).status_code == 204
+    assert (await client.post(seats_url(7), headers=bearer(other))).status_code == 201
+    assert_problem(await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token)), 404,
+                   "NOT_FOUND")
+    assert_problem(await client.delete("/holds/h_nonsense", headers=bearer(token)), 404,
+                   "NOT_FOUND")
+
+
+async def test_expired_hold_frees_the_seat(make_store: MakeStore) -> None:
+    store = await make_store(hold_ttl_s=0.3)
+    await catalog.seed_demo(store.db)
+    async with app_client(store) as client:
+        ann, bob = await active_token(store, "ann"), await active_token(store, "bob")
+        assert (await client.post(seats_url(9), headers=bearer(ann))).status_code == 201
+        assert (await client.post(seats_url(9), headers=bearer(bob))).status_code == 409
+        await asyncio.sleep(0.4)
+        seats = (await client.get(seats_url(), headers=bearer(bob))).json()["seats"]
+        assert seats[8]["status"] == "AVAILABLE"
+        assert (await client.post(seats_url(9), headers=bearer(bob))).status_code == 201
+
+
+async def test_hold_limit_per_user(make_store: MakeStore) -> None:
+    store = await make_store(max_holds_per_user=2)
+    await catalog.seed_demo(store.db)
+    async with app_client(store) as client:
+        token = await active_token(store, "ann")
+        for seat in (1, 2):
+            assert (await client.post(seats_url(seat), headers=bearer(token))).status_code == 201
+        assert_problem(await client.post(seats_url(3), headers=bearer(token)), 409, "HOLD_LIMIT")
+        other_date = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=8)).isoformat()
+        assert_problem(await client.post(seats_url(3, other_date), headers=bearer(token)), 409,
+                       "HOLD_LIMIT")
+
+
+async def test_booking_needs_an_active_token_of_this_concert(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    from frontrow.queue import core
+
+    _, waiting, _ = await core.enter(store, "wait", 1, True)
+    assert_problem(await client.get("/concerts/1/dates", headers=bearer(waiting)), 401,
+                   "TOKEN_WAITING")
+    active = await active_token(store, "act")
+    await core.leave(store, store.tokens.verify_queue(active))
+    assert_problem(await client.get("/concerts/1/dates", headers=bearer(active)), 401,
+                   "TOKEN_EXPIRED")
+    other = store.tokens.queue_token("act", 2, "t_other")
+    assert_problem(await client.get("/concerts/1/dates", headers=bearer(other)), 403, "FORBIDDEN")
+    user_token = store.tokens.user_token("act")
+    assert_problem(await client.get("/concerts/1/dates", headers=bearer(user_token)), 401,
+                   "UNAUTHENTICATED")
+    assert_problem(await client.get("/concerts/1/dates"), 401, "UNAUTHENTICATED")
+
+
+async def test_unknown_date_seat_and_bad_body(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    assert_problem(await client.get(seats_url(date="2001-01-01"), headers=bearer(token)), 404,
+                   "NOT_FOUND")
+    assert_problem(await client.get(seats_url(date="tomorrow"), headers=bearer(token)), 404,
+                   "NOT_FOUND")
+    assert_problem(await client.post(seats_url(51), headers=bearer(token)), 404, "NOT_FOUND")
+    assert_problem(await client.post(seats_url(0), headers=bearer(token)), 404, "NOT_FOUND")
+    response = await client.post(seats_url(4), headers=bearer(token), json={"seat": 5})
+    assert_problem(response, 422, "VALIDATION_FAILED")
+    response = await client.post(seats_url(4), headers={**bearer(token),
+                                 "content-type": "application/json"}, content=b"{")
+    assert_problem(response, 400, "BAD_REQUEST")
+    seats = (await client.get(seats_url(), headers=bearer(token))).json()["seats"]
+    assert seats[3]["status"] == "AVAILABLE"  # the rejected requests held nothing
+
+
+async def test_500_concurrent_holds_on_one_seat_one_wins(store: Store) -> None:
+    for i in range(500):
+        from frontrow.queue import core
+
+        await core.enter(store, f"u{i}", 1, True)
+    await admit_all(store)
+    tokens = [store.tokens.queue_token(f"u{i}", 1, (await store.redis.hget(
+        store.keys(1).users, f"u{i}"))) for i in range(500)]
+    async with app_client(store) as client:
+        responses = await asyncio.gather(
+            *(client.post(seats_url(25), headers=bearer(t)) for t in tokens)
+        )
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 1 and codes.count(409) == 499
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"SEAT_UNAVAILABLE"}
+
+
+async def test_enter_requires_user_token(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    assert_problem(await client.post("/concerts/1/queue", headers=bearer(token)), 401,
+                   "UNAUTHENTICATED")
+    assert (await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))).status_code == 200
