@@ -21,8 +21,13 @@ def test_embedded_defaults() -> None:
 def test_real_backends_need_a_secret() -> None:
     with pytest.raises(ConfigError, match="FRONTROW_AUTH_SECRET"):
         Settings.from_env({"FRONTROW_REDIS_URL": "redis://localhost"})
-    s = Settings.from_env({"FRONTROW_REDIS_URL": "redis://localhost", "FRONTROW_AUTH_SECRET": "k" * 32,
-                           "FRONTROW_DATABASE_URL": "postgresql://u@h/db"})
+    s = Settings.from_env(
+        {
+            "FRONTROW_REDIS_URL": "redis://localhost",
+            "FRONTROW_AUTH_SECRET": "k" * 32,
+            "FRONTROW_DATABASE_URL": "postgresql://u@h/db",
+        }
+    )
     assert not s.embedded and not s.demo_login and not s.schedulers
     assert s.database_url == "postgresql+psycopg://u@h/db"
 
@@ -51,7 +56,9 @@ def test_cli_reports_a_bad_value_in_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "frontrow", "migrate"],
         env={"FRONTROW_ADMIT_BATCH": "lots", "PATH": ""},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -60,8 +67,9 @@ def test_cli_reports_a_bad_value_in_one_line() -> None:
 
 
 def test_secrets_are_masked() -> None:
-    s = Settings.from_env({"FRONTROW_ADMIN_TOKEN": "topsecret",
-                           "FRONTROW_DATABASE_URL": "postgresql://user:pw@db/x"})
+    s = Settings.from_env(
+        {"FRONTROW_ADMIN_TOKEN": "topsecret", "FRONTROW_DATABASE_URL": "postgresql://user:pw@db/x"}
+    )
     shown = s.masked()
     assert shown["admin_token"] == "***" and shown["auth_secret"] == "***"
     assert "pw" not in shown["database_url"]

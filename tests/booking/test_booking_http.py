@@ -22,7 +22,9 @@ def seats_url(seat: int | None = None, date: str | None = None) -> str:
     return url if seat is None else f"{url}/{seat}/hold"
 
 
-async def test_dates_list_upcoming_dates_with_counts(client: httpx.AsyncClient, store: Store) -> None:
+async def test_dates_list_upcoming_dates_with_counts(
+    client: httpx.AsyncClient, store: Store
+) -> None:
     token = await active_token(store, "ann")
     body = (await client.get("/concerts/1/dates", headers=bearer(token))).json()
     assert body["concert_id"] == 1 and len(body["dates"]) == 3
@@ -56,14 +58,19 @@ async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: S
 
     other = await active_token(store, "bob")
     assert_problem(await client.post(seats_url(7), headers=bearer(other)), 409, "SEAT_UNAVAILABLE")
-    assert_problem(await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(other)), 403,
-                   "FORBIDDEN")
-    assert (await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token))).status_code == 204
+    assert_problem(
+        await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(other)), 403, "FORBIDDEN"
+    )
+    assert (
+        await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token))
+    ).status_code == 204
     assert (await client.post(seats_url(7), headers=bearer(other))).status_code == 201
-    assert_problem(await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token)), 404,
-                   "NOT_FOUND")
-    assert_problem(await client.delete("/holds/h_nonsense", headers=bearer(token)), 404,
-                   "NOT_FOUND")
+    assert_problem(
+        await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(token)), 404, "NOT_FOUND"
+    )
+    assert_problem(
+        await client.delete("/holds/h_nonsense", headers=bearer(token)), 404, "NOT_FOUND"
+    )
 
 
 async def test_expired_hold_frees_the_seat(make_store: MakeStore) -> None:
@@ -88,8 +95,9 @@ async def test_hold_limit_per_user(make_store: MakeStore) -> None:
             assert (await client.post(seats_url(seat), headers=bearer(token))).status_code == 201
         assert_problem(await client.post(seats_url(3), headers=bearer(token)), 409, "HOLD_LIMIT")
         other_date = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=8)).isoformat()
-        assert_problem(await client.post(seats_url(3, other_date), headers=bearer(token)), 409,
-                       "HOLD_LIMIT")
+        assert_problem(
+            await client.post(seats_url(3, other_date), headers=bearer(token)), 409, "HOLD_LIMIT"
+        )
 
 
 async def test_booking_needs_an_active_token_of_this_concert(
@@ -98,32 +106,38 @@ async def test_booking_needs_an_active_token_of_this_concert(
     from frontrow.queue import core
 
     _, waiting, _ = await core.enter(store, "wait", 1, True)
-    assert_problem(await client.get("/concerts/1/dates", headers=bearer(waiting)), 401,
-                   "TOKEN_WAITING")
+    assert_problem(
+        await client.get("/concerts/1/dates", headers=bearer(waiting)), 401, "TOKEN_WAITING"
+    )
     active = await active_token(store, "act")
     await core.leave(store, store.tokens.verify_queue(active))
-    assert_problem(await client.get("/concerts/1/dates", headers=bearer(active)), 401,
-                   "TOKEN_EXPIRED")
+    assert_problem(
+        await client.get("/concerts/1/dates", headers=bearer(active)), 401, "TOKEN_EXPIRED"
+    )
     other = store.tokens.queue_token("act", 2, "t_other")
     assert_problem(await client.get("/concerts/1/dates", headers=bearer(other)), 403, "FORBIDDEN")
     user_token = store.tokens.user_token("act")
-    assert_problem(await client.get("/concerts/1/dates", headers=bearer(user_token)), 401,
-                   "UNAUTHENTICATED")
+    assert_problem(
+        await client.get("/concerts/1/dates", headers=bearer(user_token)), 401, "UNAUTHENTICATED"
+    )
     assert_problem(await client.get("/concerts/1/dates"), 401, "UNAUTHENTICATED")
 
 
 async def test_unknown_date_seat_and_bad_body(client: httpx.AsyncClient, store: Store) -> None:
     token = await active_token(store, "ann")
-    assert_problem(await client.get(seats_url(date="2001-01-01"), headers=bearer(token)), 404,
-                   "NOT_FOUND")
-    assert_problem(await client.get(seats_url(date="tomorrow"), headers=bearer(token)), 404,
-                   "NOT_FOUND")
+    assert_problem(
+        await client.get(seats_url(date="2001-01-01"), headers=bearer(token)), 404, "NOT_FOUND"
+    )
+    assert_problem(
+        await client.get(seats_url(date="tomorrow"), headers=bearer(token)), 404, "NOT_FOUND"
+    )
     assert_problem(await client.post(seats_url(51), headers=bearer(token)), 404, "NOT_FOUND")
     assert_problem(await client.post(seats_url(0), headers=bearer(token)), 404, "NOT_FOUND")
     response = await client.post(seats_url(4), headers=bearer(token), json={"seat": 5})
     assert_problem(response, 422, "VALIDATION_FAILED")
-    response = await client.post(seats_url(4), headers={**bearer(token),
-                                 "content-type": "application/json"}, content=b"{")
+    response = await client.post(
+        seats_url(4), headers={**bearer(token), "content-type": "application/json"}, content=b"{"
+    )
     assert_problem(response, 400, "BAD_REQUEST")
     seats = (await client.get(seats_url(), headers=bearer(token))).json()["seats"]
     assert seats[3]["status"] == "AVAILABLE"  # the rejected requests held nothing
@@ -135,8 +149,10 @@ async def test_500_concurrent_holds_on_one_seat_one_wins(store: Store) -> None:
 
         await core.enter(store, f"u{i}", 1, True)
     await admit_all(store)
-    tokens = [store.tokens.queue_token(f"u{i}", 1, (await store.redis.hget(
-        store.keys(1).users, f"u{i}"))) for i in range(500)]
+    tokens = [
+        store.tokens.queue_token(f"u{i}", 1, (await store.redis.hget(store.keys(1).users, f"u{i}")))
+        for i in range(500)
+    ]
     async with app_client(store) as client:
         responses = await asyncio.gather(
             *(client.post(seats_url(25), headers=bearer(t)) for t in tokens)
@@ -148,6 +164,9 @@ async def test_500_concurrent_holds_on_one_seat_one_wins(store: Store) -> None:
 
 async def test_enter_requires_user_token(client: httpx.AsyncClient, store: Store) -> None:
     token = await active_token(store, "ann")
-    assert_problem(await client.post("/concerts/1/queue", headers=bearer(token)), 401,
-                   "UNAUTHENTICATED")
-    assert (await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))).status_code == 200
+    assert_problem(
+        await client.post("/concerts/1/queue", headers=bearer(token)), 401, "UNAUTHENTICATED"
+    )
+    assert (
+        await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))
+    ).status_code == 200

@@ -36,8 +36,13 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 async def test_concert_list(client: httpx.AsyncClient) -> None:
     body = (await client.get("/concerts")).json()
     assert body["concerts"] == [
-        {"concert_id": 1, "title": "frontrow live: Winter Night", "venue": "Olympic Hall",
-         "open": True, "dates": 3}
+        {
+            "concert_id": 1,
+            "title": "frontrow live: Winter Night",
+            "venue": "Olympic Hall",
+            "open": True,
+            "dates": 3,
+        }
     ]
 
 
@@ -69,8 +74,15 @@ async def test_enter_then_poll_then_leave(client: httpx.AsyncClient, store: Stor
     )
 
     poll = (await client.get("/queue/token", headers=bearer(token))).json()
-    assert poll == {"status": "WAITING", "rank": 1, "eta_s": 1, "poll_after_ms": 1000,
-                    "expires_at": None, "concert_id": 1, "sold_out": False}
+    assert poll == {
+        "status": "WAITING",
+        "rank": 1,
+        "eta_s": 1,
+        "poll_after_ms": 1000,
+        "expires_at": None,
+        "concert_id": 1,
+        "sold_out": False,
+    }
 
     assert (await client.delete("/queue/token", headers=bearer(token))).status_code == 204
     assert (await client.delete("/queue/token", headers=bearer(token))).status_code == 204
@@ -121,13 +133,23 @@ async def test_bad_credentials_are_401(client: httpx.AsyncClient, store: Store) 
         "not bearer": {"Authorization": f"Basic {queue_token}"},
         "garbage": bearer("not-a-jwt"),
         "tampered": bearer(f"{head}.{tampered_payload}.{signature}"),
-        "forged": bearer(forge({"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t_x",
-                                "exp": now + 60}, secret="another-secret-" + "x" * 32)),
-        "expired": bearer(forge({"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t_x",
-                                 "exp": now - 10})),
+        "forged": bearer(
+            forge(
+                {"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t_x", "exp": now + 60},
+                secret="another-secret-" + "x" * 32,
+            )
+        ),
+        "expired": bearer(
+            forge({"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t_x", "exp": now - 10})
+        ),
         "user token as queue token": bearer(user_token),
-        "alg none": bearer(jwt.encode({"aud": QUEUE_AUDIENCE, "sub": "c", "cid": 1, "tid": "t",
-                                       "exp": now + 60}, None, algorithm="none")),
+        "alg none": bearer(
+            jwt.encode(
+                {"aud": QUEUE_AUDIENCE, "sub": "c", "cid": 1, "tid": "t", "exp": now + 60},
+                None,
+                algorithm="none",
+            )
+        ),
     }
     for name, headers in cases.items():
         response = await client.get("/queue/token", headers=headers)
@@ -151,8 +173,9 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
 
 
 async def test_redis_down_is_503_not_500(store: Store) -> None:
-    settings = dataclasses.replace(store.settings, redis_url="redis://127.0.0.1:1/0",
-                                   redis_timeout_s=0.5)
+    settings = dataclasses.replace(
+        store.settings, redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.5
+    )
     down = open_store(settings, db=store.db)
     async with app_client(down) as client:
         started = time.monotonic()
@@ -160,8 +183,9 @@ async def test_redis_down_is_503_not_500(store: Store) -> None:
         body = assert_problem(response, 503, "BACKEND_UNAVAILABLE")
         assert response.headers["retry-after"] == "1" and "Traceback" not in body["detail"]
         token = store.tokens.queue_token("d", 1, "t_d")
-        assert_problem(await client.get("/queue/token", headers=bearer(token)), 503,
-                       "BACKEND_UNAVAILABLE")
+        assert_problem(
+            await client.get("/queue/token", headers=bearer(token)), 503, "BACKEND_UNAVAILABLE"
+        )
         assert_problem(await client.get("/readyz"), 503, "BACKEND_UNAVAILABLE")
         assert time.monotonic() - started < 10
     await down.redis.aclose()
@@ -169,26 +193,43 @@ async def test_redis_down_is_503_not_500(store: Store) -> None:
 
 async def test_admin_routes(client: httpx.AsyncClient, make_store, store: Store) -> None:
     assert_problem(await client.get("/admin/concerts/1/queue"), 401, "UNAUTHENTICATED")
-    assert_problem(await client.get("/admin/concerts/1/queue", headers=bearer("wrong")), 401,
-                   "UNAUTHENTICATED")
+    assert_problem(
+        await client.get("/admin/concerts/1/queue", headers=bearer("wrong")), 401, "UNAUTHENTICATED"
+    )
     admin = bearer("admin-secret")
     await enter(client, store, "e1")
     body = (await client.get("/admin/concerts/1/queue", headers=admin)).json()
     assert body["waiting"] == 1 and body["active"] == 0 and body["admit_batch"] == 100
-    response = await client.patch("/admin/concerts/1/queue", headers=admin,
-                                  json={"admit_batch": 7, "admit_interval_s": 2, "max_active": 50})
+    response = await client.patch(
+        "/admin/concerts/1/queue",
+        headers=admin,
+        json={"admit_batch": 7, "admit_interval_s": 2, "max_active": 50},
+    )
     body = response.json()
     assert (body["admit_batch"], body["admit_interval_s"], body["max_active"]) == (7, 2.0, 50)
-    for bad in ({"admit_batch": -1}, {"admit_batch": 1.5}, {"admit_batch": True},
-                {"max_active": "3"}, {"admit_interval_s": 0}, {"open": 1}, {"nope": 1}, {}):
+    for bad in (
+        {"admit_batch": -1},
+        {"admit_batch": 1.5},
+        {"admit_batch": True},
+        {"max_active": "3"},
+        {"admit_interval_s": 0},
+        {"open": 1},
+        {"nope": 1},
+        {},
+    ):
         response = await client.patch("/admin/concerts/1/queue", headers=admin, json=bad)
         assert_problem(response, 422, "VALIDATION_FAILED")
-    response = await client.patch("/admin/concerts/1/queue", headers={**admin,
-                                  "content-type": "application/json"}, content=b"{nope")
+    response = await client.patch(
+        "/admin/concerts/1/queue",
+        headers={**admin, "content-type": "application/json"},
+        content=b"{nope",
+    )
     assert_problem(response, 400, "BAD_REQUEST")
-    response = await client.patch("/admin/concerts/1/queue", headers={**admin,
-                                  "content-type": "application/json"},
-                                  content=b'{"open": true, "pad": "' + b"x" * 17000 + b'"}')
+    response = await client.patch(
+        "/admin/concerts/1/queue",
+        headers={**admin, "content-type": "application/json"},
+        content=b'{"open": true, "pad": "' + b"x" * 17000 + b'"}',
+    )
     assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
     body = (await client.get("/admin/concerts/1/queue", headers=admin)).json()
     assert body["admit_batch"] == 7  # nothing changed by the rejected requests
@@ -196,5 +237,4 @@ async def test_admin_routes(client: httpx.AsyncClient, make_store, store: Store)
 
     no_admin = await make_store(admin_token=None)
     async with app_client(no_admin) as other:
-        assert_problem(await other.get("/admin/concerts/1/queue", headers=admin), 404,
-                       "NOT_FOUND")
+        assert_problem(await other.get("/admin/concerts/1/queue", headers=admin), 404, "NOT_FOUND")

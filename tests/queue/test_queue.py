@@ -34,7 +34,9 @@ async def test_reentry_returns_the_same_place(store: Store) -> None:
     created, token, place = await core.enter(store, "me", CONCERT, True)
     again_created, again_token, again_place = await core.enter(store, "me", CONCERT, True)
     assert created and not again_created
-    assert store.tokens.verify_queue(again_token).token_id == store.tokens.verify_queue(token).token_id
+    assert (
+        store.tokens.verify_queue(again_token).token_id == store.tokens.verify_queue(token).token_id
+    )
     assert place.rank == again_place.rank == 2
 
 
@@ -102,7 +104,12 @@ async def test_max_active_caps_admission(make_store: MakeStore) -> None:
     await asyncio.sleep(0.06)
     assert (await core.admit(store, CONCERT, "a")).admitted == 1
     assert [await state(store, c) for c in tokens] == [
-        "EXPIRED", "ACTIVE", "ACTIVE", "ACTIVE", "WAITING", "WAITING"
+        "EXPIRED",
+        "ACTIVE",
+        "ACTIVE",
+        "ACTIVE",
+        "WAITING",
+        "WAITING",
     ]
 
 
