@@ -1,0 +1,59 @@
+"""Run `frontrow serve` as a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(env: dict[str, str], workers: int = 1, cwd: str | None = None) -> Iterator[str]:
+    """Start the service, wait until it is ready, yield its base URL, stop it."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTROW_")}
+    full_env.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "frontrow", "serve", "--port", str(port), "--workers", str(workers)],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"frontrow serve exited: {proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("frontrow serve did not become ready in 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

@@ -1,0 +1,85 @@
+"""The whole API.md flow against a real `frontrow serve` process, on each backend."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from frontrow.store import Store
+from tests.conftest import SECRET
+from tests.e2e.server import serve
+
+
+def server_env(store: Store, tmp_path: object) -> dict[str, str]:
+    s = store.settings
+    env = {
+        "FRONTROW_ADMIT_INTERVAL_S": "0.2",
+        "FRONTROW_ADMIT_BATCH": "1",
+        "FRONTROW_ADMIN_TOKEN": "admin-secret",
+    }
+    if not s.embedded:
+        env.update(
+            {
+                "FRONTROW_REDIS_URL": s.redis_url or "",
+                "FRONTROW_DATABASE_URL": s.database_url,
+                "FRONTROW_AUTH_SECRET": SECRET,
+                "FRONTROW_SCHEDULERS": "1",
+                "FRONTROW_DEMO_LOGIN": "1",
+            }
+        )
+    else:
+        env["FRONTROW_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/served.db"
+    return env
+
+
+def wait_until_active(client: httpx.Client, token: str) -> dict:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        poll = client.get("/queue/token", headers={"Authorization": f"Bearer {token}"}).json()
+        if poll["status"] == "ACTIVE":
+            return poll
+        assert poll["status"] == "WAITING"
+        time.sleep(0.1)  # faster than poll_after_ms: the test's own clock, not a browser's
+    raise AssertionError("never admitted")
+
+
+def test_queue_to_receipt(make_store, store: Store, tmp_path) -> None:
+    with serve(server_env(store, tmp_path)) as url, httpx.Client(base_url=url, timeout=10) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        login = c.post("/auth/demo").json()
+        user = {"Authorization": f"Bearer {login['access_token']}"}
+        concert = c.get("/concerts").json()["concerts"][0]
+        assert concert["open"] is True and concert["dates"] == 3
+
+        entered = c.post(f"/concerts/{concert['concert_id']}/queue", headers=user)
+        assert entered.status_code == 201
+        token = entered.json()["token"]
+        queue = {"Authorization": f"Bearer {token}"}
+        active = wait_until_active(c, token)
+        assert active["expires_at"] and active["rank"] == 0
+
+        dates = c.get(f"/concerts/{concert['concert_id']}/dates", headers=queue).json()["dates"]
+        date = dates[0]["date"]
+        seats = c.get(f"/concerts/1/dates/{date}/seats", headers=queue).json()["seats"]
+        free = [s for s in seats if s["status"] == "AVAILABLE"][:2]
+        holds = [
+            c.post(f"/concerts/1/dates/{date}/seats/{s['seat_no']}/hold", headers=queue).json()
+            for s in free
+        ]
+        total = sum(h["price"] for h in holds)
+
+        assert c.post("/wallet/charge", headers=user, json={"amount": total}).status_code == 200
+        paid = c.post(
+            "/payments",
+            headers={**queue, "Idempotency-Key": "k1"},
+            json={"hold_ids": [h["hold_id"] for h in holds]},
+        )
+        assert paid.status_code == 201, paid.text
+        receipt = paid.json()
+        assert receipt["amount"] == total and receipt["balance_after"] == 0
+        assert c.get("/wallet", headers=user).json()["balance"] == 0
+        assert c.get("/receipts", headers=user).json()["receipts"][0] == receipt
+        assert c.get("/queue/token", headers=queue).json()["status"] == "DONE"
+        admin = c.get("/admin/concerts/1/queue", headers={"Authorization": "Bearer admin-secret"})
+        assert admin.json()["admitted_total"] >= 1
