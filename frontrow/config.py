@@ -24,7 +24,10 @@ def _bool(raw: str) -> bool:
 
 def _int(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        value = int(raw.strip())
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("must be an integer") from None
         if value < low or (high is not None and value > high):
             bound = f">= {low}" if high is None else f"between {low} and {high}"
             raise ValueError(f"must be an integer {bound}")
@@ -35,7 +38,10 @@ def _int(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def _float(low: float, allow_low: bool) -> Callable[[str], float]:
     def parse(raw: str) -> float:
-        value = float(raw.strip())
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
         ok = value >= low if allow_low else value > low
         if not ok or value == float("inf"):
             raise ValueError(f"must be a number {'>=' if allow_low else '>'} {low:g}")

@@ -62,7 +62,7 @@ def test_cli_reports_a_bad_value_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "frontrow: FRONTROW_ADMIT_BATCH='lots' is invalid: invalid literal for int() with base 10: 'lots'"
+        "frontrow: FRONTROW_ADMIT_BATCH='lots' is invalid: must be an integer"
     ]
 
 
