@@ -7,12 +7,14 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from importlib.resources import files
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from frontrow import catalog
 from frontrow.auth import new_user_id
@@ -28,6 +30,18 @@ from frontrow.wallet.routes import routes as wallet_routes
 
 log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
+WEB = files("frontrow") / "web"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "Cache-Control": "no-cache",
+}
+
+
+async def index(request: Request) -> Response:
+    demo = "1" if store_of(request).settings.demo_login else "0"
+    page = (WEB / "index.html").read_text(encoding="utf-8")
+    page = page.replace("<body>", f'<body data-demo-login="{demo}">', 1)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 async def healthz(request: Request) -> Response:
@@ -111,6 +125,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 await store.close()
 
     routes = [
+        Route("/", index, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/auth/demo", demo_login, methods=["POST"]),

@@ -1,0 +1,58 @@
+// The frontrow HTTP API, and its errors as sentences a person understands.
+
+export class ApiError extends Error {
+  constructor(status, code, detail, retryAfter) {
+    super(detail || code);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+export async function call(method, path, { token, body, headers } = {}) {
+  const init = { method, headers: { ...(headers || {}) } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "NETWORK", "We can't reach the server. Check your connection.");
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new ApiError(response.status, data.code || "HTTP_" + response.status, data.detail,
+      Number(response.headers.get("Retry-After")) || null);
+  }
+  return data;
+}
+
+const won = new Intl.NumberFormat("en-US");
+export const formatWon = (n) => `₩${won.format(n)}`;
+
+export function explain(error, context = {}) {
+  const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : " Try again in a moment.";
+  switch (error.code) {
+    case "SEAT_UNAVAILABLE": return "Sorry, someone just took that seat. The map is up to date now: pick another.";
+    case "HOLD_LIMIT": return "You already hold as many seats as one person may. Pay for them or release one first.";
+    case "HOLD_EXPIRED": return "One of your seats was held too long and has been released. Pick it again if it is still free.";
+    case "INSUFFICIENT_BALANCE": return `Your balance is too low for this payment${context.missing ? `: add at least ${formatWon(context.missing)}` : ""}. Your seats are still held.`;
+    case "BALANCE_LIMIT": return "That would put more in your wallet than it may hold. Add a smaller amount.";
+    case "VALIDATION_FAILED": return `That doesn't look right: ${error.message}`;
+    case "QUEUE_CLOSED": return "This concert isn't on sale right now.";
+    case "TOKEN_EXPIRED": return "Your turn has ended because it went unused for too long. Join the queue again to continue.";
+    case "TOKEN_WAITING": return "It isn't your turn yet. You're back in the queue view.";
+    case "TOKEN_DONE": return "You have already completed a purchase with this place in line.";
+    case "UNAUTHENTICATED": return "Your sign-in is no longer valid. Please sign in again.";
+    case "FORBIDDEN": return "That belongs to someone else.";
+    case "NOT_FOUND": return "We couldn't find that. It may have ended or never existed.";
+    case "TOO_MANY_REQUESTS": return "You're going a little fast." + wait;
+    case "BACKEND_UNAVAILABLE": return "The service is very busy right now. Nothing was changed." + wait;
+    case "NETWORK": return error.message;
+    default: return `Something went wrong (${error.code}).` + wait;
+  }
+}

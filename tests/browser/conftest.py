@@ -1,0 +1,73 @@
+"""A real `frontrow serve` and headless Chromium (Debian's, through Playwright)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.server import serve
+
+CHROMIUM = os.environ.get("FRONTROW_TEST_CHROMIUM", "/usr/bin/chromium")
+REQUIRE = os.environ.get("FRONTROW_TEST_REQUIRE_BROWSER") == "1"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ADMIN = {"Authorization": "Bearer browser-admin"}
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("browser") / "frontrow.db"
+    env = {
+        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "FRONTROW_ADMIT_INTERVAL_S": "0.3",
+        "FRONTROW_ADMIT_BATCH": "10",
+        "FRONTROW_ADMIN_TOKEN": "browser-admin",
+    }
+    with serve(env) as url:
+        yield url
+
+
+@pytest.fixture
+def admit_batch(server: str) -> Iterator[Any]:
+    """Set the demo concert's admission batch live; restored after the test."""
+
+    def set_batch(k: int) -> None:
+        response = httpx.patch(
+            f"{server}/admin/concerts/1/queue", headers=ADMIN, json={"admit_batch": k}
+        )
+        assert response.status_code == 200
+
+    yield set_batch
+    set_batch(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed")
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        _missing(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()

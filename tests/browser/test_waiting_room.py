@@ -1,0 +1,117 @@
+"""The waiting-room page in real headless Chromium against a real server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+TIMEOUT_MS = 15_000
+
+
+def open_page(browser: Any, server: str, width: int = 1200) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server + "/")
+    return page
+
+
+def sign_in_and_join(page: Page) -> None:
+    page.get_by_role("button", name="Continue as a guest").click()
+    expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
+    page.get_by_role("button", name="Join the queue").first.click()
+
+
+def wait_for_turn(page: Page) -> None:
+    expect(page.get_by_role("heading", name=re.compile("Choose your seats"))).to_be_visible()
+    expect(page.locator("#seat-map .seat").first).to_be_visible()
+
+
+def test_sign_in_to_receipt(browser: Any, server: str, tmp_path: Path) -> None:
+    page = open_page(browser, server)
+    expect(page.get_by_role("heading", name="Get your tickets")).to_be_visible()
+    page.screenshot(path=tmp_path / "1-signin.png", full_page=True)
+    page.get_by_role("button", name="Continue as a guest").click()
+    expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
+    page.screenshot(path=tmp_path / "2-concerts.png", full_page=True)
+    page.get_by_role("button", name="Join the queue").first.click()
+    wait_for_turn(page)
+    expect(page.locator("#session-left")).to_contain_text("min")
+
+    page.get_by_role("button", name=re.compile(r"^Seat 12, .*available")).click()
+    expect(page.locator("#hold-list")).to_contain_text("seat 12")
+    expect(page.get_by_role("button", name=re.compile(r"^Seat 12, .*held by you"))).to_be_visible()
+    expect(page.locator("#hold-list")).to_contain_text(re.compile(r"held for [45] min"))
+    page.screenshot(path=tmp_path / "3-seat-map.png", full_page=True)
+
+    # pay without money first: the page says why, and the hold stays
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.get_by_role("alert")).to_contain_text("balance is too low")
+    expect(page.locator("#hold-list")).to_contain_text("seat 12")
+
+    page.get_by_label("Amount to add (won)").fill("200000")
+    page.keyboard.press("Enter")  # keyboard submits the charge form
+    expect(page.locator("#balance")).to_have_text("₩200,000")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.get_by_role("heading", name="Your tickets are booked")).to_be_visible()
+    expect(page.locator("#receipt")).to_contain_text("seat 12")
+    expect(page.locator("#receipt")).to_contain_text("seat 12 · ₩80,000")
+    page.screenshot(path=tmp_path / "4-receipt.png", full_page=True)
+    page.context.close()
+
+
+def test_two_people_race_for_one_seat(browser: Any, server: str, tmp_path: Path) -> None:
+    alice, bob = open_page(browser, server), open_page(browser, server)
+    for page in (alice, bob):
+        sign_in_and_join(page)
+    for page in (alice, bob):
+        wait_for_turn(page)
+    seat = re.compile(r"^Seat 33, .*available")
+    expect(bob.get_by_role("button", name=seat)).to_be_visible()  # bob's map shows it free
+    alice.get_by_role("button", name=seat).click()
+    expect(alice.locator("#hold-list")).to_contain_text("seat 33")
+    bob.get_by_role("button", name=seat).click()
+    expect(bob.get_by_role("alert")).to_contain_text("someone just took that seat")
+    expect(
+        bob.get_by_role("button", name=re.compile(r"^Seat 33, .*held by someone else"))
+    ).to_be_disabled()
+    bob.screenshot(path=tmp_path / "race-loser.png", full_page=True)
+    for page in (alice, bob):
+        page.context.close()
+
+
+def test_reload_keeps_the_place(
+    browser: Any, server: str, admit_batch: Any, tmp_path: Path
+) -> None:
+    admit_batch(0)  # nobody is admitted: the place must survive as WAITING
+    page = open_page(browser, server)
+    sign_in_and_join(page)
+    expect(page.get_by_role("heading", name=re.compile("You are in the queue"))).to_be_visible()
+    rank = page.locator("#q-rank").inner_text()
+    token = page.evaluate("sessionStorage.getItem('queueToken')")
+    page.screenshot(path=tmp_path / "queue.png", full_page=True)
+    page.reload()
+    expect(page.get_by_role("heading", name=re.compile("You are in the queue"))).to_be_visible()
+    expect(page.locator("#q-rank")).to_have_text(rank)
+    assert page.evaluate("sessionStorage.getItem('queueToken')") == token
+    page.get_by_role("button", name="Leave the queue").click()
+    expect(page.get_by_role("alert")).to_contain_text("You left the queue")
+    page.context.close()
+
+
+def test_phone_width_and_keyboard(browser: Any, server: str, tmp_path: Path) -> None:
+    page = open_page(browser, server, width=375)
+    page.keyboard.press("Tab")  # brand link
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Continue as a guest")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
+    page.get_by_role("button", name="Join the queue").first.focus()
+    page.keyboard.press("Enter")
+    wait_for_turn(page)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=tmp_path / "phone-booking.png", full_page=True)
+    page.context.close()
