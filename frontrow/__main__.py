@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from frontrow import catalog
@@ -53,9 +54,11 @@ def serve(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers share request counters through files; a fresh directory per start.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="frontrow-metrics-")
     # Schema once, before any worker starts, so workers never race on DDL.
     asyncio.run(_migrate(settings, seed=settings.embedded))
-    log.info("effective config: %s", settings.masked())
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"frontrow: serving on http://{host}:{args.port}/", flush=True)
     # A young generation this small makes the collector run every few

@@ -11,18 +11,20 @@ from importlib.resources import files
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog
+from frontrow import catalog, metrics
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import JSONResponse, store_of
+from frontrow.observe import Observe
 from frontrow.queue.routes import routes as queue_routes
 from frontrow.schedulers import loops
 from frontrow.store import Store, open_store
@@ -62,6 +64,11 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:  # any failure means "not ready", never a 500
         raise backend_unavailable(f"not ready: {type(exc).__name__}") from None
     return JSONResponse({"status": "ready"})
+
+
+async def metrics_page(request: Request) -> Response:
+    body, content_type = await metrics.exposition(store_of(request))
+    return Response(body, media_type=content_type)
 
 
 async def demo_login(request: Request) -> Response:
@@ -129,10 +136,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/auth/demo", demo_login, methods=["POST"]),
         Route("/concerts", list_concerts, methods=["GET"]),
         *queue_routes,
         *booking_routes,
         *wallet_routes,
     ]
-    return Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Observe)],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )

@@ -77,6 +77,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("json", "text"):
+        raise ValueError("expected json or text")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
@@ -100,6 +107,7 @@ class Settings:
     schedulers: bool = False
     key_prefix: str = "fr"
     log_level: str = "INFO"
+    log_format: str = "json"
 
     @property
     def embedded(self) -> bool:
@@ -174,4 +182,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "schedulers": _bool,
     "key_prefix": _text,
     "log_level": _log_level,
+    "log_format": _log_format,
 }

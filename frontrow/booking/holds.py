@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from frontrow.catalog import Concert, Schedule
 from frontrow.errors import conflict, forbidden, not_found
+from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms
 from frontrow.schema import reservations, schedules
 from frontrow.store import Store
@@ -152,6 +153,7 @@ async def hold(
         if outcome != "RELOAD":
             break
         await load_sold(store, concert, schedule)
+    HOLDS.labels(str(concert.id), outcome.lower()).inc()
     if outcome in ("SOLD", "TAKEN", "RELOAD"):
         raise conflict("SEAT_UNAVAILABLE", f"seat {seat_no} is already held or sold")
     if outcome == "LIMIT":

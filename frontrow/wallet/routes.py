@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from frontrow.errors import Problem
 from frontrow.http import JSONResponse, queue_claims_of, read_json, store_of, user_id_of
+from frontrow.metrics import PAYMENTS
 from frontrow.wallet import ledger, payments, receipts
 
 
@@ -41,7 +43,13 @@ async def pay(request: Request) -> Response:
     key = ledger.idempotency_key(request.headers.get("idempotency-key"))
     body = await read_json(request)
     hold_ids = payments.parse_hold_ids(body, store.settings.max_holds_per_user)
-    receipt = await payments.pay(store, claims, hold_ids, key)
+    concert = str(claims.concert_id)
+    try:
+        receipt = await payments.pay(store, claims, hold_ids, key)
+    except Problem as problem:
+        PAYMENTS.labels(concert, problem.code.lower()).inc()
+        raise
+    PAYMENTS.labels(concert, "paid").inc()
     return JSONResponse(receipt, status_code=201)
 
 

@@ -1,0 +1,51 @@
+"""Per-request metrics and one structured log line, as pure ASGI middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from frontrow.metrics import LATENCY, REQUESTS
+
+access = logging.getLogger("frontrow.access")
+
+
+class Observe:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            # The template, never the raw path: tokens and ids stay out of labels.
+            template = getattr(route, "path", None) or "<unmatched>"
+            method = scope["method"]
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(elapsed)
+            if access.isEnabledFor(logging.INFO):
+                access.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "concert": scope.get("path_params", {}).get("concert_id"),
+                    },
+                )

@@ -1,0 +1,91 @@
+"""Metrics from Redis at scrape time, per-route request metrics, structured logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+import orjson
+import pytest
+
+from frontrow.logs import JsonFormatter
+from frontrow.queue import core
+from frontrow.store import Store
+from tests.conftest import active_token, bearer, user_headers
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    pattern = re.escape(name) + (r"\{" + labels + r"\}" if labels else r"(\{[^}]*\})?") + r" (\S+)"
+    match = re.search(r"^" + pattern + r"$", text, re.M)
+    assert match, f"{name}{{{labels}}} missing"
+    return float(match.group(match.lastindex or 1))
+
+
+async def test_metrics_report_queue_and_seats_from_redis(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    for user in ("a", "b", "c"):
+        await client.post("/concerts/1/queue", headers=user_headers(store, user))
+    token = await active_token(store, "d")
+    await client.post(f"/concerts/1/dates/{_first_date()}/seats/5/hold", headers=bearer(token))
+    await client.post(f"/concerts/1/dates/{_first_date()}/seats/5/hold",
+                      headers=bearer(await active_token(store, "e")))
+    text = (await client.get("/metrics")).text
+    assert sample(text, "frontrow_queue_waiting", 'concert="1"') == 0  # admitted by the helper
+    assert sample(text, "frontrow_queue_active", 'concert="1"') >= 2
+    assert sample(text, "frontrow_queue_admitted_total", 'concert="1"') >= 2
+    assert sample(text, "frontrow_seats_held", 'concert="1"') == 1
+    assert sample(text, "frontrow_seats_sold", 'concert="1"') == 0
+    assert sample(text, "frontrow_holds_total", 'concert="1",outcome="held"') >= 1
+    assert sample(text, "frontrow_holds_total", 'concert="1",outcome="taken"') >= 1
+    assert sample(
+        text, "frontrow_http_requests_total",
+        'method="POST",route="/concerts/{concert_id:int}/queue",status="201"',
+    ) >= 3
+    assert 'route="/queue/token"' not in text or "eyJ" not in text  # never a raw token
+
+
+async def test_live_tuning_shows_in_metrics_at_once(client: httpx.AsyncClient, store: Store) -> None:
+    admin = bearer("admin-secret")
+    await client.patch("/admin/concerts/1/queue", headers=admin,
+                       json={"admit_batch": 7, "admit_interval_s": 0.5, "max_active": 40})
+    text = (await client.get("/metrics")).text
+    assert sample(text, "frontrow_queue_admit_batch", 'concert="1"') == 7
+    assert sample(text, "frontrow_queue_admit_interval_seconds", 'concert="1"') == 0.5
+    assert sample(text, "frontrow_queue_max_active", 'concert="1"') == 40
+    for i in range(10):
+        await core.enter(store, f"w{i}", 1, True)
+    await store.redis.delete(store.keys(1).tick)
+    assert (await core.admit(store, 1, "t")).admitted == 7
+    text = (await client.get("/metrics")).text
+    assert sample(text, "frontrow_queue_waiting", 'concert="1"') == 3
+
+
+def _first_date() -> str:
+    from tests.booking.test_booking_http import first_date
+
+    return first_date()
+
+
+def test_json_log_line_has_the_request_fields() -> None:
+    record = logging.LogRecord("frontrow.access", logging.INFO, __file__, 1, "request", None, None)
+    record.__dict__.update(method="GET", route="/queue/token", status=200, duration_ms=1.2,
+                           concert=None)
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["msg"] == "request" and line["route"] == "/queue/token"
+    assert line["status"] == 200 and line["level"] == "INFO" and line["ts"].endswith("Z")
+
+
+async def test_each_request_logs_one_line_without_secrets(
+    client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="frontrow.access")
+    token = store.tokens.user_token("logme")
+    await client.post("/concerts/1/queue", headers=bearer(token))
+    lines = [r for r in caplog.records if r.name == "frontrow.access"]
+    assert len(lines) == 1
+    record = lines[0]
+    assert (record.method, record.route, record.status, record.concert) == (
+        "POST", "/concerts/{concert_id:int}/queue", 201, 1)
+    assert token not in JsonFormatter().format(record)
