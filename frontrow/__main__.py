@@ -107,6 +107,27 @@ def admitter(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def stats(args: argparse.Namespace) -> None:
+    from frontrow.stats import watch
+
+    settings = _settings()
+    if settings.embedded:
+        print("frontrow: stats reads a shared Redis; set FRONTROW_REDIS_URL", file=sys.stderr)
+        raise SystemExit(2)
+
+    async def run() -> None:
+        store = open_store(settings)
+        try:
+            await watch(store, args.interval, args.once)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
 def migrate(args: argparse.Namespace) -> None:
     asyncio.run(_migrate(_settings(), seed=False))
     print("frontrow: schema is up to date")
@@ -150,6 +171,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = sub.add_parser("admitter", help="run the admission and sweep loops")
     p.set_defaults(func=admitter)
+
+    p = sub.add_parser("stats", help="watch every concert's queue in the terminal")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    p.add_argument("--once", action="store_true", help="print one table and exit")
+    p.set_defaults(func=stats)
 
     p = sub.add_parser("migrate", help="create the database schema (idempotent)")
     p.set_defaults(func=migrate)

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog, metrics
+from frontrow import catalog, metrics, openapi
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
@@ -69,6 +69,10 @@ async def readyz(request: Request) -> Response:
 async def metrics_page(request: Request) -> Response:
     body, content_type = await metrics.exposition(store_of(request))
     return Response(body, media_type=content_type)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi.document())
 
 
 async def demo_login(request: Request) -> Response:
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/auth/demo", demo_login, methods=["POST"]),
         Route("/concerts", list_concerts, methods=["GET"]),
         *queue_routes,

@@ -16,6 +16,29 @@ log = logging.getLogger("frontrow")
 
 RETRY_AFTER_S = "1"
 
+# Every stable `code` a client may see (API.md); the OpenAPI test checks each is documented.
+ERRORS_BY_CODE = {
+    "BAD_REQUEST": 400,
+    "UNAUTHENTICATED": 401,
+    "TOKEN_WAITING": 401,
+    "TOKEN_EXPIRED": 401,
+    "TOKEN_DONE": 401,
+    "INSUFFICIENT_BALANCE": 402,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "SEAT_UNAVAILABLE": 409,
+    "HOLD_LIMIT": 409,
+    "HOLD_EXPIRED": 409,
+    "QUEUE_CLOSED": 409,
+    "IDEMPOTENCY_MISMATCH": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "VALIDATION_FAILED": 422,
+    "BALANCE_LIMIT": 422,
+    "BACKEND_UNAVAILABLE": 503,
+    "INTERNAL": 500,
+}
+
 
 class Problem(Exception):
     """An error answered to the client; raise it anywhere below a route."""
@@ -56,10 +79,6 @@ def conflict(code: str, detail: str) -> Problem:
 
 def invalid(detail: str, code: str = "VALIDATION_FAILED") -> Problem:
     return Problem(422, code, detail)
-
-
-def too_many(detail: str, retry_after_s: int) -> Problem:
-    return Problem(429, "TOO_MANY_REQUESTS", detail, {"Retry-After": str(max(1, retry_after_s))})
 
 
 def backend_unavailable(detail: str) -> Problem:

@@ -29,8 +29,10 @@ async def test_metrics_report_queue_and_seats_from_redis(
         await client.post("/concerts/1/queue", headers=user_headers(store, user))
     token = await active_token(store, "d")
     await client.post(f"/concerts/1/dates/{_first_date()}/seats/5/hold", headers=bearer(token))
-    await client.post(f"/concerts/1/dates/{_first_date()}/seats/5/hold",
-                      headers=bearer(await active_token(store, "e")))
+    await client.post(
+        f"/concerts/1/dates/{_first_date()}/seats/5/hold",
+        headers=bearer(await active_token(store, "e")),
+    )
     text = (await client.get("/metrics")).text
     assert sample(text, "frontrow_queue_waiting", 'concert="1"') == 0  # admitted by the helper
     assert sample(text, "frontrow_queue_active", 'concert="1"') >= 2
@@ -39,17 +41,26 @@ async def test_metrics_report_queue_and_seats_from_redis(
     assert sample(text, "frontrow_seats_sold", 'concert="1"') == 0
     assert sample(text, "frontrow_holds_total", 'concert="1",outcome="held"') >= 1
     assert sample(text, "frontrow_holds_total", 'concert="1",outcome="taken"') >= 1
-    assert sample(
-        text, "frontrow_http_requests_total",
-        'method="POST",route="/concerts/{concert_id:int}/queue",status="201"',
-    ) >= 3
+    assert (
+        sample(
+            text,
+            "frontrow_http_requests_total",
+            'method="POST",route="/concerts/{concert_id:int}/queue",status="201"',
+        )
+        >= 3
+    )
     assert 'route="/queue/token"' not in text or "eyJ" not in text  # never a raw token
 
 
-async def test_live_tuning_shows_in_metrics_at_once(client: httpx.AsyncClient, store: Store) -> None:
+async def test_live_tuning_shows_in_metrics_at_once(
+    client: httpx.AsyncClient, store: Store
+) -> None:
     admin = bearer("admin-secret")
-    await client.patch("/admin/concerts/1/queue", headers=admin,
-                       json={"admit_batch": 7, "admit_interval_s": 0.5, "max_active": 40})
+    await client.patch(
+        "/admin/concerts/1/queue",
+        headers=admin,
+        json={"admit_batch": 7, "admit_interval_s": 0.5, "max_active": 40},
+    )
     text = (await client.get("/metrics")).text
     assert sample(text, "frontrow_queue_admit_batch", 'concert="1"') == 7
     assert sample(text, "frontrow_queue_admit_interval_seconds", 'concert="1"') == 0.5
@@ -70,8 +81,9 @@ def _first_date() -> str:
 
 def test_json_log_line_has_the_request_fields() -> None:
     record = logging.LogRecord("frontrow.access", logging.INFO, __file__, 1, "request", None, None)
-    record.__dict__.update(method="GET", route="/queue/token", status=200, duration_ms=1.2,
-                           concert=None)
+    record.__dict__.update(
+        method="GET", route="/queue/token", status=200, duration_ms=1.2, concert=None
+    )
     line = orjson.loads(JsonFormatter().format(record))
     assert line["msg"] == "request" and line["route"] == "/queue/token"
     assert line["status"] == 200 and line["level"] == "INFO" and line["ts"].endswith("Z")
@@ -87,5 +99,26 @@ async def test_each_request_logs_one_line_without_secrets(
     assert len(lines) == 1
     record = lines[0]
     assert (record.method, record.route, record.status, record.concert) == (
-        "POST", "/concerts/{concert_id:int}/queue", 201, 1)
+        "POST",
+        "/concerts/{concert_id:int}/queue",
+        201,
+        1,
+    )
     assert token not in JsonFormatter().format(record)
+
+
+async def test_stats_table_shows_each_queue(store: Store) -> None:
+    import io
+
+    from frontrow.stats import watch
+
+    for i in range(5):
+        await core.enter(store, f"s{i}", 1, True)
+    out = io.StringIO()
+    await watch(store, 1, once=True, out=out)
+    text = out.getvalue()
+    header, row = text.splitlines()[1], text.splitlines()[3]
+    assert header.split()[:5] == ["concert", "title", "open", "waiting", "active"]
+    assert row.startswith("1 ") and " 5 " in row and "yes" in row
+    # 5 waiting at the configured 100/s: the last is admitted within a second
+    assert "0m01s" in row

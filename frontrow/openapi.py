@@ -1,0 +1,390 @@
+"""The OpenAPI 3.1 document of API.md, served at /openapi.json.
+
+Written by hand, next to nothing else: a test compares it with the app's
+routes, so a route added without being documented fails the build.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+WON = {"type": "integer", "minimum": 0, "description": "won (KRW)"}
+TIME = {"type": "string", "format": "date-time", "pattern": "Z$"}
+DATE = {"type": "string", "format": "date"}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": obj(
+        {
+            "type": STR,
+            "title": STR,
+            "status": INT,
+            "detail": STR,
+            "code": {"type": "string", "pattern": "^[A-Z_]+$"},
+        }
+    ),
+    "Place": obj(
+        {
+            "status": {"enum": ["WAITING", "ACTIVE", "EXPIRED", "DONE"]},
+            "rank": nullable({"type": "integer", "minimum": 0}),
+            "eta_s": nullable({"type": "integer", "minimum": 0}),
+            "poll_after_ms": {"type": "integer", "minimum": 0},
+            "expires_at": nullable(TIME),
+            "concert_id": INT,
+            "sold_out": BOOL,
+        }
+    ),
+    "Concerts": obj(
+        {
+            "concerts": {
+                "type": "array",
+                "items": obj(
+                    {"concert_id": INT, "title": STR, "venue": STR, "open": BOOL, "dates": INT}
+                ),
+            }
+        }
+    ),
+    "Dates": obj(
+        {
+            "concert_id": INT,
+            "dates": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "date": DATE,
+                        "schedule_id": INT,
+                        "starts_at": TIME,
+                        "available_seats": {"type": "integer", "minimum": 0},
+                        "sold_out": BOOL,
+                    }
+                ),
+            },
+        }
+    ),
+    "Seats": obj(
+        {
+            "concert_id": INT,
+            "date": DATE,
+            "seats": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "seat_no": INT,
+                        "price": WON,
+                        "status": {"enum": ["AVAILABLE", "HELD", "SOLD"]},
+                    }
+                ),
+            },
+        }
+    ),
+    "Hold": obj(
+        {
+            "hold_id": STR,
+            "concert_id": INT,
+            "date": DATE,
+            "seat_no": INT,
+            "price": WON,
+            "expires_at": TIME,
+        }
+    ),
+    "Wallet": obj({"user_id": STR, "balance": WON}),
+    "Charge": obj({"amount": {"type": "integer", "minimum": 1}}),
+    "Charged": obj({"user_id": STR, "balance": WON, "charged": WON}),
+    "Payment": obj(
+        {"hold_ids": {"type": "array", "minItems": 1, "uniqueItems": True, "items": STR}}
+    ),
+    "Receipt": obj(
+        {
+            "receipt_id": STR,
+            "user_id": STR,
+            "concert_id": INT,
+            "amount": WON,
+            "balance_after": WON,
+            "paid_at": TIME,
+            "seats": {
+                "type": "array",
+                "items": obj({"date": DATE, "seat_no": INT, "price": WON, "reservation_id": INT}),
+            },
+        }
+    ),
+    "Receipts": obj({"receipts": {"type": "array", "items": ref("Receipt")}}),
+    "DemoUser": obj({"user_id": STR, "access_token": STR}),
+    "QueueSettings": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "admit_batch": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            "admit_interval_s": {"type": "number", "minimum": 0.05, "maximum": 3600},
+            "max_active": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
+            "open": BOOL,
+        },
+    },
+    "QueueStats": obj(
+        {
+            "waiting": INT,
+            "active": INT,
+            "admitted_total": INT,
+            "abandoned_total": INT,
+            "expired_total": INT,
+            "admit_batch": INT,
+            "admit_interval_s": {"type": "number"},
+            "max_active": INT,
+            "admit_rate_per_s": {"type": "number"},
+        },
+        {"open": BOOL, "sold_out": BOOL},
+    ),
+}
+
+ERRORS = {
+    400: "BAD_REQUEST: malformed JSON or wrong content type",
+    401: "UNAUTHENTICATED, TOKEN_WAITING, TOKEN_EXPIRED or TOKEN_DONE",
+    402: "INSUFFICIENT_BALANCE",
+    403: "FORBIDDEN: another concert's token or another user's resource",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "SEAT_UNAVAILABLE, HOLD_LIMIT, HOLD_EXPIRED, QUEUE_CLOSED or IDEMPOTENCY_MISMATCH",
+    413: "PAYLOAD_TOO_LARGE: body over 16 KiB",
+    422: "VALIDATION_FAILED or BALANCE_LIMIT",
+    503: "BACKEND_UNAVAILABLE: Redis or the database is unreachable (Retry-After set)",
+}
+
+
+def problem(status: int) -> dict[str, Any]:
+    return {
+        "description": ERRORS[status],
+        "content": {"application/problem+json": {"schema": ref("Problem")}},
+    }
+
+
+def ok(schema: str | None, description: str = "OK") -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def op(
+    summary: str,
+    responses: dict[int, dict[str, Any]],
+    errors: tuple[int, ...],
+    auth: str | None = None,
+    body: str | None = None,
+    params: tuple[dict[str, Any], ...] = (),
+    body_required: bool = True,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": summary, "responses": {}}
+    for status, response in responses.items():
+        out["responses"][str(status)] = response
+    for status in (*errors, 503) if auth or body else errors:
+        out["responses"].setdefault(str(status), problem(status))
+    if auth:
+        out["security"] = [{auth: []}]
+        out["responses"].setdefault("401", problem(401))
+    if body:
+        out["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": ref(body)}},
+        }
+        for status in (400, 413, 422):
+            out["responses"].setdefault(str(status), problem(status))
+    if params:
+        out["parameters"] = list(params)
+    return out
+
+
+def path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[!-~]+$"},
+}
+CONCERT = path_param("concert_id", {"type": "integer", "minimum": 0})
+DATE_P = path_param("date", DATE)
+SEAT = path_param("seat_no", {"type": "integer", "minimum": 0})
+PAGE = {"description": "the waiting-room page", "content": {"text/html": {}}}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/": {"get": op("The waiting-room page", {200: PAGE}, ())},
+    "/healthz": {"get": op("Liveness", {200: ok(None, "the process runs")}, ())},
+    "/readyz": {
+        "get": op("Readiness: Redis and the database answer", {200: ok(None, "ready")}, (503,))
+    },
+    "/metrics": {
+        "get": op(
+            "Prometheus text exposition",
+            {200: {"description": "metrics", "content": {"text/plain": {}}}},
+            (503,),
+        )
+    },
+    "/openapi.json": {"get": op("This document", {200: ok(None)}, ())},
+    "/auth/demo": {
+        "post": op(
+            "Mint a demo user (when demo login is on)", {201: ok("DemoUser", "created")}, (404,)
+        )
+    },
+    "/concerts": {
+        "get": op("Concerts on sale or with future dates", {200: ok("Concerts")}, (503,))
+    },
+    "/concerts/{concert_id}/queue": {
+        "post": op(
+            "Enter the queue (201 new place, 200 the place you already hold)",
+            {201: ok("Entered", "a new place"), 200: ok("Entered", "your existing place")},
+            (404, 409),
+            auth="userToken",
+            params=(CONCERT,),
+        )
+    },
+    "/queue/token": {
+        "get": op("Poll your place", {200: ok("Place")}, (), auth="queueToken"),
+        "delete": op(
+            "Leave the queue or end the session", {204: ok(None, "left")}, (), auth="queueToken"
+        ),
+    },
+    "/concerts/{concert_id}/dates": {
+        "get": op(
+            "Upcoming dates with seats left",
+            {200: ok("Dates")},
+            (403, 404),
+            auth="queueToken",
+            params=(CONCERT,),
+        )
+    },
+    "/concerts/{concert_id}/dates/{date}/seats": {
+        "get": op(
+            "Seat map of one date",
+            {200: ok("Seats")},
+            (403, 404),
+            auth="queueToken",
+            params=(CONCERT, DATE_P),
+        )
+    },
+    "/concerts/{concert_id}/dates/{date}/seats/{seat_no}/hold": {
+        "post": op(
+            "Hold a seat for the hold TTL (200: you already hold it)",
+            {201: ok("Hold", "held"), 200: ok("Hold", "already yours")},
+            (403, 404, 409),
+            auth="queueToken",
+            params=(CONCERT, DATE_P, SEAT),
+            body="Empty",
+            body_required=False,
+        )
+    },
+    "/holds/{hold_id}": {
+        "delete": op(
+            "Release your hold",
+            {204: ok(None, "released")},
+            (403, 404),
+            auth="queueToken",
+            params=(path_param("hold_id", STR),),
+        )
+    },
+    "/wallet": {"get": op("Your balance", {200: ok("Wallet")}, (503,), auth="userToken")},
+    "/wallet/charge": {
+        "post": op(
+            "Add money (idempotent with Idempotency-Key)",
+            {200: ok("Charged")},
+            (409,),
+            auth="userToken",
+            body="Charge",
+            params=(IDEMPOTENCY,),
+        )
+    },
+    "/receipts": {
+        "get": op("Your receipts, newest first", {200: ok("Receipts")}, (503,), auth="userToken")
+    },
+    "/receipts/{receipt_id}": {
+        "get": op(
+            "One of your receipts",
+            {200: ok("Receipt")},
+            (404, 503),
+            auth="userToken",
+            params=(path_param("receipt_id", STR),),
+        )
+    },
+    "/payments": {
+        "post": op(
+            "Pay for held seats, all or nothing",
+            {201: ok("Receipt", "paid")},
+            (402, 403, 409),
+            auth="queueToken",
+            body="Payment",
+            params=(IDEMPOTENCY,),
+        )
+    },
+    "/admin/concerts/{concert_id}/queue": {
+        "get": op(
+            "Queue numbers and live settings",
+            {200: ok("QueueStats")},
+            (404,),
+            auth="adminToken",
+            params=(CONCERT,),
+        ),
+        "patch": op(
+            "Change live settings; in force from the next tick",
+            {200: ok("QueueStats")},
+            (404,),
+            auth="adminToken",
+            body="QueueSettings",
+            params=(CONCERT,),
+        ),
+    },
+}
+SCHEMAS["Empty"] = {"type": "object", "maxProperties": 0}
+SCHEMAS["Entered"] = {
+    **SCHEMAS["Place"],
+    "required": [*SCHEMAS["Place"]["required"], "token"],
+    "properties": {**SCHEMAS["Place"]["properties"], "token": STR},
+}
+
+
+def document() -> dict[str, Any]:
+    bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "frontrow",
+            "version": "1.0.0",
+            "description": (
+                "Virtual waiting room and concert ticket booking. Errors are "
+                "application/problem+json with a stable `code`; any path answers 404 "
+                "NOT_FOUND when unknown and 405 METHOD_NOT_ALLOWED for a method it lacks; "
+                "500 INTERNAL is a bug (never with a traceback)."
+            ),
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "userToken": {**bearer, "description": "user token (sub = user id)"},
+                "queueToken": {**bearer, "description": "queue token from POST .../queue"},
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "FRONTROW_ADMIN_TOKEN",
+                },
+            },
+        },
+    }
