@@ -72,7 +72,7 @@ async def metrics_page(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(openapi.document())
+    return JSONResponse(openapi.document(store_of(request).settings))
 
 
 async def demo_login(request: Request) -> Response:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from frontrow.booking.holds import HOLD_ID
+from frontrow.config import Settings
+
+HOLD_ID_PATTERN = f"^{HOLD_ID.pattern}$"
 INT = {"type": "integer"}
 STR = {"type": "string"}
 BOOL = {"type": "boolean"}
@@ -360,7 +364,26 @@ SCHEMAS["Entered"] = {
 }
 
 
-def document() -> dict[str, Any]:
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """The document, with the limits of these settings (the defaults when None)."""
+    settings = settings or Settings(auth_secret="-" * 32)
+    schemas = {
+        **SCHEMAS,
+        "Charge": obj(
+            {"amount": {"type": "integer", "minimum": 1, "maximum": settings.max_charge}}
+        ),
+        "Payment": obj(
+            {
+                "hold_ids": {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "maxItems": settings.max_holds_per_user,
+                    "items": {"type": "string", "pattern": HOLD_ID_PATTERN},
+                }
+            }
+        ),
+    }
     bearer = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     return {
         "openapi": "3.1.0",
@@ -376,7 +399,7 @@ def document() -> dict[str, Any]:
         },
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "userToken": {**bearer, "description": "user token (sub = user id)"},
                 "queueToken": {**bearer, "description": "queue token from POST .../queue"},

@@ -39,6 +39,11 @@ async def leave(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def queue_token(request: Request) -> Response:
+    # One route per path, so a 405 lists every method the path has.
+    return await (leave(request) if request.method == "DELETE" else poll(request))
+
+
 async def _admin_concert(request: Request) -> Concert:
     store = store_of(request)
     expected = store.settings.admin_token
@@ -93,6 +98,5 @@ async def admin_queue(request: Request) -> Response:
 routes = [
     Route("/admin/concerts/{concert_id:int}/queue", admin_queue, methods=["GET", "PATCH"]),
     Route("/concerts/{concert_id:int}/queue", enter, methods=["POST"]),
-    Route("/queue/token", poll, methods=["GET"]),
-    Route("/queue/token", leave, methods=["DELETE"]),
+    Route("/queue/token", queue_token, methods=["GET", "DELETE"]),
 ]
