@@ -128,6 +128,38 @@ def stats(args: argparse.Namespace) -> None:
         pass
 
 
+def catalog_import(args: argparse.Namespace) -> None:
+    from frontrow.catalog_import import CatalogError, apply, validate
+
+    settings = _settings()
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            specs = validate(f.read())
+    except OSError as exc:
+        print(f"frontrow: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except CatalogError as exc:
+        for line in exc.errors:
+            print(f"{args.file}: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    async def run() -> str:
+        engine = make_engine(settings)
+        try:
+            await catalog.migrate(engine)
+            return str(await apply(engine, specs))
+        finally:
+            await engine.dispose()
+
+    try:
+        print(f"frontrow: imported {args.file}: {asyncio.run(run())}")
+    except CatalogError as exc:
+        for line in exc.errors:
+            print(f"{args.file}: {line}", file=sys.stderr)
+        print("frontrow: nothing was imported", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def migrate(args: argparse.Namespace) -> None:
     asyncio.run(_migrate(_settings(), seed=False))
     print("frontrow: schema is up to date")
@@ -176,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     p.add_argument("--once", action="store_true", help="print one table and exit")
     p.set_defaults(func=stats)
+
+    p = sub.add_parser("catalog", help="manage the catalog")
+    catalog_sub = p.add_subparsers(dest="catalog_command", required=True)
+    p = catalog_sub.add_parser("import", help="import concerts, dates and seats from JSON")
+    p.add_argument("file")
+    p.set_defaults(func=catalog_import)
 
     p = sub.add_parser("migrate", help="create the database schema (idempotent)")
     p.set_defaults(func=migrate)

@@ -1,0 +1,303 @@
+"""`frontrow catalog import FILE`: load concerts, dates and priced seats from JSON.
+
+The file:
+
+    {"concerts": [{"id": 2, "title": "...", "venue": "...", "on_sale": true,
+                   "dates": [{"date": "2026-12-24", "starts_at": "2026-12-24T19:00:00Z",
+                              "seats": [{"from": 1, "to": 40, "price": 80000}]}]}]}
+
+Importing the same file again changes nothing. Concerts are matched by id,
+dates by (concert, date), seats by number. A seat that is already sold
+keeps its price and cannot be removed; the whole import is refused then.
+Dates missing from the file are left as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import json.decoder
+import json.scanner
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from frontrow.schema import concerts, reservations, schedules, seats
+
+MAX_SEAT = 100_000
+MAX_PRICE = 1_000_000_000
+
+
+class CatalogError(ValueError):
+    """The file cannot be imported; `errors` are 'line N: message' strings."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class LineDict(dict[str, Any]):
+    line: int = 0
+
+
+def _parse_with_lines(source: str) -> Any:
+    """json.loads, but every object remembers the line it starts on."""
+    decoder = json.JSONDecoder()
+
+    def parse_object(s_and_end: Any, *args: Any) -> tuple[LineDict, int]:
+        s, end = s_and_end
+        obj, new_end = json.decoder.JSONObject(s_and_end, *args)
+        out = LineDict(obj)
+        out.line = s.count("\n", 0, end) + 1
+        return out, new_end
+
+    decoder.parse_object = parse_object  # type: ignore[method-assign]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # the C scanner ignores the hook
+    return decoder.decode(source)
+
+
+@dataclass
+class DateSpec:
+    date: dt.date
+    starts_at: dt.datetime
+    prices: dict[int, int]
+    line: int
+
+
+@dataclass
+class ConcertSpec:
+    id: int
+    title: str
+    venue: str
+    on_sale: bool
+    line: int
+    dates: list[DateSpec] = field(default_factory=list)
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) <= 200
+
+
+def validate(source: str) -> list[ConcertSpec]:
+    """Parse and check the whole file; raise CatalogError listing every problem by line."""
+    try:
+        data = _parse_with_lines(source)
+    except json.JSONDecodeError as exc:
+        raise CatalogError([f"line {exc.lineno}: not valid JSON: {exc.msg}"]) from None
+    errors: list[str] = []
+
+    def err(node: Any, message: str) -> None:
+        errors.append(f"line {getattr(node, 'line', 1)}: {message}")
+
+    if not isinstance(data, dict) or not isinstance(data.get("concerts"), list):
+        raise CatalogError(['line 1: expected {"concerts": [...]}'])
+    specs: list[ConcertSpec] = []
+    seen_ids: set[int] = set()
+    for c in data["concerts"]:
+        if not isinstance(c, dict):
+            err(data, "each concert must be an object")
+            continue
+        if not _int(c.get("id"), 1, 2**53):
+            err(c, "concert id must be a positive integer")
+            continue
+        if c["id"] in seen_ids:
+            err(c, f"concert {c['id']} appears twice")
+        seen_ids.add(c["id"])
+        for name in ("title", "venue"):
+            if not _text(c.get(name)):
+                err(c, f"concert {c['id']}: {name} must be a string of 1-200 characters")
+        on_sale = c.get("on_sale", True)
+        if type(on_sale) is not bool:
+            err(c, f"concert {c['id']}: on_sale must be true or false")
+        spec = ConcertSpec(
+            c["id"],
+            str(c.get("title", "")).strip(),
+            str(c.get("venue", "")).strip(),
+            on_sale is True,
+            c.line,
+        )
+        dates = c.get("dates", [])
+        if not isinstance(dates, list):
+            err(c, f"concert {c['id']}: dates must be a list")
+            dates = []
+        for d in dates:
+            date_spec = _date(d, c, err)
+            if date_spec is None:
+                continue
+            if any(x.date == date_spec.date for x in spec.dates):
+                err(d, f"concert {c['id']}: date {date_spec.date} appears twice")
+            spec.dates.append(date_spec)
+        specs.append(spec)
+    if errors:
+        raise CatalogError(errors)
+    return specs
+
+
+def _date(d: Any, c: Any, err: Any) -> DateSpec | None:
+    if not isinstance(d, dict):
+        err(c, f"concert {c['id']}: each date must be an object")
+        return None
+    try:
+        day = dt.date.fromisoformat(d.get("date"))
+    except (TypeError, ValueError):
+        err(d, "date must be YYYY-MM-DD")
+        return None
+    raw = d.get("starts_at")
+    try:
+        if not isinstance(raw, str) or not raw.endswith("Z"):
+            raise ValueError
+        starts = dt.datetime.fromisoformat(raw[:-1] + "+00:00")
+    except ValueError:
+        err(d, f"{day}: starts_at must be an ISO 8601 UTC time ending in Z")
+        return None
+    if starts.date() != day:
+        err(d, f"{day}: starts_at falls on {starts.date()}, not on the date")
+    prices: dict[int, int] = {}
+    ranges = d.get("seats")
+    if not isinstance(ranges, list) or not ranges:
+        err(d, f"{day}: seats must be a non-empty list of {{from, to, price}}")
+        return None
+    for r in ranges:
+        if not isinstance(r, dict):
+            err(d, f"{day}: each seat range must be an object")
+            continue
+        low, high, price = r.get("from"), r.get("to"), r.get("price")
+        if not (_int(low, 1, MAX_SEAT) and _int(high, 1, MAX_SEAT) and low <= high):
+            err(r, f"{day}: from and to must be seat numbers 1-{MAX_SEAT} with from <= to")
+            continue
+        if not _int(price, 0, MAX_PRICE):
+            err(r, f"{day}: price must be an integer number of won, 0-{MAX_PRICE}")
+            continue
+        overlap = [n for n in range(low, high + 1) if n in prices]
+        if overlap:
+            err(r, f"{day}: seat {overlap[0]} is in two ranges")
+            continue
+        prices.update(dict.fromkeys(range(low, high + 1), price))
+    return DateSpec(day, starts, prices, d.line)
+
+
+@dataclass
+class Report:
+    concerts: int = 0
+    dates_added: int = 0
+    seats_added: int = 0
+    seats_repriced: int = 0
+    seats_removed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.concerts} concerts; {self.dates_added} dates added; seats: "
+            f"{self.seats_added} added, {self.seats_repriced} repriced, "
+            f"{self.seats_removed} removed"
+        )
+
+
+async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
+    """Bring the database to the file in one transaction; refuse to touch sold seats."""
+    report = Report(concerts=len(specs))
+    errors: list[str] = []
+    async with db.begin() as conn:
+        for c in specs:
+            exists = await conn.scalar(select(concerts.c.id).where(concerts.c.id == c.id))
+            values = {"title": c.title, "venue": c.venue, "on_sale": c.on_sale}
+            if exists is None:
+                await conn.execute(insert(concerts).values(id=c.id, **values))
+            else:
+                await conn.execute(update(concerts).where(concerts.c.id == c.id).values(**values))
+            for d in c.dates:
+                schedule_id = await conn.scalar(
+                    select(schedules.c.id).where(
+                        schedules.c.concert_id == c.id, schedules.c.date == d.date
+                    )
+                )
+                if schedule_id is None:
+                    schedule_id = await conn.scalar(
+                        insert(schedules)
+                        .values(
+                            concert_id=c.id,
+                            date=d.date,
+                            starts_at=d.starts_at,
+                            sold_out=False,
+                        )
+                        .returning(schedules.c.id)
+                    )
+                    report.dates_added += 1
+                else:
+                    await conn.execute(
+                        update(schedules)
+                        .where(schedules.c.id == schedule_id)
+                        .values(starts_at=d.starts_at)
+                    )
+                priced = await conn.execute(
+                    select(seats.c.seat_no, seats.c.price).where(seats.c.schedule_id == schedule_id)
+                )
+                current = {seat_no: price for seat_no, price in priced}
+                sold = set(
+                    (
+                        await conn.execute(
+                            select(reservations.c.seat_no).where(
+                                reservations.c.schedule_id == schedule_id
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                for n in sorted(sold):
+                    if n not in d.prices:
+                        errors.append(
+                            f"line {d.line}: {d.date} seat {n} is sold; it cannot be removed"
+                        )
+                    elif current.get(n) != d.prices[n]:
+                        errors.append(
+                            f"line {d.line}: {d.date} seat {n} is sold at "
+                            f"{current.get(n)}; its price cannot change"
+                        )
+                added = [n for n in d.prices if n not in current]
+                repriced = [n for n in d.prices if n in current and current[n] != d.prices[n]]
+                removed = [n for n in current if n not in d.prices]
+                if added:
+                    await conn.execute(
+                        insert(seats),
+                        [
+                            {"schedule_id": schedule_id, "seat_no": n, "price": d.prices[n]}
+                            for n in added
+                        ],
+                    )
+                for n in repriced:
+                    await conn.execute(
+                        update(seats)
+                        .where(seats.c.schedule_id == schedule_id, seats.c.seat_no == n)
+                        .values(price=d.prices[n])
+                    )
+                if removed:
+                    await conn.execute(
+                        delete(seats).where(
+                            seats.c.schedule_id == schedule_id, seats.c.seat_no.in_(removed)
+                        )
+                    )
+                report.seats_added += len(added)
+                report.seats_repriced += len(repriced)
+                report.seats_removed += len(removed)
+                await conn.execute(
+                    update(schedules)
+                    .where(schedules.c.id == schedule_id)
+                    .values(sold_out=len(sold) >= len(d.prices))
+                )
+        if errors:
+            raise CatalogError(errors)  # rolls the transaction back
+        if conn.dialect.name == "postgresql":
+            # Explicit ids leave the sequence behind; later inserts must not collide.
+            await conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('concerts', 'id'), "
+                    "(SELECT COALESCE(MAX(id), 1) FROM concerts))"
+                )
+            )
+    return report

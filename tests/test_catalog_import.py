@@ -1,0 +1,128 @@
+"""`frontrow catalog import`: validated by line, idempotent, never touching sold seats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from frontrow.catalog import load
+from frontrow.catalog_import import CatalogError, apply, validate
+from frontrow.schema import receipts, reservations, seats
+from frontrow.store import Store
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "catalog.json"
+
+
+def test_errors_name_their_line() -> None:
+    source = """{"concerts": [
+  {"id": 2, "title": "ok", "venue": "hall",
+   "dates": [
+     {"date": "2026-12-31", "starts_at": "2026-12-31T11:00:00Z",
+      "seats": [{"from": 1, "to": 10, "price": 100},
+                {"from": 5, "to": 12, "price": 100}]},
+     {"date": "2026-13-01", "starts_at": "x", "seats": []}
+   ]},
+  {"id": "three", "title": "", "venue": "v"}
+]}"""
+    with pytest.raises(CatalogError) as caught:
+        validate(source)
+    assert caught.value.errors == [
+        "line 6: 2026-12-31: seat 5 is in two ranges",
+        "line 7: date must be YYYY-MM-DD",
+        "line 9: concert id must be a positive integer",
+    ]
+    with pytest.raises(CatalogError, match="line 2: not valid JSON"):
+        validate('{"concerts": [\n  {"id": 1,, }]}')
+
+
+async def test_import_is_idempotent(make_store) -> None:
+    store: Store = await make_store()
+    specs = validate(EXAMPLE.read_text())
+    first = await apply(store.db, specs)
+    assert (first.dates_added, first.seats_added) == (2, 200)
+    again = await apply(store.db, validate(EXAMPLE.read_text()))
+    assert (again.dates_added, again.seats_added, again.seats_repriced, again.seats_removed) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    concert = (await load(store.db))[2]
+    assert [s.date.isoformat() for s in concert.schedules] == ["2026-12-31", "2027-01-01"]
+    assert concert.schedules[0].prices[1] == 150000 and concert.schedules[0].prices[100] == 90000
+
+
+async def test_sold_seats_keep_price_and_place(make_store) -> None:
+    import datetime as dt
+
+    store: Store = await make_store()
+    await apply(store.db, validate(EXAMPLE.read_text()))
+    schedule = (await load(store.db))[2].schedules[0]
+    now = dt.datetime.now(dt.UTC)
+    async with store.db.begin() as conn:
+        await conn.execute(
+            insert(receipts).values(
+                id="r_1",
+                user_id="u",
+                concert_id=2,
+                amount=150000,
+                balance_after=0,
+                paid_at=now,
+                request_hash="x",
+            )
+        )
+        await conn.execute(
+            insert(reservations).values(
+                schedule_id=schedule.id,
+                seat_no=1,
+                user_id="u",
+                receipt_id="r_1",
+                price=150000,
+                created_at=now,
+            )
+        )
+    data = json.loads(EXAMPLE.read_text())
+    data["concerts"][0]["dates"][0]["seats"] = [{"from": 1, "to": 100, "price": 1}]
+    with pytest.raises(CatalogError, match="seat 1 is sold at 150000; its price cannot change"):
+        await apply(store.db, validate(json.dumps(data)))
+    data["concerts"][0]["dates"][0]["seats"] = [{"from": 2, "to": 100, "price": 90000}]
+    with pytest.raises(CatalogError, match="seat 1 is sold; it cannot be removed"):
+        await apply(store.db, validate(json.dumps(data)))
+    async with store.db.connect() as conn:  # the refused imports changed nothing
+        assert (
+            await conn.scalar(
+                select(seats.c.price).where(
+                    seats.c.schedule_id == schedule.id, seats.c.seat_no == 1
+                )
+            )
+            == 150000
+        )
+        assert await conn.scalar(select(func.count()).select_from(seats)) == 200
+
+
+def test_cli_reports_errors_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"concerts": [\n {"id": 0}\n]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(bad)],
+        env={"FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{bad}: line 2: concert id must be a positive integer" in result.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(EXAMPLE)],
+        env={"FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "2 dates added" in ok.stdout
