@@ -25,6 +25,8 @@ from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import JSONResponse, store_of
 from frontrow.observe import Observe
+from frontrow.queue.fastpoll import PATH as FAST_POLL_PATH
+from frontrow.queue.fastpoll import FastPoll
 from frontrow.queue.routes import routes as queue_routes
 from frontrow.schedulers import loops
 from frontrow.store import Store, open_store
@@ -135,6 +137,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if owned:
                 await store.close()
 
+    poll_route = next(r for r in queue_routes if getattr(r, "path", "") == FAST_POLL_PATH)
     routes = [
         Route("/", index, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
@@ -150,7 +153,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe), Middleware(FastPoll, route=poll_route)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

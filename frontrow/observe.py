@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -9,6 +10,12 @@ from typing import Any
 from frontrow.metrics import LATENCY, REQUESTS
 
 access = logging.getLogger("frontrow.access")
+
+
+@functools.cache
+def _children(method: str, template: str, status: int) -> tuple[Any, Any]:
+    # labels() takes a lock and builds a key per call; the set of routes is small.
+    return REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template)
 
 
 class Observe:
@@ -36,8 +43,8 @@ class Observe:
             # The template, never the raw path: tokens and ids stay out of labels.
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope["method"]
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(elapsed)
+            _children(method, template, status)[0].inc()
+            _children(method, template, status)[1].observe(elapsed)
             if access.isEnabledFor(logging.INFO):
                 access.info(
                     "request",

@@ -80,7 +80,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-@dataclass
+@dataclass(eq=False)
 class Store:
     """Everything a request handler needs, created once per process in lifespan."""
 

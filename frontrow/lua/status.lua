@@ -1,5 +1,6 @@
--- status: a queue token's state in one call. Marks a waiting token as
--- present (heartbeat) and slides an active session's expiry.
+-- status: the state of one or more queue tokens of a concert in one call
+-- (concurrent polls are batched). Marks each waiting token as present
+-- (heartbeat) and slides each active session's expiry.
 --
 -- KEYS[1] wait    ZSET token -> entered_at (µs)
 -- KEYS[2] seen    ZSET waiting token -> last poll (ms)
@@ -7,53 +8,65 @@
 -- KEYS[4] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[5] done    ZSET token -> done at (ms)
 -- KEYS[6] stats   HASH counters, 'rate', 'sold_out'
--- ARGV[1] token id
--- ARGV[2] session ttl (ms)
--- ARGV[3] abandon after (ms)
+-- ARGV[1] session ttl (ms)
+-- ARGV[2] abandon after (ms)
+-- ARGV[3..] token ids
 --
--- Returns {state, rank, expires_at_ms, rate, sold_out}
+-- Returns {rate, sold_out, state_1, rank_1, expires_at_ms_1, state_2, ...}
 --   state: 'WAITING' | 'ACTIVE' | 'DONE' | 'EXPIRED'; rank is 1-based
 local rcall = redis.call
 local wait, seen, active, cap, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local token, ttl_ms, abandon_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl_ms, abandon_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local live = rcall('HMGET', stats, 'rate', 'sold_out')
-local rate, sold_out = live[1] or '', live[2] or ''
+local out = {live[1] or '', live[2] or ''}
+local abandoned = 0
 
-if rcall('ZSCORE', done, token) then
-  return {'DONE', 0, 0, rate, sold_out}
+local function one(token)
+  if rcall('ZSCORE', done, token) then
+    return 'DONE', 0, 0
+  end
+  local expires = rcall('ZSCORE', active, token)
+  if expires then
+    expires = tonumber(expires)
+    if expires <= now_ms then
+      return 'EXPIRED', 0, 0
+    end
+    local slid = now_ms + ttl_ms
+    local deadline = rcall('HGET', cap, token)
+    if deadline and tonumber(deadline) < slid then
+      slid = tonumber(deadline)
+    end
+    if slid > expires then
+      rcall('ZADD', active, 'XX', slid, token)
+      expires = slid
+    end
+    return 'ACTIVE', 0, expires
+  end
+  local rank = rcall('ZRANK', wait, token)
+  if rank then
+    local last = tonumber(rcall('ZSCORE', seen, token) or 0)
+    if last < now_ms - abandon_ms then
+      rcall('ZREM', wait, token)
+      rcall('ZREM', seen, token)
+      abandoned = abandoned + 1
+      return 'EXPIRED', 0, 0
+    end
+    rcall('ZADD', seen, now_ms, token)
+    return 'WAITING', rank + 1, 0
+  end
+  return 'EXPIRED', 0, 0
 end
 
-local expires = rcall('ZSCORE', active, token)
-if expires then
-  expires = tonumber(expires)
-  if expires <= now_ms then
-    return {'EXPIRED', 0, 0, rate, sold_out}
-  end
-  local slid = now_ms + ttl_ms
-  local deadline = rcall('HGET', cap, token)
-  if deadline and tonumber(deadline) < slid then
-    slid = tonumber(deadline)
-  end
-  if slid > expires then
-    rcall('ZADD', active, 'XX', slid, token)
-    expires = slid
-  end
-  return {'ACTIVE', 0, expires, rate, sold_out}
+for i = 3, #ARGV do
+  local state, rank, expires = one(ARGV[i])
+  out[#out + 1] = state
+  out[#out + 1] = rank
+  out[#out + 1] = expires
 end
-
-local rank = rcall('ZRANK', wait, token)
-if rank then
-  local last = tonumber(rcall('ZSCORE', seen, token) or 0)
-  if last < now_ms - abandon_ms then
-    rcall('ZREM', wait, token)
-    rcall('ZREM', seen, token)
-    rcall('HINCRBY', stats, 'abandoned_total', 1)
-    return {'EXPIRED', 0, 0, rate, sold_out}
-  end
-  rcall('ZADD', seen, now_ms, token)
-  return {'WAITING', rank + 1, 0, rate, sold_out}
+if abandoned > 0 then
+  rcall('HINCRBY', stats, 'abandoned_total', abandoned)
 end
-return {'EXPIRED', 0, 0, rate, sold_out}
+return out

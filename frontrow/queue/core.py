@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from frontrow.auth import QueueClaims, new_token_id
 from frontrow.config import Settings
 from frontrow.errors import conflict, forbidden, unauthenticated
+from frontrow.queue.batch import StatusBatcher
 from frontrow.store import Store
 
 DONE_KEEP_MS = 24 * 3600 * 1000
@@ -62,6 +64,10 @@ class Place:
         }
 
 
+def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
+    return {**place.as_dict(), "concert_id": concert_id}
+
+
 def place(
     settings: Settings, state: str, rank: int, expires_ms: int, rate: str, sold_out: str
 ) -> Place:
@@ -99,15 +105,16 @@ async def enter(
     return outcome == "NEW", token, place(s, state, rank, expires, rate, sold_out)
 
 
+_batchers: weakref.WeakKeyDictionary[Store, StatusBatcher] = weakref.WeakKeyDictionary()
+
+
 async def status(store: Store, claims: QueueClaims) -> Place:
     """The token's state; marks it present and slides an active session."""
-    s = store.settings
-    k = store.keys(claims.concert_id)
-    state, rank, expires, rate, sold_out = await store.scripts.status(
-        keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats],
-        args=[claims.token_id, ms(s.session_ttl_s), ms(s.abandon_after_s)],
-    )
-    return place(s, state, rank, expires, rate, sold_out)
+    batcher = _batchers.get(store)
+    if batcher is None:
+        batcher = _batchers[store] = StatusBatcher(store)
+    state, rank, expires, rate, sold_out = await batcher.status(claims.concert_id, claims.token_id)
+    return place(store.settings, state, rank, expires, rate, sold_out)
 
 
 async def require_active(store: Store, claims: QueueClaims, concert_id: int) -> Place:

@@ -30,7 +30,7 @@ async def enter(request: Request) -> Response:
 async def poll(request: Request) -> Response:
     claims = queue_claims_of(request)
     place = await core.status(store_of(request), claims)
-    return JSONResponse({**place.as_dict(), "concert_id": claims.concert_id})
+    return JSONResponse(core.poll_body(place, claims.concert_id))
 
 
 async def leave(request: Request) -> Response:

@@ -1,0 +1,81 @@
+"""Coalesce concurrent status calls into one Redis round trip per concert.
+
+At a ticket rush most requests are polls; each costs far more in the client
+(pack, send, wake, parse) than in Redis. So each concert has at most one
+status call in flight: polls that arrive meanwhile wait for it to return and
+then go together in the next EVALSHA of status.lua, which answers many
+tokens. Under load the batches grow by themselves; when idle, a poll waits
+for nobody (it is sent on the next loop iteration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from frontrow.store import Store
+
+Result = tuple[str, int, int, str, str]  # state, rank, expires_at_ms, rate, sold_out
+Waiter = tuple[str, asyncio.Future[Result]]
+MAX_BATCH = 500
+
+
+class StatusBatcher:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiting: dict[int, list[Waiter]] = {}
+        self._in_flight: set[int] = set()  # concerts with a call out
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    def status(self, concert_id: int, token_id: str) -> asyncio.Future[Result]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        waiting = self._waiting.setdefault(concert_id, [])
+        waiting.append((token_id, future))
+        if len(waiting) == 1 and concert_id not in self._in_flight:
+            self._in_flight.add(concert_id)
+            loop.call_soon(self._send, concert_id)
+        return future
+
+    def _send(self, concert_id: int) -> None:
+        waiting = self._waiting.pop(concert_id, [])
+        if not waiting:
+            self._in_flight.discard(concert_id)
+            return
+        batch, rest = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+        if rest:
+            self._waiting[concert_id] = rest
+        task = asyncio.ensure_future(self._run(concert_id, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, concert_id: int, batch: list[Waiter]) -> None:
+        try:
+            await self._call(concert_id, batch)
+        finally:
+            self._send(concert_id)  # whatever queued up meanwhile goes next
+
+    async def _call(self, concert_id: int, batch: list[Waiter]) -> None:
+        s = self._store.settings
+        k = self._store.keys(concert_id)
+        try:
+            reply: list[Any] = await self._store.scripts.status(
+                keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats],
+                args=[
+                    int(s.session_ttl_s * 1000),
+                    int(s.abandon_after_s * 1000),
+                    *(token_id for token_id, _ in batch),
+                ],
+            )
+        except BaseException as exc:  # every waiter must hear about it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        rate, sold_out = reply[0], reply[1]
+        for i, (_, future) in enumerate(batch):
+            if not future.done():
+                base = 2 + 3 * i
+                future.set_result((reply[base], reply[base + 1], reply[base + 2], rate, sold_out))
