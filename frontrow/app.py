@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -25,7 +26,6 @@ from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import JSONResponse, store_of
 from frontrow.observe import Observe
-from frontrow.queue.fastpoll import PATH as FAST_POLL_PATH
 from frontrow.queue.fastpoll import FastPoll
 from frontrow.queue.routes import routes as queue_routes
 from frontrow.schedulers import loops
@@ -104,6 +104,13 @@ async def list_concerts(request: Request) -> Response:
     return JSONResponse({"concerts": listed}, headers={"Cache-Control": "public, max-age=5"})
 
 
+class App(Starlette):
+    """Starlette, with the poll's fast path in front of its middleware stack."""
+
+    def build_middleware_stack(self) -> Any:
+        return FastPoll(super().build_middleware_stack(), self)
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
     """Build the app; resources are opened in lifespan, never at import."""
 
@@ -137,7 +144,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if owned:
                 await store.close()
 
-    poll_route = next(r for r in queue_routes if getattr(r, "path", "") == FAST_POLL_PATH)
     routes = [
         Route("/", index, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
@@ -151,9 +157,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         *booking_routes,
         *wallet_routes,
     ]
-    return Starlette(
+    return App(
         routes=routes,
-        middleware=[Middleware(Observe), Middleware(FastPoll, route=poll_route)],
+        middleware=[Middleware(Observe)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -18,6 +18,24 @@ def _children(method: str, template: str, status: int) -> tuple[Any, Any]:
     return REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template)
 
 
+def record(method: str, template: str, status: int, elapsed: float, concert: Any) -> None:
+    """Count one request and, at INFO, log it as one structured line."""
+    requests, latency = _children(method, template, status)
+    requests.inc()
+    latency.observe(elapsed)
+    if access.isEnabledFor(logging.INFO):
+        access.info(
+            "request",
+            extra={
+                "method": method,
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "concert": concert,
+            },
+        )
+
+
 class Observe:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -38,21 +56,8 @@ class Observe:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed = time.perf_counter() - started
             route = scope.get("route")
             # The template, never the raw path: tokens and ids stay out of labels.
             template = getattr(route, "path", None) or "<unmatched>"
-            method = scope["method"]
-            _children(method, template, status)[0].inc()
-            _children(method, template, status)[1].observe(elapsed)
-            if access.isEnabledFor(logging.INFO):
-                access.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "concert": scope.get("path_params", {}).get("concert_id"),
-                    },
-                )
+            concert = scope.get("path_params", {}).get("concert_id")
+            record(scope["method"], template, status, time.perf_counter() - started, concert)

@@ -10,13 +10,14 @@
 -- KEYS[6] stats   HASH counters, 'rate', 'sold_out'
 -- ARGV[1] session ttl (ms)
 -- ARGV[2] abandon after (ms)
--- ARGV[3..] token ids
+-- ARGV[3] heartbeat (ms): a waiting token's presence is rewritten at most this often
+-- ARGV[4..] token ids
 --
 -- Returns {rate, sold_out, state_1, rank_1, expires_at_ms_1, state_2, ...}
 --   state: 'WAITING' | 'ACTIVE' | 'DONE' | 'EXPIRED'; rank is 1-based
 local rcall = redis.call
 local wait, seen, active, cap, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local ttl_ms, abandon_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ttl_ms, abandon_ms, heartbeat_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,9 +25,22 @@ local live = rcall('HMGET', stats, 'rate', 'sold_out')
 local out = {live[1] or '', live[2] or ''}
 local abandoned = 0
 
+-- Waiting is by far the most common state in a rush: look there first.
 local function one(token)
-  if rcall('ZSCORE', done, token) then
-    return 'DONE', 0, 0
+  local rank = rcall('ZRANK', wait, token)
+  if rank then
+    local last = tonumber(rcall('ZSCORE', seen, token) or 0)
+    if last < now_ms - abandon_ms then
+      rcall('ZREM', wait, token)
+      rcall('ZREM', seen, token)
+      abandoned = abandoned + 1
+      return 'EXPIRED', 0, 0
+    end
+    -- presence only needs to be fresh to within a heartbeat; skip the write
+    if last <= now_ms - heartbeat_ms then
+      rcall('ZADD', seen, now_ms, token)
+    end
+    return 'WAITING', rank + 1, 0
   end
   local expires = rcall('ZSCORE', active, token)
   if expires then
@@ -45,22 +59,13 @@ local function one(token)
     end
     return 'ACTIVE', 0, expires
   end
-  local rank = rcall('ZRANK', wait, token)
-  if rank then
-    local last = tonumber(rcall('ZSCORE', seen, token) or 0)
-    if last < now_ms - abandon_ms then
-      rcall('ZREM', wait, token)
-      rcall('ZREM', seen, token)
-      abandoned = abandoned + 1
-      return 'EXPIRED', 0, 0
-    end
-    rcall('ZADD', seen, now_ms, token)
-    return 'WAITING', rank + 1, 0
+  if rcall('ZSCORE', done, token) then
+    return 'DONE', 0, 0
   end
   return 'EXPIRED', 0, 0
 end
 
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local state, rank, expires = one(ARGV[i])
   out[#out + 1] = state
   out[#out + 1] = rank

@@ -18,6 +18,12 @@ from frontrow.store import Store
 Result = tuple[str, int, int, str, str]  # state, rank, expires_at_ms, rate, sold_out
 Waiter = tuple[str, asyncio.Future[Result]]
 MAX_BATCH = 500
+HEARTBEAT_MAX_MS = 5_000
+
+
+def heartbeat_ms(abandon_after_s: float) -> int:
+    """How stale a presence mark may get: a tenth of the abandon window, at most 5 s."""
+    return min(HEARTBEAT_MAX_MS, int(abandon_after_s * 100))
 
 
 class StatusBatcher:
@@ -64,6 +70,7 @@ class StatusBatcher:
                 args=[
                     int(s.session_ttl_s * 1000),
                     int(s.abandon_after_s * 1000),
+                    heartbeat_ms(s.abandon_after_s),
                     *(token_id for token_id, _ in batch),
                 ],
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
 def place(
     settings: Settings, state: str, rank: int, expires_ms: int, rate: str, sold_out: str
 ) -> Place:
-    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    now_ms = int(time.time() * 1000)
     if state == "WAITING":
         admit_rate = float(rate) if rate else settings.admit_batch / settings.admit_interval_s
         eta = math.ceil(rank / admit_rate) if admit_rate > 0 else None

@@ -8,6 +8,7 @@ and every other method on this path, goes through the regular app.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from frontrow.auth import bearer
 from frontrow.errors import BACKEND_ERRORS, Problem, backend_unavailable, problem_response
 from frontrow.queue import core
 
+log = logging.getLogger("frontrow")
 PATH = "/queue/token"
 HEADERS = [(b"content-type", b"application/json")]
 
