@@ -233,11 +233,10 @@ async def bench_polls(args: argparse.Namespace, rows: list[dict[str, Any]]) -> N
 async def bench_extras(
     args: argparse.Namespace, rows: list[dict[str, Any]], extras: dict[str, Any]
 ) -> None:
+    from bench import relational
     from frontrow import catalog
     from frontrow.queue import core
     from frontrow.store import make_engine
-
-    from bench import relational
 
     queue = Queue(args.redis_url)
     await queue.flush()

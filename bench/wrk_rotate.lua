@@ -4,7 +4,6 @@
 local tokens, paths = {}, {}
 local idx = 0
 local method = "GET"
-local path = "/queue/token"
 
 function init(args)
   for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
@@ -15,7 +14,7 @@ end
 
 function request()
   idx = idx % #tokens + 1
-  local p = paths[idx] or path
+  local p = paths[idx] or wrk.path
   return wrk.format(method, p, {Authorization = "Bearer " .. tokens[idx]})
 end
 
