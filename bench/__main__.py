@@ -40,12 +40,13 @@ def free_port() -> int:
 def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz"):
     port = free_port()
     full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [*argv, "--port", str(port)],
         env=full,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -53,7 +54,7 @@ def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz"):
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited: {proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"{argv} exited: {Path(log.name).read_text()[-2000:]}")
             try:
                 httpx.get(url + ready_path, timeout=1)
                 break
@@ -69,6 +70,9 @@ def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz"):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if os.environ.get("BENCH_DEBUG"):
+            print(f"--- {argv[-3:]}\n{Path(log.name).read_text()[-3000:]}", file=sys.stderr)
+        os.unlink(log.name)
 
 
 def uvicorn(app: str, workers: int, factory: bool = False) -> list[str]:
@@ -130,6 +134,8 @@ def wrk(
             timeout=duration + 60,
         ).stdout
     stats = json.loads(out.strip().splitlines()[-1])
+    if not stats["requests"]:
+        raise RuntimeError(f"wrk sent nothing: {out[-1500:]}")
     stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
     return stats
 
@@ -260,6 +266,7 @@ async def bench_extras(
             args.connections,
             method="POST",
             path=f"/concerts/{concert_id}/queue",
+            warmup=0,  # every measured request is a new place
         )
     rows.append(row("frontrow enter", 1, None, stats, "distinct users, POST"))
 
@@ -314,7 +321,9 @@ async def bench_extras(
         [sys.executable, "-m", "frontrow", "serve", "--workers", "1"],
         frontrow_env(args, FRONTROW_MAX_HOLDS_PER_USER="100"),
     ) as url:
-        stats = wrk(url, tokens, args.duration, args.connections, method="POST", paths=paths)
+        stats = wrk(
+            url, tokens, args.duration, args.connections, method="POST", paths=paths, warmup=0
+        )
     rows.append(row("frontrow hold (flash crowd)", 1, None, stats, "mostly 409 SEAT_UNAVAILABLE"))
     await queue.store.close()
 

@@ -9,7 +9,7 @@ import orjson
 import redis.exceptions
 import sqlalchemy.exc
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 log = logging.getLogger("frontrow")
@@ -130,6 +130,11 @@ async def on_backend_error(request: Request, exc: Exception) -> Response:
     return problem_response(backend_unavailable("a backend is unreachable; retry shortly"))
 
 
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client left mid-body: nothing was changed and nobody reads the answer.
+    return problem_response(bad_request("the client disconnected before sending the body"))
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(Problem(500, "INTERNAL", "internal error"))
@@ -152,6 +157,7 @@ def exception_handlers() -> dict[type[Exception] | int, object]:
     handlers: dict[type[Exception] | int, object] = {
         Problem: on_problem,
         HTTPException: on_http_exception,
+        ClientDisconnect: on_client_disconnect,
         Exception: on_unexpected,
     }
     for exc_type in BACKEND_ERRORS:
