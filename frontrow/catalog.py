@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from frontrow.errors import BACKEND_ERRORS
 from frontrow.schema import concerts, metadata, schedules, seats
 
 RELOAD_AFTER_S = 5.0
+RETRY_AFTER_FAILURE_S = 1.0
+log = logging.getLogger("frontrow.catalog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +58,29 @@ class Catalog:
         self._reload_after_s = reload_after_s
         self._concerts: dict[int, Concert] = {}
         self._loaded_at = float("-inf")
+        self._loaded = False
         self._lock = asyncio.Lock()
 
     async def concerts(self) -> dict[int, Concert]:
         if time.monotonic() - self._loaded_at > self._reload_after_s:
             async with self._lock:
                 if time.monotonic() - self._loaded_at > self._reload_after_s:
-                    self._concerts = await load(self._db)
-                    self._loaded_at = time.monotonic()
+                    await self._reload()
         return self._concerts
+
+    async def _reload(self) -> None:
+        try:
+            self._concerts = await load(self._db)
+        except BACKEND_ERRORS as exc:
+            if not self._loaded:
+                raise
+            # The database is down: queues and seat maps keep working on the
+            # copy we have; try again after a short pause, not on every request.
+            log.warning("catalog reload failed (%r); serving the last copy", exc)
+            self._loaded_at = time.monotonic() - self._reload_after_s + RETRY_AFTER_FAILURE_S
+            return
+        self._loaded = True
+        self._loaded_at = time.monotonic()
 
     async def get(self, concert_id: int) -> Concert | None:
         return (await self.concerts()).get(concert_id)

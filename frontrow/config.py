@@ -105,6 +105,10 @@ class Settings:
     max_charge: int = 10_000_000
     max_balance: int = 1_000_000_000
     schedulers: bool = False
+    rate_window_s: float = 60
+    enter_per_user: int = 20
+    hold_per_user: int = 60
+    requests_per_ip: int = 600
     key_prefix: str = "fr"
     log_level: str = "INFO"
     log_format: str = "json"
@@ -180,6 +184,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_charge": _int(1),
     "max_balance": _int(1),
     "schedulers": _bool,
+    "rate_window_s": _positive_float,
+    "enter_per_user": _int(0),
+    "hold_per_user": _int(0),
+    "requests_per_ip": _int(0),
     "key_prefix": _text,
     "log_level": _log_level,
     "log_format": _log_format,

@@ -27,6 +27,11 @@ def store_of(request: Request) -> Store:
     return store
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn applies X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
 def user_id_of(request: Request) -> str:
     return store_of(request).tokens.verify_user(bearer(request.headers.get("authorization")))
 

@@ -49,6 +49,10 @@ class ConcertKeys:
         """ZSET hold_id -> hold expiry (ms): a user's holds, for the per-user limit."""
         return f"{self.base}:uholds:{user_id}"
 
+    def rate(self, action: str, who: str) -> str:
+        """STRING attempts of one user or address in the current rate window."""
+        return f"{self.base}:rl:{action}:{who}"
+
     def sold(self, schedule_id: int) -> str:
         """SET of a date's sold seats plus the marker '0' once loaded from the database."""
         return f"{self.base}:sold:{schedule_id}"

@@ -169,6 +169,7 @@ ERRORS = {
     409: "SEAT_UNAVAILABLE, HOLD_LIMIT, HOLD_EXPIRED, QUEUE_CLOSED or IDEMPOTENCY_MISMATCH",
     413: "PAYLOAD_TOO_LARGE: body over 16 KiB",
     422: "VALIDATION_FAILED or BALANCE_LIMIT",
+    429: "TOO_MANY_REQUESTS: a per-user or per-address limit (Retry-After set)",
     503: "BACKEND_UNAVAILABLE: Redis or the database is unreachable (Retry-After set)",
 }
 
@@ -256,7 +257,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": op(
             "Enter the queue (201 new place, 200 the place you already hold)",
             {201: ok("Entered", "a new place"), 200: ok("Entered", "your existing place")},
-            (404, 409),
+            (404, 409, 429),
             auth="userToken",
             params=(CONCERT,),
         )
@@ -289,7 +290,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": op(
             "Hold a seat for the hold TTL (200: you already hold it)",
             {201: ok("Hold", "held"), 200: ok("Hold", "already yours")},
-            (403, 404, 409),
+            (403, 404, 409, 429),
             auth="queueToken",
             params=(CONCERT, DATE_P, SEAT),
             body="Empty",

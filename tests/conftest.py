@@ -37,6 +37,10 @@ def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
         "demo_login": True,
         "schedulers": False,
         "redis_timeout_s": 1.0,
+        # tests burst from one address; tests/test_ratelimit.py turns the limits on
+        "enter_per_user": 0,
+        "hold_per_user": 0,
+        "requests_per_ip": 0,
     }
     if backend == "real":
         values["redis_url"] = REAL_REDIS

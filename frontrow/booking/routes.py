@@ -8,11 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from frontrow import ratelimit
 from frontrow.auth import QueueClaims
 from frontrow.booking import holds
 from frontrow.catalog import Concert, Schedule
 from frontrow.errors import forbidden, invalid, not_found
-from frontrow.http import JSONResponse, queue_claims_of, read_json, store_of
+from frontrow.http import JSONResponse, client_address, queue_claims_of, read_json, store_of
 from frontrow.queue.core import require_active
 
 
@@ -84,6 +85,9 @@ async def hold_seat(request: Request) -> Response:
     body = await read_json(request, optional=True)
     if body:
         raise invalid("this request takes no fields; send no body or {}")
+    store = store_of(request)
+    address = client_address(request)
+    await ratelimit.check(store, concert.id, "hold", claims.user_id, address)
     created, hold = await holds.hold(
         store_of(request), concert, schedule, request.path_params["seat_no"], claims.user_id
     )

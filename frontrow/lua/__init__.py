@@ -17,18 +17,9 @@ def source(name: str) -> str:
 class Scripts:
     """The registered scripts of one Redis client, by file name."""
 
-    NAMES = (
-        "enter",
-        "status",
-        "leave",
-        "admit",
-        "sweep",
-        "hold",
-        "release",
-        "claim",
-        "finalize",
-        "seats",
-        "load_sold",
+    # every .lua file of this package, so a new script needs no list to update
+    NAMES = tuple(
+        sorted(f.name[:-4] for f in files(__package__).iterdir() if f.name.endswith(".lua"))
     )
 
     def __init__(self, redis: Any) -> None:
@@ -46,3 +37,4 @@ class Scripts:
     finalize: Any
     seats: Any
     load_sold: Any
+    ratelimit: Any

@@ -9,10 +9,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from frontrow import ratelimit
 from frontrow.auth import bearer
 from frontrow.catalog import Concert
 from frontrow.errors import invalid, not_found, unauthenticated
-from frontrow.http import JSONResponse, queue_claims_of, read_json, store_of, user_id_of
+from frontrow.http import (
+    JSONResponse,
+    client_address,
+    queue_claims_of,
+    read_json,
+    store_of,
+    user_id_of,
+)
 from frontrow.queue import core
 
 
@@ -22,6 +30,7 @@ async def enter(request: Request) -> Response:
     concert = await store.catalog.get(request.path_params["concert_id"])
     if concert is None:
         raise not_found("no such concert")
+    await ratelimit.check(store, concert.id, "enter", user_id, client_address(request))
     created, token, place = await core.enter(store, user_id, concert.id, concert.on_sale)
     body = {"token": token, **place.as_dict(), "concert_id": concert.id}
     return JSONResponse(body, status_code=201 if created else 200)

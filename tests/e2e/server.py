@@ -12,6 +12,12 @@ from contextlib import contextmanager
 
 import httpx
 
+NO_RATE_LIMITS = {
+    "FRONTROW_ENTER_PER_USER": "0",
+    "FRONTROW_HOLD_PER_USER": "0",
+    "FRONTROW_REQUESTS_PER_IP": "0",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -24,6 +30,8 @@ def serve(env: dict[str, str], workers: int = 1, cwd: str | None = None) -> Iter
     """Start the service, wait until it is ready, yield its base URL, stop it."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTROW_")}
+    # Every test client comes from one address in bursts: no rate limits unless asked.
+    full_env.update(NO_RATE_LIMITS)
     full_env.update(env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "frontrow", "serve", "--port", str(port), "--workers", str(workers)],

@@ -1,0 +1,140 @@
+"""Redis or PostgreSQL goes away mid-sale: quick 503s, no money moved, recovery
+without a restart, and no seat sold twice."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from frontrow import catalog
+from frontrow.config import Settings
+from frontrow.store import make_engine, open_store
+from tests.booking.test_booking_http import seats_url
+from tests.conftest import REQUIRE_REAL, SECRET, MakeStore, active_token, app_client, bearer
+from tests.e2e.test_queue_http import assert_problem
+from tests.reliability.helpers import CuttableProxy, OwnRedis
+from tests.wallet.test_payments_http import charge, hold, sold_count
+from tests.wallet.test_wallet_http import ledger_sum
+
+
+async def timed(request: object) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await request  # type: ignore[misc]
+    return response, time.monotonic() - started
+
+
+async def test_redis_dies_and_returns_empty(tmp_path: Path) -> None:
+    import shutil
+
+    if not shutil.which("redis-server"):
+        if REQUIRE_REAL:
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    own = OwnRedis(tmp_path)
+    own.start()
+    settings = Settings(
+        redis_url=own.url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+        auth_secret=SECRET,
+        redis_timeout_s=0.5,
+        demo_login=True,
+    )
+    store = open_store(settings)
+    await catalog.migrate(store.db)
+    await catalog.seed_demo(store.db)
+    try:
+        async with app_client(store) as client:
+            ann = await active_token(store, "ann")
+            await charge(client, store, "ann", 500_000)
+            held = await hold(client, ann, 5)
+            paid = await client.post("/payments", headers=bearer(ann), json={"hold_ids": [held]})
+            assert paid.status_code == 201
+
+            own.kill()
+            bob_user = {"Authorization": f"Bearer {store.tokens.user_token('bob')}"}
+            for request in (
+                client.get("/queue/token", headers=bearer(ann)),
+                client.post("/concerts/1/queue", headers=bob_user),
+                client.get(seats_url(), headers=bearer(ann)),
+                client.post(seats_url(6), headers=bearer(ann)),
+            ):
+                response, took = await timed(request)
+                assert_problem(response, 503, "BACKEND_UNAVAILABLE")
+                assert response.headers["retry-after"]
+                assert took < 5, f"a request hung {took:.1f} s during the outage"
+
+            own.start()  # back, and empty: every place in line is gone, the sales are not
+            bob = await active_token(store, "bob")
+            seats = (await client.get(seats_url(), headers=bearer(bob))).json()["seats"]
+            assert seats[4]["status"] == "SOLD"
+            assert_problem(
+                await client.post(seats_url(5), headers=bearer(bob)), 409, "SEAT_UNAVAILABLE"
+            )
+            assert (await client.post(seats_url(6), headers=bearer(bob))).status_code == 201
+            assert await sold_count(store) == 1
+    finally:
+        await store.close()
+        own.kill()
+
+
+@pytest.fixture
+def real_only(backend: str) -> None:
+    if backend != "real":
+        pytest.skip("needs a real PostgreSQL to cut")
+
+
+async def test_database_dies_and_returns(real_only: None, make_store: MakeStore) -> None:
+    base = await make_store()
+    await catalog.seed_demo(base.db)
+    target = urlsplit(base.settings.database_url)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    netloc = target.netloc.rsplit("@", 1)
+    creds = f"{netloc[0]}@" if len(netloc) == 2 else ""
+    proxied_url = target._replace(netloc=f"{creds}127.0.0.1:{proxy.port}").geturl()
+    settings = dataclasses.replace(base.settings, database_url=proxied_url)
+    store = open_store(settings, redis=base.redis, db=make_engine(settings))
+    try:
+        async with app_client(store) as client:
+            ann = await active_token(store, "ann")
+            await charge(client, store, "ann", 500_000)
+            holds = [await hold(client, ann, 1), await hold(client, ann, 2)]
+
+            await proxy.cut()
+            store.catalog.invalidate()  # the next read would reload: it must not need the DB
+            assert (await client.get("/queue/token", headers=bearer(ann))).json()["status"] == (
+                "ACTIVE"
+            )
+            assert (await client.get("/concerts/1/dates", headers=bearer(ann))).status_code == 200
+            seats = (await client.get(seats_url(), headers=bearer(ann))).json()["seats"]
+            assert seats[0]["status"] == "HELD"
+            user = {"Authorization": f"Bearer {store.tokens.user_token('ann')}"}
+            pay = {**bearer(ann), "Idempotency-Key": "pay-once"}
+            for request in (
+                client.post("/wallet/charge", headers=user, json={"amount": 5}),
+                client.get("/wallet", headers=user),
+                client.post("/payments", headers=pay, json={"hold_ids": holds}),
+            ):
+                response, took = await timed(request)
+                assert_problem(response, 503, "BACKEND_UNAVAILABLE")
+                assert took < 10
+
+            await proxy.restore()
+            await asyncio.sleep(0.1)
+            assert await ledger_sum(base, "ann") == 500_000  # nothing moved during the outage
+            assert await sold_count(base) == 0
+            first = await client.post("/payments", headers=pay, json={"hold_ids": holds})
+            again = await client.post("/payments", headers=pay, json={"hold_ids": holds})
+            assert first.status_code == again.status_code == 201
+            assert first.json() == again.json()
+            assert await ledger_sum(base, "ann") == 500_000 - 240_000
+            assert await sold_count(base) == 2
+    finally:
+        await proxy.cut()
+        await store.db.dispose()
