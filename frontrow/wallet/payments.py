@@ -74,11 +74,24 @@ async def pay(
     store: Store, claims: QueueClaims, hold_ids: list[str], key: str | None
 ) -> dict[str, Any]:
     """Buy the held seats, all or nothing; a retry with the same key gets the same receipt."""
-    user_id = claims.user_id
     digest = request_hash(hold_ids)
     # A retry comes after the token became DONE: answer it before the state check.
-    if key is not None and (first := await _replay(store, user_id, key, digest)) is not None:
+    if key is not None and (first := await _replay(store, claims.user_id, key, digest)) is not None:
         return first
+    try:
+        return await _purchase(store, claims, hold_ids, key, digest)
+    except Problem:
+        # A concurrent twin with the same key may have paid and ended the holds
+        # and the session between our replay check and now: its receipt is ours.
+        if key is not None and (first := await _replay(store, claims.user_id, key, digest)):
+            return first
+        raise
+
+
+async def _purchase(
+    store: Store, claims: QueueClaims, hold_ids: list[str], key: str | None, digest: str
+) -> dict[str, Any]:
+    user_id = claims.user_id
     await require_active(store, claims, claims.concert_id)
     concert = await store.catalog.get(claims.concert_id)
     if concert is None:
