@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from frontrow.errors import Problem, bad_request
 from frontrow.store import Store
 
 MAX_BODY_BYTES = 16 * 1024
+BODY_TIMEOUT_S = 10.0  # a body that trickles in slower than this holds a worker for nothing
 
 
 class JSONResponse(Response):
@@ -51,11 +53,15 @@ async def read_body(request: Request) -> bytes:
             raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise bad_request(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from None
     return b"".join(chunks)
 
 
