@@ -105,7 +105,11 @@ async def test_path_parameters(
     for method, path, headers in calls:
         response = await client.request(method, path, headers=headers)
         assert response.status_code < 500, (method, path, response.text)
-        assert response.headers["content-type"] in ("application/json", "application/problem+json")
+        if not 300 <= response.status_code < 400:  # Starlette redirects "//" paths
+            assert response.headers["content-type"] in (
+                "application/json",
+                "application/problem+json",
+            )
 
 
 @FAST

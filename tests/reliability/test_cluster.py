@@ -19,7 +19,6 @@ from frontrow.queue import core
 from frontrow.schema import concerts, schedules, seats
 from frontrow.store import open_store
 from tests.conftest import REQUIRE_REAL, SECRET, app_client, bearer, user_headers
-from tests.e2e.server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
             pytest.fail("redis-server and redis-cli are needed for the cluster tests")
         pytest.skip("redis-server is not installed")
     workdir = tmp_path_factory.mktemp("cluster")
-    ports = [free_port() for _ in range(3)]
+    ports = cluster_ports(3)
     procs = [
         subprocess.Popen(
             [
@@ -81,6 +80,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster-bus twin (port + 10000) is a valid, free port too."""
+    import socket
+
+    found: list[int] = []
+    for port in range(21000, 26000):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise RuntimeError("no free ports for a cluster")
 
 
 def _wait(check: object, timeout: float = 20) -> None:
