@@ -172,6 +172,13 @@ async def test_two_concerts_on_two_nodes_sell_seats(cluster: list[int], tmp_path
                     f"/concerts/{concert_id}/dates/{date}/seats/3/hold", headers=bearer(token)
                 )
                 assert held.status_code == 201, held.text
+                spare = await client.post(
+                    f"/concerts/{concert_id}/dates/{date}/seats/4/hold", headers=bearer(token)
+                )
+                released = await client.delete(
+                    f"/holds/{spare.json()['hold_id']}", headers=bearer(token)
+                )
+                assert released.status_code == 204
                 charged = await client.post(
                     "/wallet/charge", headers=user_headers(store, user), json={"amount": 200_000}
                 )
@@ -189,6 +196,8 @@ async def test_two_concerts_on_two_nodes_sell_seats(cluster: list[int], tmp_path
                     "status"
                 ] == "DONE"
                 await core.sweep(store, concert_id)
+                _, waiting, _ = await core.enter(store, f"leaver{concert_id}", concert_id, True)
+                assert await core.leave(store, store.tokens.verify_queue(waiting))
             metrics = (await client.get("/metrics")).text
             assert f'frontrow_seats_sold{{concert="{other}"}} 1.0' in metrics
             admin = await client.get(
