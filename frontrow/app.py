@@ -26,6 +26,7 @@ from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import JSONResponse, store_of
 from frontrow.observe import Observe
+from frontrow.queue.core import queue_open
 from frontrow.queue.fastpoll import FastPoll
 from frontrow.queue.routes import routes as queue_routes
 from frontrow.schedulers import loops
@@ -87,7 +88,9 @@ async def demo_login(request: Request) -> Response:
 
 
 async def list_concerts(request: Request) -> Response:
-    concerts = await store_of(request).catalog.concerts()
+    store = store_of(request)
+    concerts = await store.catalog.concerts()
+    live = await queue_open(store, list(concerts.values()))
     listed = []
     for concert in concerts.values():
         upcoming = concert.upcoming()
@@ -97,7 +100,7 @@ async def list_concerts(request: Request) -> Response:
                     "concert_id": concert.id,
                     "title": concert.title,
                     "venue": concert.venue,
-                    "open": concert.on_sale,
+                    "open": live.get(concert.id, concert.on_sale),
                     "dates": len(upcoming),
                 }
             )

@@ -11,7 +11,7 @@ from typing import Any
 
 from frontrow.auth import QueueClaims, new_token_id
 from frontrow.config import Settings
-from frontrow.errors import conflict, forbidden, unauthenticated
+from frontrow.errors import BACKEND_ERRORS, conflict, forbidden, unauthenticated
 from frontrow.queue.batch import StatusBatcher
 from frontrow.store import Store
 
@@ -210,6 +210,21 @@ async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict
         "admit_rate_per_s": float(stats.get("rate", batch / interval_s)),
         "sold_out": stats.get("sold_out") == "1",
     }
+
+
+async def queue_open(store: Store, concerts: list[Any]) -> dict[int, bool]:
+    """Whether each concert's queue takes entries now (the admin override, else the catalog).
+
+    Best effort: the public concert list must not fail with Redis, so on an
+    error it says nothing and the caller falls back to the catalog."""
+    try:
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for concert in concerts:
+                pipe.hget(store.keys(concert.id).cfg, "open")
+            flags = await pipe.execute()
+    except BACKEND_ERRORS:
+        return {}
+    return {c.id: flag == "1" for c, flag in zip(concerts, flags, strict=True) if flag is not None}
 
 
 async def configure(store: Store, concert_id: int, changes: dict[str, Any]) -> None:

@@ -116,6 +116,7 @@ async def test_closed_queue_is_409(client: httpx.AsyncClient, store: Store) -> N
     assert response.status_code == 200 and response.json()["open"] is False
     response = await client.post("/concerts/1/queue", headers=user_headers(store, "a"))
     assert_problem(response, 409, "QUEUE_CLOSED")
+    assert (await client.get("/concerts")).json()["concerts"][0]["open"] is False
 
 
 def forge(claims: dict, secret: str = SECRET) -> str:

@@ -269,3 +269,25 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         assert entered.json()["sold_out"] is True
         async with store.db.connect() as conn:
             assert await conn.scalar(select(schedules.c.sold_out)) is True
+
+        # a date added later (catalog import) reopens the sale at the next reconcile
+        later = day + dt.timedelta(days=1)
+        async with store.db.begin() as conn:
+            await conn.execute(
+                insert(schedules).values(
+                    id=2,
+                    concert_id=1,
+                    date=later,
+                    sold_out=False,
+                    starts_at=dt.datetime.combine(later, dt.time(20), dt.UTC),
+                )
+            )
+            await conn.execute(insert(seats).values(schedule_id=2, seat_no=1, price=1000))
+        from frontrow.booking.holds import rebuild_all
+
+        store.catalog.invalidate()
+        await rebuild_all(store)
+        await store.redis.delete(store.keys(1).tick)
+        assert (await core.admit(store, 1, "t")).admitted == 2  # "late" and "newcomer"
+        poll = (await client.get("/queue/token", headers=bearer(waiting))).json()
+        assert poll["sold_out"] is False and poll["status"] == "ACTIVE"
