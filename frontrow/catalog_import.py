@@ -81,7 +81,7 @@ def _int(value: Any, low: int, high: int) -> bool:
 
 
 def _text(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value.strip()) <= 200
+    return isinstance(value, str) and 0 < len(value.strip()) <= 200 and "\x00" not in value
 
 
 def validate(source: str) -> list[ConcertSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -81,13 +82,16 @@ async def list_receipts(store: Store, user_id: str) -> list[dict[str, Any]]:
         return await render(conn, list(rows))
 
 
+RECEIPT_ID = re.compile(r"r_[A-Za-z0-9_-]{1,38}")
+
+
 async def get_receipt(store: Store, user_id: str, receipt_id: str) -> dict[str, Any]:
+    if not RECEIPT_ID.fullmatch(receipt_id):  # also keeps NUL bytes away from PostgreSQL
+        raise not_found("no such receipt")
     async with store.db.connect() as conn:
         row = (
             await conn.execute(
-                select(receipts).where(
-                    receipts.c.id == receipt_id[:40], receipts.c.user_id == user_id
-                )
+                select(receipts).where(receipts.c.id == receipt_id, receipts.c.user_id == user_id)
             )
         ).first()
         if row is None:
