@@ -7,15 +7,22 @@
 -- KEYS[3] wait    ZSET token -> entered_at
 -- KEYS[4] seen    ZSET waiting token -> last poll (ms)
 -- KEYS[5] done    ZSET token -> done at (ms)
--- KEYS[6] stats   HASH expired_total, abandoned_total
+-- KEYS[6] stats   HASH expired_total, abandoned_total, users_cursor
+-- KEYS[7] users   HASH user -> token
 -- ARGV[1] abandon after (ms)
 -- ARGV[2] how long DONE tokens are remembered (ms)
 -- ARGV[3] most tokens of each kind to remove in this call
+--
+-- Each call also walks one HSCAN step of the users hash and forgets users
+-- whose token is neither waiting nor live (expired, abandoned, left): enter
+-- would give them a new place anyway, and the hash must not grow with every
+-- visitor of a long sale.
 --
 -- Returns {expired, abandoned, stale_seen}; call again while expired or
 -- stale_seen equals the limit.
 local rcall = redis.call
 local active, cap, wait, seen, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local users = KEYS[7]
 local abandon_ms, done_keep_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local t = rcall('TIME')
@@ -35,6 +42,16 @@ for _, token in ipairs(stale) do
 end
 
 rcall('ZREMRANGEBYSCORE', done, '-inf', now_ms - done_keep_ms)
+
+local scan = rcall('HSCAN', users, rcall('HGET', stats, 'users_cursor') or '0', 'COUNT', limit)
+rcall('HSET', stats, 'users_cursor', scan[1])
+for i = 1, #scan[2], 2 do
+  local user, token = scan[2][i], scan[2][i + 1]
+  if not rcall('ZSCORE', wait, token)
+      and tonumber(rcall('ZSCORE', active, token) or 0) <= now_ms then
+    rcall('HDEL', users, user)
+  end
+end
 if #expired > 0 then
   rcall('HINCRBY', stats, 'expired_total', #expired)
 end

@@ -172,7 +172,7 @@ async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
     expired_total = abandoned_total = 0
     while True:
         expired, abandoned, stale = await store.scripts.sweep(
-            keys=[k.active, k.cap, k.wait, k.seen, k.done, k.stats],
+            keys=[k.active, k.cap, k.wait, k.seen, k.done, k.stats, k.users],
             args=[ms(s.abandon_after_s), DONE_KEEP_MS, SWEEP_LIMIT],
         )
         expired_total += expired

@@ -162,6 +162,22 @@ async def test_sweep_drops_abandoned_waiters(make_store: MakeStore) -> None:
     assert (await core.overview(store, CONCERT, True))["abandoned_total"] == 2
 
 
+async def test_sweep_forgets_users_whose_place_ended(make_store: MakeStore) -> None:
+    store = await make_store(admit_batch=1, abandon_after_s=0.2, session_ttl_s=0.2)
+    await join(store, "admitted")
+    await core.admit(store, CONCERT, "a")
+    await join(store, "abandons")
+    left = await join(store, "leaves")
+    await core.leave(store, left)
+    await asyncio.sleep(0.3)  # the admitted session expired, "abandons" stopped polling
+    fresh = await join(store, "fresh")  # a live place the sweep must keep
+    await core.sweep(store, CONCERT)
+    assert set(await store.redis.hkeys(store.keys(CONCERT).users)) == {"fresh"}
+    created, _, _ = await core.enter(store, "fresh", CONCERT, True)
+    assert not created  # the live place is still found
+    assert (await core.status(store, fresh)).status == "WAITING"
+
+
 async def test_polling_slides_the_session(make_store: MakeStore) -> None:
     store = await make_store(admit_batch=1, session_ttl_s=0.5)
     claims = await join(store, "me")
