@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.schema import concerts, metadata, schedules, seats
@@ -46,7 +46,8 @@ class Concert:
         return [s for s in self.schedules if s.starts_at > now]
 
     def schedule_on(self, date: dt.date) -> Schedule | None:
-        for schedule in self.schedules:
+        """The date's schedule while it is still to come: a started show sells nothing."""
+        for schedule in self.upcoming():
             if schedule.date == date:
                 return schedule
         return None
@@ -119,6 +120,23 @@ async def load(db: AsyncEngine) -> dict[int, Concert]:
         )
         for row in concert_rows
     }
+
+
+async def concert_sold_out(conn: AsyncConnection, concert_id: int) -> bool:
+    """True when no date still to come has a seat left (past dates sell nothing)."""
+    flags = (
+        (
+            await conn.execute(
+                select(schedules.c.sold_out).where(
+                    schedules.c.concert_id == concert_id,
+                    schedules.c.starts_at > dt.datetime.now(dt.UTC),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return bool(flags) and all(flags)
 
 
 async def migrate(db: AsyncEngine) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select
 
 from frontrow.catalog import Concert, Schedule
+from frontrow.catalog import concert_sold_out as catalog_sold_out
 from frontrow.errors import conflict, forbidden, not_found
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms
-from frontrow.schema import reservations, schedules
+from frontrow.schema import reservations
 from frontrow.store import Store
 
 HOLD_ID = re.compile(r"h_([0-9]{1,15})\.([0-9]{1,15})\.([0-9]{1,9})\.[A-Za-z0-9_-]{16}")
@@ -54,16 +55,7 @@ async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> None:
             .scalars()
             .all()
         )
-        flags = (
-            (
-                await conn.execute(
-                    select(schedules.c.sold_out).where(schedules.c.concert_id == concert.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    concert_sold_out = bool(flags) and all(flags)
+        concert_sold_out = await catalog_sold_out(conn, concert.id)
     k = store.keys(concert.id)
     await store.scripts.load_sold(
         keys=[k.sold(schedule.id), k.stats],

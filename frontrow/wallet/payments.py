@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from frontrow.auth import QueueClaims
 from frontrow.booking.holds import HoldRef, parse_hold_id
-from frontrow.catalog import Concert
+from frontrow.catalog import Concert, concert_sold_out
 from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, invalid
 from frontrow.queue.core import ms, require_active
 from frontrow.schema import ledger, receipts, reservations, schedules, wallets
@@ -41,7 +41,7 @@ def parse_hold_ids(body: dict[str, Any], limit: int) -> list[str]:
 
 def _refs(concert: Concert, hold_ids: list[str]) -> list[tuple[HoldRef, Any, int]]:
     """Each hold with its date and price; malformed ids are 422, foreign ones 403."""
-    dates = {s.id: s for s in concert.schedules}
+    dates = {s.id: s for s in concert.upcoming()}
     out = []
     for hold_id in hold_ids:
         ref = parse_hold_id(hold_id)
@@ -212,13 +212,4 @@ async def _mark_sold_out(conn: Any, concert: Concert, schedule_ids: set[int]) ->
             await conn.execute(
                 update(schedules).where(schedules.c.id == schedule_id).values(sold_out=True)
             )
-    flags = (
-        (
-            await conn.execute(
-                select(schedules.c.sold_out).where(schedules.c.concert_id == concert.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return bool(flags) and all(flags)
+    return await concert_sold_out(conn, concert.id)

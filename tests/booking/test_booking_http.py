@@ -170,3 +170,34 @@ async def test_enter_requires_user_token(client: httpx.AsyncClient, store: Store
     assert (
         await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))
     ).status_code == 200
+
+
+async def test_a_date_that_has_started_sells_nothing(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    from sqlalchemy import insert
+
+    from frontrow.schema import schedules, seats
+
+    past = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    async with store.db.begin() as conn:
+        schedule_id = await conn.scalar(
+            insert(schedules)
+            .values(
+                concert_id=1,
+                date=past,
+                sold_out=False,
+                starts_at=dt.datetime.combine(past, dt.time(19), dt.UTC),
+            )
+            .returning(schedules.c.id)
+        )
+        await conn.execute(insert(seats).values(schedule_id=schedule_id, seat_no=1, price=10))
+    store.catalog.invalidate()
+    token = await active_token(store, "late")
+    dates = (await client.get("/concerts/1/dates", headers=bearer(token))).json()["dates"]
+    assert past.isoformat() not in [d["date"] for d in dates]
+    played = seats_url(date=past.isoformat())
+    assert_problem(await client.get(played, headers=bearer(token)), 404, "NOT_FOUND")
+    assert_problem(
+        await client.post(seats_url(1, past.isoformat()), headers=bearer(token)), 404, "NOT_FOUND"
+    )

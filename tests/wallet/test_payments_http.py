@@ -251,6 +251,18 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         await conn.execute(
             insert(seats), [{"schedule_id": 1, "seat_no": n, "price": 1000} for n in (1, 2)]
         )
+        # a date already played, with a seat never sold: it cannot keep the sale open
+        past = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
+        await conn.execute(
+            insert(schedules).values(
+                id=3,
+                concert_id=1,
+                date=past,
+                sold_out=False,
+                starts_at=dt.datetime.combine(past, dt.time(20), dt.UTC),
+            )
+        )
+        await conn.execute(insert(seats).values(schedule_id=3, seat_no=1, price=1000))
     async with app_client(store) as client:
         ann = await active_token(store, "ann")
         _, waiting, _ = await core.enter(store, "late", 1, True)
@@ -268,7 +280,7 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         entered = await client.post("/concerts/1/queue", headers=user_headers(store, "newcomer"))
         assert entered.json()["sold_out"] is True
         async with store.db.connect() as conn:
-            assert await conn.scalar(select(schedules.c.sold_out)) is True
+            assert await conn.scalar(select(schedules.c.sold_out).where(schedules.c.id == 1))
 
         # a date added later (catalog import) reopens the sale at the next reconcile
         later = day + dt.timedelta(days=1)
