@@ -28,9 +28,10 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    from frontrow.logs import configure
+
+    configure(settings)
+    log.info("effective config", extra={"config": settings.masked()})
 
 
 async def _migrate(settings: Settings, seed: bool) -> int | None:

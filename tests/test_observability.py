@@ -122,3 +122,23 @@ async def test_stats_table_shows_each_queue(store: Store) -> None:
     assert row.startswith("1 ") and " 5 " in row and "yes" in row
     # 5 waiting at the configured 100/s: the last is admitted within a second
     assert "0m01s" in row
+
+
+async def test_polls_on_the_fast_path_are_counted_and_logged(
+    client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    def count(text: str, status: int) -> float:
+        labels = f'method="GET",route="/queue/token",status="{status}"'
+        match = re.search(r"^frontrow_http_requests_total\{" + labels + r"\} (\S+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    before = (await client.get("/metrics")).text
+    caplog.set_level(logging.INFO, logger="frontrow.access")
+    _, token, _ = await core.enter(store, "poller", 1, True)
+    assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
+    assert (await client.get("/queue/token", headers=bearer("forged"))).status_code == 401
+    after = (await client.get("/metrics")).text
+    assert count(after, 200) == count(before, 200) + 1
+    assert count(after, 401) == count(before, 401) + 1
+    polls = [r for r in caplog.records if r.name == "frontrow.access" and r.route == "/queue/token"]
+    assert [(r.status, r.concert) for r in polls] == [(200, 1), (401, None)]

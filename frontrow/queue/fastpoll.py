@@ -1,20 +1,24 @@
 """GET /queue/token without Starlette's routing and response machinery.
 
 A million waiting browsers make the poll most of all traffic, so this one
-path is answered from a pure ASGI middleware: cached token verification,
-the batched status call, one orjson body sent as-is. Every other request,
-and every other method on this path, goes through the regular app.
+path is answered from a pure ASGI handler in front of Starlette's middleware
+stack (see app.App): cached token verification, the batched status call,
+one orjson body sent as-is. It records its own metrics and renders its own
+errors. Every other request, and every other method on this path, goes
+through the regular app.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
 
 from frontrow.auth import bearer
 from frontrow.errors import BACKEND_ERRORS, Problem, backend_unavailable, problem_response
+from frontrow.observe import record
 from frontrow.queue import core
 
 log = logging.getLogger("frontrow")
@@ -29,33 +33,37 @@ def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _problem(exc: Exception) -> Problem:
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, BACKEND_ERRORS):
+        log.warning("backend unavailable on GET %s: %r", PATH, exc)
+        return backend_unavailable("a backend is unreachable; retry shortly")
+    log.error("unhandled error on GET %s", PATH, exc_info=exc)
+    return Problem(500, "INTERNAL", "internal error")
+
+
 class FastPoll:
-    def __init__(self, app: Any, route: Any = None) -> None:
+    def __init__(self, app: Any, starlette: Any) -> None:
         self.app = app
-        self.route = route  # what the metrics middleware labels the request with
+        self.state = starlette.state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        scope["route"] = self.route
-        store = scope["app"].state.store
+        started = time.perf_counter()
         try:
+            store = self.state.store
             claims = store.tokens.verify_queue(bearer(_authorization(scope["headers"])))
             place = await core.status(store, claims)
-        except Problem as problem:
+        except Exception as exc:
+            problem = _problem(exc)
             await problem_response(problem)(scope, receive, send)
-            return
-        except BACKEND_ERRORS:
-            problem = backend_unavailable("a backend is unreachable; retry shortly")
-            await problem_response(problem)(scope, receive, send)
+            record("GET", PATH, problem.status, time.perf_counter() - started, None)
             return
         body = orjson.dumps(core.poll_body(place, claims.concert_id))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*HEADERS, (b"content-length", str(len(body)).encode())],
-            }
-        )
+        headers = [*HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        record("GET", PATH, 200, time.perf_counter() - started, claims.concert_id)

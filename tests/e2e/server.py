@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -26,18 +28,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(env: dict[str, str], workers: int = 1, cwd: str | None = None) -> Iterator[str]:
+def serve(
+    env: dict[str, str], workers: int = 1, cwd: str | None = None, output: Any = None
+) -> Iterator[str]:
     """Start the service, wait until it is ready, yield its base URL, stop it."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTROW_")}
     # Every test client comes from one address in bursts: no rate limits unless asked.
     full_env.update(NO_RATE_LIMITS)
     full_env.update(env)
+    # A file, never a pipe nobody reads: a full pipe would block the server's logging.
+    log = output or tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "frontrow", "serve", "--port", str(port), "--workers", str(workers)],
         env=full_env,
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -46,7 +52,8 @@ def serve(env: dict[str, str], workers: int = 1, cwd: str | None = None) -> Iter
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"frontrow serve exited: {proc.stdout.read()}")  # type: ignore[union-attr]
+                log.seek(0)
+                raise RuntimeError(f"frontrow serve exited: {log.read()[-3000:]}")
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                     break
@@ -63,5 +70,5 @@ def serve(env: dict[str, str], workers: int = 1, cwd: str | None = None) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        if output is None:
+            log.close()

@@ -83,3 +83,26 @@ def test_queue_to_receipt(make_store, store: Store, tmp_path) -> None:
         assert c.get("/queue/token", headers=queue).json()["status"] == "DONE"
         admin = c.get("/admin/concerts/1/queue", headers={"Authorization": "Bearer admin-secret"})
         assert admin.json()["admitted_total"] >= 1
+
+
+def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path) -> None:
+    import json
+
+    env = {
+        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+        "FRONTROW_ADMIN_TOKEN": "do-not-log-me",
+        "FRONTROW_LOG_LEVEL": "INFO",
+    }
+    with open(tmp_path / "out.log", "w+") as out:
+        with serve(env, output=out) as url:
+            assert httpx.get(url + "/concerts").status_code == 200
+        out.seek(0)
+        text = out.read()
+    assert "do-not-log-me" not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    config = next(line for line in lines if line["msg"] == "effective config")
+    assert config["config"]["admin_token"] == "***"
+    access = [line for line in lines if line["msg"] == "request" and line["route"] == "/concerts"]
+    assert len(access) == 1
+    assert access[0]["method"] == "GET" and access[0]["status"] == 200
+    assert access[0]["duration_ms"] >= 0
