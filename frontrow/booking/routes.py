@@ -89,7 +89,7 @@ async def hold_seat(request: Request) -> Response:
     address = client_address(request)
     await ratelimit.check(store, concert.id, "hold", claims.user_id, address)
     created, hold = await holds.hold(
-        store_of(request), concert, schedule, request.path_params["seat_no"], claims.user_id
+        store, concert, schedule, request.path_params["seat_no"], claims.user_id
     )
     return JSONResponse(hold.as_dict(), status_code=201 if created else 200)
 

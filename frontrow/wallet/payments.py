@@ -176,8 +176,7 @@ async def _purchase(
                 )
             )[0]
     except IntegrityError:
-        if key is not None and (first := await _replay(store, user_id, key, digest)) is not None:
-            return first
+        # a seat sold meanwhile, or a same-key twin committed first (pay() replays that)
         raise conflict("HOLD_EXPIRED", "a seat of these holds was sold meanwhile") from None
 
     # 3. finalize; the sale already stands, the reconciler repairs Redis if this fails
