@@ -152,3 +152,31 @@ async def admit_all(store: Store, concert_id: int = 1) -> None:
     await core.configure(store, concert_id, {"admit_batch": 1_000_000})
     await core.admit(store, concert_id, "test")
     await store.redis.hdel(store.keys(concert_id).cfg, "admit_batch")
+
+
+async def add_date(
+    conn: Any, concert_id: int, day: Any, seat_nos: Any, price: int = 1000, **schedule: Any
+) -> int:
+    """Insert a date (20:00 UTC) with priced seats straight into the catalog tables."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from frontrow.schema import schedules, seats
+
+    schedule_id = await conn.scalar(
+        insert(schedules)
+        .values(
+            concert_id=concert_id,
+            date=day,
+            sold_out=False,
+            starts_at=dt.datetime.combine(day, dt.time(20), dt.UTC),
+            **schedule,
+        )
+        .returning(schedules.c.id)
+    )
+    await conn.execute(
+        insert(seats),
+        [{"schedule_id": schedule_id, "seat_no": n, "price": price} for n in seat_nos],
+    )
+    return int(schedule_id)

@@ -9,7 +9,15 @@ import httpx
 
 from frontrow import catalog
 from frontrow.store import Store
-from tests.conftest import MakeStore, active_token, admit_all, app_client, bearer, user_headers
+from tests.conftest import (
+    MakeStore,
+    active_token,
+    add_date,
+    admit_all,
+    app_client,
+    bearer,
+    user_headers,
+)
 from tests.e2e.test_queue_http import assert_problem
 
 
@@ -175,23 +183,9 @@ async def test_enter_requires_user_token(client: httpx.AsyncClient, store: Store
 async def test_a_date_that_has_started_sells_nothing(
     client: httpx.AsyncClient, store: Store
 ) -> None:
-    from sqlalchemy import insert
-
-    from frontrow.schema import schedules, seats
-
     past = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     async with store.db.begin() as conn:
-        schedule_id = await conn.scalar(
-            insert(schedules)
-            .values(
-                concert_id=1,
-                date=past,
-                sold_out=False,
-                starts_at=dt.datetime.combine(past, dt.time(19), dt.UTC),
-            )
-            .returning(schedules.c.id)
-        )
-        await conn.execute(insert(seats).values(schedule_id=schedule_id, seat_no=1, price=10))
+        await add_date(conn, 1, past, (1,), price=10)
     store.catalog.invalidate()
     token = await active_token(store, "late")
     dates = (await client.get("/concerts/1/dates", headers=bearer(token))).json()["dates"]

@@ -16,9 +16,9 @@ from sqlalchemy import insert
 from frontrow import catalog
 from frontrow.config import Settings
 from frontrow.queue import core
-from frontrow.schema import concerts, schedules, seats
+from frontrow.schema import concerts
 from frontrow.store import open_store
-from tests.conftest import REQUIRE_REAL, SECRET, app_client, bearer, user_headers
+from tests.conftest import REQUIRE_REAL, SECRET, add_date, app_client, bearer, user_headers
 
 
 @pytest.fixture(scope="module")
@@ -141,20 +141,7 @@ async def test_two_concerts_on_two_nodes_sell_seats(cluster: list[int], tmp_path
     day = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=5)
     async with store.db.begin() as conn:
         await conn.execute(insert(concerts).values(id=other, title="Two", venue="B", on_sale=True))
-        schedule_id = await conn.scalar(
-            insert(schedules)
-            .values(
-                concert_id=other,
-                date=day,
-                starts_at=dt.datetime.combine(day, dt.time(20), dt.UTC),
-                sold_out=False,
-            )
-            .returning(schedules.c.id)
-        )
-        await conn.execute(
-            insert(seats),
-            [{"schedule_id": schedule_id, "seat_no": n, "price": 1000} for n in range(1, 11)],
-        )
+        await add_date(conn, other, day, range(1, 11))
     first_day = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)).isoformat()
     try:
         async with app_client(store) as client:

@@ -12,7 +12,7 @@ from frontrow import catalog
 from frontrow.schema import reservations, schedules
 from frontrow.store import Store
 from tests.booking.test_booking_http import seats_url
-from tests.conftest import MakeStore, active_token, app_client, bearer, user_headers
+from tests.conftest import MakeStore, active_token, add_date, app_client, bearer, user_headers
 from tests.e2e.test_queue_http import assert_problem
 from tests.wallet.test_wallet_http import ledger_sum
 
@@ -233,36 +233,16 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
     from sqlalchemy import insert
 
     from frontrow.queue import core
-    from frontrow.schema import concerts, seats
+    from frontrow.schema import concerts
 
     store = await make_store(admit_batch=10)
     day = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)
     async with store.db.begin() as conn:
         await conn.execute(insert(concerts).values(id=1, title="Tiny", venue="Club", on_sale=True))
-        await conn.execute(
-            insert(schedules).values(
-                id=1,
-                concert_id=1,
-                date=day,
-                starts_at=dt.datetime.combine(day, dt.time(20), dt.UTC),
-                sold_out=False,
-            )
-        )
-        await conn.execute(
-            insert(seats), [{"schedule_id": 1, "seat_no": n, "price": 1000} for n in (1, 2)]
-        )
+        await add_date(conn, 1, day, (1, 2), id=1)
         # a date already played, with a seat never sold: it cannot keep the sale open
         past = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
-        await conn.execute(
-            insert(schedules).values(
-                id=3,
-                concert_id=1,
-                date=past,
-                sold_out=False,
-                starts_at=dt.datetime.combine(past, dt.time(20), dt.UTC),
-            )
-        )
-        await conn.execute(insert(seats).values(schedule_id=3, seat_no=1, price=1000))
+        await add_date(conn, 1, past, (1,), id=3)
     async with app_client(store) as client:
         ann = await active_token(store, "ann")
         _, waiting, _ = await core.enter(store, "late", 1, True)
@@ -285,16 +265,7 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         # a date added later (catalog import) reopens the sale at the next reconcile
         later = day + dt.timedelta(days=1)
         async with store.db.begin() as conn:
-            await conn.execute(
-                insert(schedules).values(
-                    id=2,
-                    concert_id=1,
-                    date=later,
-                    sold_out=False,
-                    starts_at=dt.datetime.combine(later, dt.time(20), dt.UTC),
-                )
-            )
-            await conn.execute(insert(seats).values(schedule_id=2, seat_no=1, price=1000))
+            await add_date(conn, 1, later, (1,), id=2)
         from frontrow.booking.holds import rebuild_all
 
         store.catalog.invalidate()
