@@ -13,8 +13,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.schema import concerts, metadata, schedules, seats
@@ -122,27 +122,26 @@ async def load(db: AsyncEngine) -> dict[int, Concert]:
     }
 
 
-async def concert_sold_out(conn: AsyncConnection, concert_id: int) -> bool:
-    """True when no date still to come has a seat left (past dates sell nothing)."""
-    flags = (
-        (
-            await conn.execute(
-                select(schedules.c.sold_out).where(
-                    schedules.c.concert_id == concert_id,
-                    schedules.c.starts_at > dt.datetime.now(dt.UTC),
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return bool(flags) and all(flags)
-
-
 async def migrate(db: AsyncEngine) -> None:
-    """Create every table that does not exist yet; safe to run again."""
+    """Create every table that does not exist yet, add columns that later
+    versions need to tables that do; safe to run again."""
     async with db.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        columns = await conn.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("schedules")}
+        )
+        if "seats_left" not in columns:
+            await conn.execute(
+                text("ALTER TABLE schedules ADD COLUMN seats_left INTEGER NOT NULL DEFAULT 0")
+            )
+            await conn.execute(
+                text(
+                    "UPDATE schedules SET seats_left ="
+                    " (SELECT count(*) FROM seats WHERE seats.schedule_id = schedules.id)"
+                    " - (SELECT count(*) FROM reservations"
+                    " WHERE reservations.schedule_id = schedules.id)"
+                )
+            )
 
 
 async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None:
@@ -164,7 +163,13 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
             schedule_id = (
                 await conn.execute(
                     insert(schedules)
-                    .values(concert_id=concert_id, date=day, starts_at=starts, sold_out=False)
+                    .values(
+                        concert_id=concert_id,
+                        date=day,
+                        starts_at=starts,
+                        sold_out=False,
+                        seats_left=50,
+                    )
                     .returning(schedules.c.id)
                 )
             ).scalar_one()

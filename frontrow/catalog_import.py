@@ -224,6 +224,7 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                             date=d.date,
                             starts_at=d.starts_at,
                             sold_out=False,
+                            seats_left=len(d.prices),
                         )
                         .returning(schedules.c.id)
                     )
@@ -288,7 +289,9 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                 await conn.execute(
                     update(schedules)
                     .where(schedules.c.id == schedule_id)
-                    .values(sold_out=len(sold) >= len(d.prices))
+                    .values(
+                        seats_left=len(d.prices) - len(sold), sold_out=len(sold) >= len(d.prices)
+                    )
                 )
         if errors:
             raise CatalogError(errors)  # rolls the transaction back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 import orjson
 import redis.exceptions
@@ -50,12 +51,14 @@ class Problem(Exception):
         code: str,
         detail: str,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers or {}
+        self.extra = extra or {}  # members added to the problem body (RFC 9457 extensions)
 
 
 def bad_request(detail: str) -> Problem:
@@ -93,6 +96,7 @@ def problem_response(problem: Problem) -> Response:
         "status": problem.status,
         "code": problem.code,
         "detail": problem.detail,
+        **problem.extra,
     }
     return Response(
         orjson.dumps(body),

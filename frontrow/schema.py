@@ -39,6 +39,10 @@ schedules = Table(
     Column("date", Date, nullable=False),
     Column("starts_at", DateTime(timezone=True), nullable=False),
     Column("sold_out", Boolean, nullable=False, default=False),
+    # Seats neither sold nor removed, kept by the same UPDATE that sells
+    # them: concurrent last-seat payments serialize on this row, so the one
+    # that empties a date is the one that flags it sold out.
+    Column("seats_left", Integer, nullable=False, server_default="0"),
     UniqueConstraint("concert_id", "date", name="schedules_concert_date"),
 )
 

@@ -160,6 +160,7 @@ async def add_date(
     """Insert a date (20:00 UTC) with priced seats straight into the catalog tables."""
     import datetime as dt
 
+    seat_nos = list(seat_nos)
     from sqlalchemy import insert
 
     from frontrow.schema import schedules, seats
@@ -170,6 +171,7 @@ async def add_date(
             concert_id=concert_id,
             date=day,
             sold_out=False,
+            seats_left=len(seat_nos),
             starts_at=dt.datetime.combine(day, dt.time(20), dt.UTC),
             **schedule,
         )

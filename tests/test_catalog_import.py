@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
+from frontrow import catalog
 from frontrow.catalog import load
 from frontrow.catalog_import import CatalogError, apply, validate
 from frontrow.schema import receipts, reservations, seats
 from frontrow.store import Store
+from tests.conftest import MakeStore
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "catalog.json"
 
@@ -126,3 +128,17 @@ def test_cli_reports_errors_and_exits_2(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "2 dates added" in ok.stdout
+
+
+async def test_migrate_adds_seats_left_to_an_older_database(make_store: MakeStore) -> None:
+    from sqlalchemy import text
+
+    store = await make_store()
+    await catalog.seed_demo(store.db)
+    async with store.db.begin() as conn:
+        await conn.execute(text("ALTER TABLE schedules DROP COLUMN seats_left"))
+    await catalog.migrate(store.db)
+    await catalog.migrate(store.db)  # and again: nothing more to do
+    async with store.db.connect() as conn:
+        left = (await conn.execute(text("SELECT seats_left FROM schedules"))).scalars().all()
+    assert left == [50, 50, 50]

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 
 from frontrow.catalog import Concert, Schedule
-from frontrow.catalog import concert_sold_out as catalog_sold_out
 from frontrow.errors import conflict, forbidden, not_found
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms
@@ -55,12 +54,17 @@ async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> None:
             .scalars()
             .all()
         )
-        concert_sold_out = await catalog_sold_out(conn, concert.id)
+    await store.scripts.load_sold(keys=[store.keys(concert.id).sold(schedule.id)], args=sold)
+
+
+async def refresh_sold_out(store: Store, concert: Concert) -> bool:
+    """Derive the concert's sold-out flag (which stops admission) from the sold copies."""
     k = store.keys(concert.id)
-    await store.scripts.load_sold(
-        keys=[k.sold(schedule.id), k.stats],
-        args=["1" if concert_sold_out else "0", *sold],
+    dates = concert.upcoming()
+    flag = await store.scripts.sold_out(
+        keys=[k.stats, *(k.sold(s.id) for s in dates)], args=[len(s.prices) for s in dates]
     )
+    return bool(flag)
 
 
 async def rebuild_all(store: Store) -> None:
@@ -68,6 +72,7 @@ async def rebuild_all(store: Store) -> None:
     for concert in (await store.catalog.concerts()).values():
         for schedule in concert.upcoming():
             await load_sold(store, concert, schedule)
+        await refresh_sold_out(store, concert)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ async def release_hold(request: Request) -> Response:
         raise not_found("no such hold")
     if ref.concert_id != claims.concert_id:
         raise forbidden("this hold belongs to another concert")
-    await require_active(store, claims, ref.concert_id)
+    await require_active(store, claims, ref.concert_id, or_done=True)
     await holds.release(store, ref, claims.user_id)
     return Response(status_code=204)
 

@@ -38,3 +38,5 @@ class Scripts:
     seats: Any
     load_sold: Any
     ratelimit: Any
+    sold_out: Any
+    unclaim: Any

@@ -1,6 +1,8 @@
 -- claim: before a payment commits, check that every hold is live and this
--- user's, and pin each one for a grace period so none can lapse while the
--- database transaction runs.
+-- user's, and pin each one that would lapse within the grace period so none
+-- can expire while the database transaction runs. A failed payment undoes
+-- the pins with unclaim.lua: a hold never outlives its own deadline because
+-- somebody tried to pay for it.
 --
 -- KEYS[1] uholds        ZSET hold_id -> hold expiry, this user's holds
 -- KEYS[1 + 2i - 1]      hold i   STRING hold_id|user_id
@@ -10,8 +12,11 @@
 -- ARGV[2 + 2i - 1]      hold id i
 -- ARGV[2 + 2i]          seat number i
 --
--- Returns {'OK'} or {'EXPIRED', hold_id} for the first hold that is not live
--- and this user's; nothing is changed then.
+-- Returns {'OK', {pinned_1, ..., pinned_n}, {other live hold ids}}: pinned_i
+-- is hold i's own deadline (ms) when it was extended, else 0; the other ids
+-- are this user's live holds in the concert that the payment does not name.
+-- Or {'EXPIRED', hold_id} for the first hold that is not live and this
+-- user's; nothing is changed then.
 local rcall = redis.call
 local uholds, user, grace_ms = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local n = (#KEYS - 1) / 2
@@ -25,13 +30,24 @@ end
 
 local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local pinned, named = {}, {}
 for i = 1, n do
   local hold, holds = KEYS[1 + 2 * i - 1], KEYS[1 + 2 * i]
   local hold_id, seat = ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]
-  if rcall('PTTL', hold) < grace_ms then
+  named[hold_id] = true
+  pinned[i] = 0
+  local left = rcall('PTTL', hold)
+  if left < grace_ms then
+    pinned[i] = now_ms + left
     rcall('PEXPIRE', hold, grace_ms)
     rcall('ZADD', holds, now_ms + grace_ms, seat)
     rcall('ZADD', uholds, now_ms + grace_ms, hold_id)
   end
 end
-return {'OK'}
+local others = {}
+for _, hold_id in ipairs(rcall('ZRANGEBYSCORE', uholds, '(' .. now_ms, '+inf')) do
+  if not named[hold_id] then
+    others[#others + 1] = hold_id
+  end
+end
+return {'OK', pinned, others}

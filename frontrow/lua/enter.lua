@@ -15,6 +15,7 @@
 --
 -- Returns {outcome, token, rank, expires_at_ms, rate, sold_out}
 --   outcome: 'NEW' | 'WAITING' | 'ACTIVE' (an existing place) | 'CLOSED'
+--            | 'SOLD_OUT' (no new place: nothing is left to sell)
 local rcall = redis.call
 local wait, seen, users, active, cfg, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local user, new_token = ARGV[1], ARGV[2]
@@ -50,6 +51,9 @@ end
 local open = rcall('HGET', cfg, 'open') or default_open
 if open ~= '1' then
   return {'CLOSED', '', 0, 0, rate, sold_out}
+end
+if sold_out == '1' then
+  return {'SOLD_OUT', '', 0, 0, rate, sold_out}
 end
 rcall('ZADD', wait, now_us, new_token)
 rcall('ZADD', seen, now_ms, new_token)

@@ -1,47 +1,53 @@
 -- finalize: after the payment committed in the database, mark its seats
--- sold, end their holds and the session (the token reads DONE).
+-- sold, end their holds, release the payer's other holds in the concert
+-- (the session ends here, so nobody could pay for them) and end the session
+-- (the token reads DONE).
 --
 -- KEYS[1] uholds  ZSET hold_id -> expiry, the payer's holds
 -- KEYS[2] active  ZSET token -> session expiry
 -- KEYS[3] cap     HASH token -> absolute session deadline
 -- KEYS[4] done    ZSET token -> done at (ms)
 -- KEYS[5] users   HASH user -> token
--- KEYS[6] stats   HASH 'sold_out'
--- KEYS[4 + 3i]    hold i   STRING hold_id|user_id
--- KEYS[5 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
--- KEYS[6 + 3i]    sold i   SET sold seats of seat i's date
+-- KEYS[3 + 3i]    hold i   STRING hold_id|user_id, for each paid hold i = 1..n
+-- KEYS[4 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
+-- KEYS[5 + 3i]    sold i   SET sold seats of seat i's date
+-- KEYS[4 + 3n + 2j] hold j, KEYS[5 + 3n + 2j] holds j, for each other hold j
 -- ARGV[1] token id
 -- ARGV[2] user id
--- ARGV[3] '1' when the concert has no seat left on any date
--- ARGV[2 + 2i]    hold id i
--- ARGV[3 + 2i]    seat number i
+-- ARGV[3] n, the number of paid holds
+-- ARGV[2 + 2i]    paid hold id i,  ARGV[3 + 2i] its seat number
+-- ARGV[2 + 2n + 2j] other hold id j, ARGV[3 + 2n + 2j] its seat number
 --
 -- Returns the number of seats marked sold.
 local rcall = redis.call
-local uholds, active, cap, done, users, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local token, user, sold_out = ARGV[1], ARGV[2], ARGV[3]
-local n = (#KEYS - 6) / 3
+local uholds, active, cap, done, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local token, user, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local m = (#KEYS - 5 - 3 * n) / 2
+
+local function drop(hold, holds, hold_id, seat)
+  if rcall('GET', hold) == hold_id .. '|' .. user then
+    rcall('DEL', hold)
+    rcall('ZREM', holds, seat)
+  end
+  rcall('ZREM', uholds, hold_id)
+end
 
 local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 1, n do
-  local hold, holds, sold = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
-  local hold_id, seat = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   -- Sold even when the copy is not loaded: a later load only adds members.
-  rcall('SADD', sold, seat)
-  if rcall('GET', hold) == hold_id .. '|' .. user then
-    rcall('DEL', hold)
-  end
-  rcall('ZREM', holds, seat)
-  rcall('ZREM', uholds, hold_id)
+  rcall('SADD', KEYS[5 + 3 * i], ARGV[3 + 2 * i])
+  rcall('ZREM', KEYS[4 + 3 * i], ARGV[3 + 2 * i])
+  drop(KEYS[3 + 3 * i], KEYS[4 + 3 * i], ARGV[2 + 2 * i], ARGV[3 + 2 * i])
+end
+for j = 1, m do
+  drop(KEYS[4 + 3 * n + 2 * j], KEYS[5 + 3 * n + 2 * j], ARGV[2 + 2 * n + 2 * j],
+    ARGV[3 + 2 * n + 2 * j])
 end
 rcall('ZREM', active, token)
 rcall('HDEL', cap, token)
 rcall('ZADD', done, now_ms, token)
 if rcall('HGET', users, user) == token then
   rcall('HDEL', users, user)
-end
-if sold_out == '1' then
-  rcall('HSET', stats, 'sold_out', '1')
 end
 return n

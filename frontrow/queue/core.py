@@ -11,7 +11,7 @@ from typing import Any
 
 from frontrow.auth import QueueClaims, new_token_id
 from frontrow.config import Settings
-from frontrow.errors import BACKEND_ERRORS, conflict, forbidden, unauthenticated
+from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, unauthenticated
 from frontrow.queue.batch import StatusBatcher
 from frontrow.store import Store
 
@@ -73,10 +73,13 @@ def place(
     settings: Settings, state: str, rank: int, expires_ms: int, rate: str, sold_out: str
 ) -> Place:
     now_ms = int(time.time() * 1000)
+    if state == "WAITING" and sold_out == "1":
+        # nobody is admitted any more: no estimate, and no reason to ask often
+        return Place(state, rank, None, POLL_MAX_MS, None, True)
     if state == "WAITING":
         admit_rate = float(rate) if rate else settings.admit_batch / settings.admit_interval_s
         eta = math.ceil(rank / admit_rate) if admit_rate > 0 else None
-        return Place(state, rank, eta, poll_after_ms(state, rank, 0, now_ms), None, sold_out == "1")
+        return Place(state, rank, eta, poll_after_ms(state, rank, 0, now_ms), None, False)
     if state == "ACTIVE":
         return Place(
             state,
@@ -101,6 +104,13 @@ async def enter(
     )
     if outcome == "CLOSED":
         raise conflict("QUEUE_CLOSED", f"concert {concert_id} is not on sale")
+    if outcome == "SOLD_OUT":
+        raise Problem(
+            409,
+            "QUEUE_CLOSED",
+            f"concert {concert_id} is sold out",
+            extra={"sold_out": True},
+        )
     state = "ACTIVE" if outcome == "ACTIVE" else "WAITING"
     token = store.tokens.queue_token(user_id, concert_id, token_id)
     return outcome == "NEW", token, place(s, state, rank, expires, rate, sold_out)
@@ -118,12 +128,15 @@ async def status(store: Store, claims: QueueClaims) -> Place:
     return place(store.settings, state, rank, expires, rate, sold_out)
 
 
-async def require_active(store: Store, claims: QueueClaims, concert_id: int) -> Place:
-    """Let a booking request through only on an ACTIVE token of this concert."""
+async def require_active(
+    store: Store, claims: QueueClaims, concert_id: int, or_done: bool = False
+) -> Place:
+    """Let a booking request through only on an ACTIVE token of this concert
+    (or a DONE one, with `or_done`: a buyer who paid may still let go of a seat)."""
     if claims.concert_id != concert_id:
         raise forbidden("this queue token is for another concert")
     current = await status(store, claims)
-    if current.status != "ACTIVE":
+    if current.status != "ACTIVE" and not (or_done and current.status == "DONE"):
         raise unauthenticated(
             f"the queue token is {current.status}, not ACTIVE", code=f"TOKEN_{current.status}"
         )

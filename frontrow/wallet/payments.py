@@ -7,14 +7,16 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from frontrow.auth import QueueClaims
+from frontrow.booking import holds
 from frontrow.booking.holds import HoldRef, parse_hold_id
-from frontrow.catalog import Concert, concert_sold_out
+from frontrow.catalog import Concert, Schedule
 from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, invalid
 from frontrow.queue.core import ms, require_active
 from frontrow.schema import ledger, receipts, reservations, schedules, wallets
@@ -39,7 +41,10 @@ def parse_hold_ids(body: dict[str, Any], limit: int) -> list[str]:
     return hold_ids
 
 
-def _refs(concert: Concert, hold_ids: list[str]) -> list[tuple[HoldRef, Any, int]]:
+Item = tuple[HoldRef, Schedule, int]  # a named hold, its date, its price
+
+
+def _refs(concert: Concert, hold_ids: list[str]) -> list[Item]:
     """Each hold with its date and price; malformed ids are 422, foreign ones 403."""
     dates = {s.id: s for s in concert.upcoming()}
     out = []
@@ -72,19 +77,21 @@ async def _replay(store: Store, user_id: str, key: str, digest: str) -> dict[str
 
 async def pay(
     store: Store, claims: QueueClaims, hold_ids: list[str], key: str | None
-) -> dict[str, Any]:
-    """Buy the held seats, all or nothing; a retry with the same key gets the same receipt."""
+) -> tuple[dict[str, Any], bool]:
+    """Buy the held seats, all or nothing; returns (receipt, replayed).
+
+    A retry with the same key gets the first receipt and is not a second sale."""
     digest = request_hash(hold_ids)
     # A retry comes after the token became DONE: answer it before the state check.
     if key is not None and (first := await _replay(store, claims.user_id, key, digest)) is not None:
-        return first
+        return first, True
     try:
-        return await _purchase(store, claims, hold_ids, key, digest)
+        return await _purchase(store, claims, hold_ids, key, digest), False
     except Problem:
         # A concurrent twin with the same key may have paid and ended the holds
         # and the session between our replay check and now: its receipt is ours.
         if key is not None and (first := await _replay(store, claims.user_id, key, digest)):
-            return first
+            return first, True
         raise
 
 
@@ -107,11 +114,55 @@ async def _purchase(
     outcome = await store.scripts.claim(keys=claim_keys, args=claim_args)
     if outcome[0] != "OK":
         raise conflict("HOLD_EXPIRED", f"hold {outcome[1]} has expired or is not yours")
+    pinned = [(ref, int(deadline)) for (ref, _, _), deadline in zip(items, outcome[1], strict=True)]
+    others = [ref for ref in map(parse_hold_id, outcome[2]) if ref is not None]
 
-    # 2. one transaction: debit, reservations, receipt, ledger, sold_out
+    # 2. one transaction: debit, reservations, receipt, ledger, seats left
+    try:
+        receipt, emptied = await _commit(store, concert, user_id, items, key, digest)
+    except Exception:
+        await _unclaim(store, concert.id, user_id, [(r, d) for r, d in pinned if d])
+        raise
+
+    # 3. finalize; the sale already stands, the reconciler repairs Redis if this fails
+    fin_keys = [k.uholds(user_id), k.active, k.cap, k.done, k.users]
+    fin_args: list[Any] = [claims.token_id, user_id, len(items)]
+    for ref, _, _ in items:
+        fin_keys += [
+            k.hold(ref.schedule_id, ref.seat_no),
+            k.holds(ref.schedule_id),
+            k.sold(ref.schedule_id),
+        ]
+        fin_args += [ref.hold_id, ref.seat_no]
+    for ref in others:
+        fin_keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
+        fin_args += [ref.hold_id, ref.seat_no]
+    try:
+        await store.scripts.finalize(keys=fin_keys, args=fin_args)
+        if emptied:
+            await holds.refresh_sold_out(store, concert)
+    except BACKEND_ERRORS as exc:
+        log.warning(
+            "payment %s committed but finalize failed (%r); reconciler repairs",
+            receipt["receipt_id"],
+            exc,
+        )
+    return receipt
+
+
+async def _commit(
+    store: Store,
+    concert: Concert,
+    user_id: str,
+    items: list[Item],
+    key: str | None,
+    digest: str,
+) -> tuple[dict[str, Any], bool]:
+    """The money and the seats in one transaction; returns (receipt, a date sold out)."""
     amount = sum(price for _, _, price in items)
     receipt_id = "r_" + secrets.token_urlsafe(12)
     now = dt.datetime.now(dt.UTC)
+    per_date = Counter(ref.schedule_id for ref, _, _ in items)
     try:
         async with store.db.begin() as conn:
             await ensure_wallet(conn, user_id)
@@ -164,51 +215,39 @@ async def _purchase(
                     created_at=now,
                 )
             )
-            concert_sold_out = await _mark_sold_out(conn, concert, {s.id for _, s, _ in items})
-            receipt = (
-                await receipt_views.render(
-                    conn,
-                    [
-                        (
-                            await conn.execute(select(receipts).where(receipts.c.id == receipt_id))
-                        ).one()
-                    ],
+            emptied = False
+            # Last, so the row lock that orders concurrent sales of one date is held briefly.
+            for schedule_id, sold in sorted(per_date.items()):
+                left = schedules.c.seats_left - sold
+                emptied |= bool(
+                    await conn.scalar(
+                        update(schedules)
+                        .where(schedules.c.id == schedule_id)
+                        .values(seats_left=left, sold_out=left <= 0)
+                        .returning(schedules.c.sold_out)
+                    )
                 )
-            )[0]
+            row = (await conn.execute(select(receipts).where(receipts.c.id == receipt_id))).one()
+            receipt = (await receipt_views.render(conn, [row]))[0]
     except IntegrityError:
         # a seat sold meanwhile, or a same-key twin committed first (pay() replays that)
         raise conflict("HOLD_EXPIRED", "a seat of these holds was sold meanwhile") from None
+    return receipt, emptied
 
-    # 3. finalize; the sale already stands, the reconciler repairs Redis if this fails
-    fin_keys = [k.uholds(user_id), k.active, k.cap, k.done, k.users, k.stats]
-    fin_args: list[Any] = [claims.token_id, user_id, "1" if concert_sold_out else "0"]
-    for ref, _, _ in items:
-        fin_keys += [
-            k.hold(ref.schedule_id, ref.seat_no),
-            k.holds(ref.schedule_id),
-            k.sold(ref.schedule_id),
-        ]
-        fin_args += [ref.hold_id, ref.seat_no]
+
+async def _unclaim(
+    store: Store, concert_id: int, user_id: str, pinned: list[tuple[HoldRef, int]]
+) -> None:
+    """Give pinned holds back their own deadlines after a failed payment (best effort:
+    a pin that stays lapses by itself one grace period later)."""
+    if not pinned:
+        return
+    k = store.keys(concert_id)
+    keys, args = [k.uholds(user_id)], [user_id]
+    for ref, deadline in pinned:
+        keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
+        args += [ref.hold_id, ref.seat_no, deadline]
     try:
-        await store.scripts.finalize(keys=fin_keys, args=fin_args)
+        await store.scripts.unclaim(keys=keys, args=args)
     except BACKEND_ERRORS as exc:
-        log.warning(
-            "payment %s committed but finalize failed (%r); reconciler repairs", receipt_id, exc
-        )
-    return receipt
-
-
-async def _mark_sold_out(conn: Any, concert: Concert, schedule_ids: set[int]) -> bool:
-    """Flag dates whose last seat just sold; True when every date is sold out."""
-    for schedule_id in schedule_ids:
-        total = len(next(s for s in concert.schedules if s.id == schedule_id).prices)
-        sold = await conn.scalar(
-            select(func.count())
-            .select_from(reservations)
-            .where(reservations.c.schedule_id == schedule_id)
-        )
-        if sold >= total:
-            await conn.execute(
-                update(schedules).where(schedules.c.id == schedule_id).values(sold_out=True)
-            )
-    return await concert_sold_out(conn, concert.id)
+        log.warning("could not give failed payment's holds their deadlines back: %r", exc)

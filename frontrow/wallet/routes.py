@@ -45,11 +45,11 @@ async def pay(request: Request) -> Response:
     hold_ids = payments.parse_hold_ids(body, store.settings.max_holds_per_user)
     concert = str(claims.concert_id)
     try:
-        receipt = await payments.pay(store, claims, hold_ids, key)
+        receipt, replayed = await payments.pay(store, claims, hold_ids, key)
     except Problem as problem:
         PAYMENTS.labels(concert, problem.code.lower()).inc()
         raise
-    PAYMENTS.labels(concert, "paid").inc()
+    PAYMENTS.labels(concert, "replayed" if replayed else "paid").inc()
     return JSONResponse(receipt, status_code=201)
 
 

@@ -258,7 +258,8 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         await store.redis.delete(store.keys(1).tick)
         assert (await core.admit(store, 1, "t")).admitted == 0
         entered = await client.post("/concerts/1/queue", headers=user_headers(store, "newcomer"))
-        assert entered.json()["sold_out"] is True
+        assert assert_problem(entered, 409, "QUEUE_CLOSED")["sold_out"] is True
+        assert poll["eta_s"] is None and poll["poll_after_ms"] == core.POLL_MAX_MS
         async with store.db.connect() as conn:
             assert await conn.scalar(select(schedules.c.sold_out).where(schedules.c.id == 1))
 
@@ -271,6 +272,8 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         store.catalog.invalidate()
         await rebuild_all(store)
         await store.redis.delete(store.keys(1).tick)
+        newcomer = await client.post("/concerts/1/queue", headers=user_headers(store, "newcomer"))
+        assert newcomer.status_code == 201
         assert (await core.admit(store, 1, "t")).admitted == 2  # "late" and "newcomer"
         poll = (await client.get("/queue/token", headers=bearer(waiting))).json()
         assert poll["sold_out"] is False and poll["status"] == "ACTIVE"
