@@ -2,7 +2,7 @@
 -- the admitter that gets it admits up to k waiting tokens in arrival order,
 -- bounded by the active-session cap, dropping tokens that stopped polling.
 --
--- KEYS[1] tick    STRING lease, SET NX PX interval
+-- KEYS[1] tick    STRING lease 'taken_at_ms|owner', PX interval
 -- KEYS[2] wait    ZSET token -> entered_at
 -- KEYS[3] seen    ZSET waiting token -> last poll (ms)
 -- KEYS[4] active  ZSET token -> session expiry (ms)
@@ -32,12 +32,16 @@ end
 local max_active = tonumber(conf[3] or ARGV[3])
 local ttl_ms, session_max_ms, abandon_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
-if not rcall('SET', tick, ARGV[7], 'NX', 'PX', interval_ms) then
-  return {-1, 0, math.max(1, rcall('PTTL', tick))}
-end
-
 local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The lease says when it was taken, not only until when: a shorter interval
+-- set meanwhile frees it at taken + new interval, not at the old expiry.
+local lease = rcall('GET', tick)
+local taken = lease and tonumber(string.match(lease, '^(%d+)|'))
+if taken and taken + interval_ms > now_ms then
+  return {-1, 0, taken + interval_ms - now_ms}
+end
+rcall('SET', tick, now_ms .. '|' .. ARGV[7], 'PX', interval_ms)
 local st = rcall('HMGET', stats, 'sold_out', 'rate', 'ticks', 'last_tick_ms')
 if st[1] == '1' then
   return {0, 0, interval_ms}

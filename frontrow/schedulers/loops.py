@@ -48,7 +48,9 @@ async def admitter(store: Store, stop: asyncio.Event, owner: str | None = None) 
                             tick.admitted,
                             tick.abandoned,
                         )
-                    due[concert_id] = time.monotonic() + tick.next_in_s
+                    # Ask again within IDLE_S even when the lease says later: an
+                    # interval shortened live takes effect at once, not after the old one.
+                    due[concert_id] = time.monotonic() + min(tick.next_in_s, IDLE_S)
             wake = min((due[c] for c in concert_ids), default=now + IDLE_S)
             await _sleep(stop, min(wake - time.monotonic(), IDLE_S))
         except BACKEND_ERRORS as exc:

@@ -239,6 +239,43 @@ async def test_live_settings_apply_on_the_next_tick(make_store: MakeStore) -> No
     assert (await core.admit(store, CONCERT, "a")).admitted == 0
 
 
+async def test_a_shorter_interval_frees_the_running_lease(make_store: MakeStore) -> None:
+    store = await make_store(admit_batch=1)
+    await core.configure(store, CONCERT, {"admit_interval_s": 3600})
+    await join(store, "first")
+    assert (await core.admit(store, CONCERT, "a")).admitted == 1
+    await core.configure(store, CONCERT, {"admit_interval_s": 0.2})
+    await join(store, "second")
+    await asyncio.sleep(0.25)
+    assert (await core.admit(store, CONCERT, "a")).admitted == 1
+
+
+async def test_the_admitter_loop_follows_a_shortened_interval(make_store: MakeStore) -> None:
+    from frontrow import catalog
+
+    store = await make_store(admit_batch=1)
+    await catalog.seed_demo(store.db)
+    await core.configure(store, CONCERT, {"admit_interval_s": 3600})
+    await join(store, "first")
+    stop = asyncio.Event()
+    task = asyncio.create_task(loops.admitter(store, stop, owner="adm"))
+    try:
+        for _ in range(50):
+            if (await core.overview(store, CONCERT, True))["admitted_total"] == 1:
+                break
+            await asyncio.sleep(0.05)
+        await core.configure(store, CONCERT, {"admit_interval_s": 0.5})
+        claims = await join(store, "second")
+        for _ in range(60):  # the loop asks again within a second: 3 s is plenty
+            if await state(store, claims) == "ACTIVE":
+                break
+            await asyncio.sleep(0.05)
+        assert await state(store, claims) == "ACTIVE"
+    finally:
+        stop.set()
+        await task
+
+
 async def test_eta_uses_the_configured_rate_then_the_observed_one(make_store: MakeStore) -> None:
     store = await make_store(admit_batch=2, admit_interval_s=0.05)
     tokens = [await join(store, f"u{i}") for i in range(40)]
