@@ -162,9 +162,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         *booking_routes,
         *wallet_routes,
     ]
-    return App(
+    app = App(
         routes=routes,
         middleware=[Middleware(Observe)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # Its redirect to the slash-less path is built from the Host header.
+    app.router.redirect_slashes = False
+    return app

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +16,35 @@ from frontrow.store import Store
 
 MAX_BODY_BYTES = 16 * 1024
 BODY_TIMEOUT_S = 10.0  # a body that trickles in slower than this holds a worker for nothing
+
+
+class IdConvertor(Convertor[int]):
+    """A database id or seat number: at most 18 digits, so it is always an int64
+    (Starlette's `int` takes any length, and Python refuses to parse past 4,300)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+class SlugConvertor(Convertor[str]):
+    """A date, hold id or receipt id: one bounded path segment."""
+
+    regex = "[^/]{1,128}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", IdConvertor())
+register_url_convertor("slug", SlugConvertor())
 
 
 class JSONResponse(Response):

@@ -58,6 +58,6 @@ class Observe:
         finally:
             route = scope.get("route")
             # The template, never the raw path: tokens and ids stay out of labels.
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = getattr(route, "path_format", None) or "<unmatched>"
             concert = scope.get("path_params", {}).get("concert_id")
             record(scope["method"], template, status, time.perf_counter() - started, concert)

@@ -108,12 +108,12 @@ async def release_hold(request: Request) -> Response:
 
 
 routes = [
-    Route("/concerts/{concert_id:int}/dates", list_dates, methods=["GET"]),
-    Route("/concerts/{concert_id:int}/dates/{date}/seats", seat_map, methods=["GET"]),
+    Route("/concerts/{concert_id:id}/dates", list_dates, methods=["GET"]),
+    Route("/concerts/{concert_id:id}/dates/{date:slug}/seats", seat_map, methods=["GET"]),
     Route(
-        "/concerts/{concert_id:int}/dates/{date}/seats/{seat_no:int}/hold",
+        "/concerts/{concert_id:id}/dates/{date:slug}/seats/{seat_no:id}/hold",
         hold_seat,
         methods=["POST"],
     ),
-    Route("/holds/{hold_id}", release_hold, methods=["DELETE"]),
+    Route("/holds/{hold_id:slug}", release_hold, methods=["DELETE"]),
 ]

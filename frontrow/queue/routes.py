@@ -105,7 +105,7 @@ async def admin_queue(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/concerts/{concert_id:int}/queue", admin_queue, methods=["GET", "PATCH"]),
-    Route("/concerts/{concert_id:int}/queue", enter, methods=["POST"]),
+    Route("/admin/concerts/{concert_id:id}/queue", admin_queue, methods=["GET", "PATCH"]),
+    Route("/concerts/{concert_id:id}/queue", enter, methods=["POST"]),
     Route("/queue/token", queue_token, methods=["GET", "DELETE"]),
 ]

@@ -57,6 +57,6 @@ routes = [
     Route("/wallet", get_wallet, methods=["GET"]),
     Route("/wallet/charge", charge, methods=["POST"]),
     Route("/receipts", list_receipts, methods=["GET"]),
-    Route("/receipts/{receipt_id}", get_receipt, methods=["GET"]),
+    Route("/receipts/{receipt_id:slug}", get_receipt, methods=["GET"]),
     Route("/payments", pay, methods=["POST"]),
 ]
