@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -36,17 +37,40 @@ from frontrow.wallet.routes import routes as wallet_routes
 log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
 WEB = files("frontrow") / "web"
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-    "Cache-Control": "no-cache",
-}
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+class SecurityHeaders:
+    """nosniff on every answer, and the page's policy on every HTML one, whichever
+    path serves it (/ and /static/index.html alike). The poll's fast path and
+    problem bodies set their own (errors.problem_response)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers["Content-Security-Policy"] = PAGE_POLICY
+                    headers["X-Frame-Options"] = "DENY"
+                    headers["Cache-Control"] = "no-cache"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def index(request: Request) -> Response:
     demo = "1" if store_of(request).settings.demo_login else "0"
     page = (WEB / "index.html").read_text(encoding="utf-8")
     page = page.replace("<body>", f'<body data-demo-login="{demo}">', 1)
-    return HTMLResponse(page, headers=PAGE_HEADERS)
+    return HTMLResponse(page)
 
 
 async def healthz(request: Request) -> Response:
@@ -164,7 +188,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ]
     app = App(
         routes=routes,
-        middleware=[Middleware(Observe)],
+        middleware=[Middleware(Observe), Middleware(SecurityHeaders)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

@@ -101,7 +101,7 @@ def problem_response(problem: Problem) -> Response:
     return Response(
         orjson.dumps(body),
         status_code=problem.status,
-        headers=problem.headers,
+        headers={**problem.headers, "X-Content-Type-Options": "nosniff"},
         media_type="application/problem+json",
     )
 

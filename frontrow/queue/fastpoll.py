@@ -23,7 +23,7 @@ from frontrow.queue import core
 
 log = logging.getLogger("frontrow")
 PATH = "/queue/token"
-HEADERS = [(b"content-type", b"application/json")]
+HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
 
 
 def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:

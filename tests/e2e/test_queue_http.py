@@ -239,3 +239,26 @@ async def test_admin_routes(client: httpx.AsyncClient, make_store, store: Store)
     no_admin = await make_store(admin_token=None)
     async with app_client(no_admin) as other:
         assert_problem(await other.get("/admin/concerts/1/queue", headers=admin), 404, "NOT_FOUND")
+
+
+async def test_the_page_carries_its_policy_on_every_path(client: httpx.AsyncClient) -> None:
+    for path in ("/", "/static/index.html"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+        assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_nosniff_on_every_answer(client: httpx.AsyncClient, store: Store) -> None:
+    token = (await enter(client, store, "sniff"))["token"]
+    answers = [
+        await client.get("/healthz"),
+        await client.get("/static/app.js"),
+        await client.get("/no/such/route"),
+        await client.get("/queue/token", headers=bearer(token)),  # the fast path
+        await client.get("/queue/token"),  # the fast path's 401
+        await client.post("/wallet/charge", content=b"{"),
+    ]
+    for response in answers:
+        assert response.headers["x-content-type-options"] == "nosniff", response.request.url
