@@ -203,6 +203,7 @@ def frontrow_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
         "FRONTROW_ENTER_PER_USER": "0",
         "FRONTROW_HOLD_PER_USER": "0",
         "FRONTROW_REQUESTS_PER_IP": "0",
+        "FRONTROW_DEMO_LOGINS_PER_IP": "0",
         **extra,
     }
 

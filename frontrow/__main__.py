@@ -186,7 +186,8 @@ def user_token(args: argparse.Namespace) -> None:
         )
         raise SystemExit(2)
     try:
-        print(Tokens(settings.auth_secret).user_token(args.user_id, args.lifetime))
+        tokens = Tokens(settings.auth_secret, settings.user_token_max_age_s)
+        print(tokens.user_token(args.user_id, args.lifetime))
     except ValueError as exc:
         print(f"frontrow: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

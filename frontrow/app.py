@@ -19,13 +19,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog, logs, metrics, openapi
+from frontrow import catalog, logs, metrics, openapi, ratelimit
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
-from frontrow.http import JSONResponse, store_of
+from frontrow.http import JSONResponse, client_address, store_of
 from frontrow.observe import Observe
 from frontrow.queue.core import queue_open
 from frontrow.queue.fastpoll import FastPoll
@@ -106,6 +106,8 @@ async def demo_login(request: Request) -> Response:
     store = store_of(request)
     if not store.settings.demo_login:
         raise not_found("demo login is disabled")
+    limit = store.settings.demo_logins_per_ip
+    await ratelimit.check_address(store, "demo", client_address(request), limit)
     user_id = new_user_id()
     token = store.tokens.user_token(user_id)
     return JSONResponse({"user_id": user_id, "access_token": token}, status_code=201)

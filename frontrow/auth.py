@@ -15,6 +15,7 @@ QUEUE_AUDIENCE = "frontrow:queue"
 QUEUE_TOKEN_LIFETIME_S = 2 * 24 * 3600
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CACHE_MAX = 200_000
+USER_MAX_AGE_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,19 @@ class Tokens:
     poll's CPU. A forged or tampered string never enters the cache.
     """
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, user_max_age_s: float = USER_MAX_AGE_S) -> None:
         self._secret = secret
+        self._user_max_age_s = user_max_age_s
         self._queue_cache: dict[str, QueueClaims] = {}
 
     def user_token(self, user_id: str, lifetime_s: int = 24 * 3600) -> str:
         if not USER_ID.fullmatch(user_id):
             raise ValueError("user id must be 1-64 characters of [A-Za-z0-9_-]")
+        if lifetime_s > self._user_max_age_s:
+            raise ValueError(
+                f"a lifetime of {lifetime_s} s is past FRONTROW_USER_TOKEN_MAX_AGE_S "
+                f"({self._user_max_age_s:g} s): the server would refuse the token"
+            )
         now = int(time.time())
         claims = {"sub": user_id, "iat": now, "exp": now + lifetime_s}
         return jwt.encode(claims, self._secret, algorithm="HS256")
@@ -75,6 +82,15 @@ class Tokens:
             )
         except jwt.PyJWTError:
             raise unauthenticated("invalid or expired user token") from None
+        # A token says when it was issued or when it ends, and either lies
+        # within the maximum age: a leaked token is never good forever.
+        now, issued, ends = time.time(), claims.get("iat"), claims.get("exp")
+        if issued is None and ends is None:
+            raise unauthenticated("a user token needs iat or exp")
+        if (issued is not None and now - issued > self._user_max_age_s) or (
+            ends is not None and ends - now > self._user_max_age_s
+        ):
+            raise unauthenticated("user token is older or longer-lived than the maximum age")
         user_id = claims["sub"]
         if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
             raise unauthenticated("invalid user token subject")

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 
@@ -59,6 +60,25 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _admin_token(raw: str) -> str:
+    value = _text(raw)
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters (it guards every live setting)")
+    return value
+
+
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("expected addresses or networks separated by commas") from None
+
+
+# Money settings stay far enough below the BIGINT columns' 2**63 that
+# `balance + amount` can never overflow inside the database.
+MONEY_LIMIT = 10**18
+
+
 def _database_url(raw: str) -> str:
     url = _text(raw)
     # Plain libpq URLs are common in the wild; pin them to the psycopg 3 async driver.
@@ -109,9 +129,12 @@ class Settings:
     enter_per_user: int = 20
     hold_per_user: int = 60
     requests_per_ip: int = 600
+    demo_logins_per_ip: int = 30
     key_prefix: str = "fr"
     log_level: str = "INFO"
     log_format: str = "json"
+    user_token_max_age_s: float = 86400
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -170,7 +193,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_timeout_s": _positive_float,
     "database_url": _database_url,
     "auth_secret": _text,
-    "admin_token": _text,
+    "admin_token": _admin_token,
     "demo_login": _bool,
     "admit_batch": _int(0, 1_000_000),
     "admit_interval_s": _positive_float,
@@ -181,14 +204,17 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "abandon_after_s": _positive_float,
     "hold_ttl_s": _positive_float,
     "max_holds_per_user": _int(1, 100),
-    "max_charge": _int(1),
-    "max_balance": _int(1),
+    "max_charge": _int(1, MONEY_LIMIT),
+    "max_balance": _int(1, MONEY_LIMIT),
     "schedulers": _bool,
     "rate_window_s": _positive_float,
     "enter_per_user": _int(0),
     "hold_per_user": _int(0),
     "requests_per_ip": _int(0),
+    "demo_logins_per_ip": _int(0),
     "key_prefix": _text,
     "log_level": _log_level,
     "log_format": _log_format,
+    "user_token_max_age_s": _positive_float,
+    "trusted_proxies": _networks,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 import orjson
@@ -59,9 +60,46 @@ def store_of(request: Request) -> Store:
     return store
 
 
+Network = IPv4Network | IPv6Network
+FORWARDED_READ_CHARS = 1024  # the right end of X-Forwarded-For is all we ever trust
+
+
+def _ip(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def forwarded_client(peer: str, forwarded: str | None, trusted: tuple[Network, ...]) -> str:
+    """The caller's address as a rate-limit key.
+
+    The socket's peer, unless it is a trusted proxy: then X-Forwarded-For is
+    walked from the right past trusted hops to the first that is not, and a
+    hop that is not an IP address ends the walk. The key is always a parsed
+    address (an IPv6 caller by its /64, which one subscriber usually holds
+    whole), so no header can make up a key or make it long."""
+    address = _ip(peer)
+    if address is not None and forwarded and any(address in n for n in trusted):
+        for hop in reversed(forwarded[-FORWARDED_READ_CHARS:].split(",")):
+            parsed = _ip(hop)
+            if parsed is None:
+                break
+            address = parsed
+            if not any(parsed in n for n in trusted):
+                break
+    if address is None:
+        return "unknown"
+    if address.version == 6:
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def client_address(request: Request) -> str:
-    """The caller's address (uvicorn applies X-Forwarded-For from trusted proxies)."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address (see forwarded_client); FRONTROW_TRUSTED_PROXIES names proxies."""
+    peer = request.client.host if request.client else ""
+    trusted = store_of(request).settings.trusted_proxies
+    return forwarded_client(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
 def user_id_of(request: Request) -> str:

@@ -58,6 +58,12 @@ class ConcertKeys:
         return f"{self.base}:sold:{schedule_id}"
 
 
+def address_rate(prefix: str, action: str, address: str) -> str:
+    """STRING attempts of one address in the current window, for actions that
+    belong to no concert (demo logins, failed admin tokens)."""
+    return f"{prefix}:{{global}}:rl:{action}:{address}"
+
+
 @lru_cache(maxsize=4096)
 def concert_keys(prefix: str, concert_id: int) -> ConcertKeys:
     return ConcertKeys(prefix, concert_id)

@@ -247,7 +247,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/openapi.json": {"get": op("This document", {200: ok(None)}, ())},
     "/auth/demo": {
         "post": op(
-            "Mint a demo user (when demo login is on)", {201: ok("DemoUser", "created")}, (404,)
+            "Mint a demo user (when demo login is on)", {201: ok("DemoUser", "created")}, (404, 429)
         )
     },
     "/concerts": {

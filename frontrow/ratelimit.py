@@ -1,31 +1,66 @@
-"""Per-user and per-address limits on entering the queue and holding seats."""
+"""Fixed-window limits: entering and holding per user and per address in a
+concert, demo logins and failed admin tokens per address."""
 
 from __future__ import annotations
 
 import math
 
 from frontrow.errors import Problem
+from frontrow.keys import address_rate
 from frontrow.store import Store
+
+ADMIN_FAILURES_PER_ADDRESS = 10
+
+
+def _too_many(action: str, wait_ms: int) -> Problem:
+    retry_after = max(1, math.ceil(wait_ms / 1000))
+    return Problem(
+        429,
+        "TOO_MANY_REQUESTS",
+        f"too many {action} attempts; retry in {retry_after} s",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+async def _count(store: Store, action: str, limits: list[tuple[str, int]]) -> None:
+    limits = [(key, n) for key, n in limits if n > 0]
+    if not limits:
+        return
+    wait_ms = await store.scripts.ratelimit(
+        keys=[key for key, _ in limits],
+        args=[int(store.settings.rate_window_s * 1000), *(n for _, n in limits)],
+    )
+    if wait_ms:
+        raise _too_many(action, wait_ms)
 
 
 async def check(store: Store, concert_id: int, action: str, user_id: str, address: str) -> None:
     """Count this attempt; raise 429 with Retry-After when a limit is passed."""
     s = store.settings
     per_user = s.enter_per_user if action == "enter" else s.hold_per_user
-    limits = [(f"u:{user_id}", per_user), (f"ip:{address}", s.requests_per_ip)]
-    limits = [(who, n) for who, n in limits if n > 0]
-    if not limits:
-        return
     k = store.keys(concert_id)
-    wait_ms = await store.scripts.ratelimit(
-        keys=[k.rate(action, who) for who, _ in limits],
-        args=[int(s.rate_window_s * 1000), *(n for _, n in limits)],
+    await _count(
+        store,
+        action,
+        [
+            (k.rate(action, f"u:{user_id}"), per_user),
+            (k.rate(action, f"ip:{address}"), s.requests_per_ip),
+        ],
     )
-    if wait_ms:
-        retry_after = max(1, math.ceil(wait_ms / 1000))
-        raise Problem(
-            429,
-            "TOO_MANY_REQUESTS",
-            f"too many {action} attempts; retry in {retry_after} s",
-            {"Retry-After": str(retry_after)},
-        )
+
+
+async def check_address(store: Store, action: str, address: str, limit: int) -> None:
+    """Count one attempt of an address at something that belongs to no concert."""
+    await _count(store, action, [(address_rate(store.settings.key_prefix, action, address), limit)])
+
+
+async def refuse_when_spent(store: Store, action: str, address: str, limit: int) -> None:
+    """429 when the address has used up its attempts, without counting this one:
+    a guess is refused before it is checked, so a locked-out guesser learns nothing."""
+    key = address_rate(store.settings.key_prefix, action, address)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.pttl(key)
+        used, ttl_ms = await pipe.execute()
+    if used is not None and int(used) >= limit:
+        raise _too_many(action, max(ttl_ms, 1000))

@@ -107,6 +107,6 @@ def open_store(settings: Settings, redis: Any = None, db: AsyncEngine | None = N
         redis=redis,
         db=db,
         scripts=Scripts(redis),
-        tokens=Tokens(settings.auth_secret),
+        tokens=Tokens(settings.auth_secret, settings.user_token_max_age_s),
         catalog=Catalog(db),
     )

@@ -33,7 +33,7 @@ MakeStore = Callable[..., Awaitable[Store]]
 def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "auth_secret": SECRET,
-        "admin_token": "admin-secret",
+        "admin_token": "admin-secret-0123456789abcdef-01234",
         "demo_login": True,
         "schedulers": False,
         "redis_timeout_s": 1.0,
@@ -41,6 +41,7 @@ def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
         "enter_per_user": 0,
         "hold_per_user": 0,
         "requests_per_ip": 0,
+        "demo_logins_per_ip": 0,
     }
     if backend == "real":
         values["redis_url"] = REAL_REDIS

@@ -45,6 +45,12 @@ def test_real_backends_need_a_secret() -> None:
         ("FRONTROW_DATABASE_URL", "mysql://x"),
         ("FRONTROW_AUTH_SECRET", "short"),
         ("FRONTROW_MAX_HOLDS_PER_USER", "0"),
+        ("FRONTROW_ADMIN_TOKEN", "a"),
+        ("FRONTROW_ADMIN_TOKEN", "x" * 31),
+        ("FRONTROW_MAX_CHARGE", str(10**20)),
+        ("FRONTROW_MAX_BALANCE", str(2**63)),
+        ("FRONTROW_TRUSTED_PROXIES", "10.0.0.1, not-an-address"),
+        ("FRONTROW_USER_TOKEN_MAX_AGE_S", "0"),
     ],
 )
 def test_bad_values_name_the_variable(var: str, value: str) -> None:
@@ -68,8 +74,17 @@ def test_cli_reports_a_bad_value_in_one_line() -> None:
 
 def test_secrets_are_masked() -> None:
     s = Settings.from_env(
-        {"FRONTROW_ADMIN_TOKEN": "topsecret", "FRONTROW_DATABASE_URL": "postgresql://user:pw@db/x"}
+        {
+            "FRONTROW_ADMIN_TOKEN": "topsecret-0123456789abcdef-0123456789",
+            "FRONTROW_DATABASE_URL": "postgresql://user:pw@db/x",
+        }
     )
     shown = s.masked()
     assert shown["admin_token"] == "***" and shown["auth_secret"] == "***"
     assert "pw" not in shown["database_url"]
+
+
+def test_trusted_proxies_parse_as_networks() -> None:
+    s = Settings.from_env({"FRONTROW_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"})
+    assert [str(n) for n in s.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert Settings.from_env({}).trusted_proxies == ()

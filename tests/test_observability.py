@@ -55,7 +55,7 @@ async def test_metrics_report_queue_and_seats_from_redis(
 async def test_live_tuning_shows_in_metrics_at_once(
     client: httpx.AsyncClient, store: Store
 ) -> None:
-    admin = bearer("admin-secret")
+    admin = bearer("admin-secret-0123456789abcdef-01234")
     await client.patch(
         "/admin/concerts/1/queue",
         headers=admin,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 import httpx
 
-from frontrow import catalog
+from frontrow import catalog, ratelimit
+from frontrow.http import forwarded_client
 from tests.booking.test_booking_http import seats_url
 from tests.conftest import MakeStore, active_token, app_client, bearer, user_headers
 from tests.e2e.test_queue_http import assert_problem
@@ -62,3 +65,48 @@ async def test_limits_are_off_when_zero(client: httpx.AsyncClient, store) -> Non
     for _ in range(30):
         response = await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))
         assert response.status_code in (200, 201)
+
+
+async def test_demo_logins_are_limited_per_address(make_store: MakeStore) -> None:
+    store = await make_store(demo_logins_per_ip=3, rate_window_s=30)
+    async with app_client(store) as client:
+        codes = [(await client.post("/auth/demo")).status_code for _ in range(5)]
+    assert codes == [201] * 3 + [429] * 2
+
+
+async def test_wrong_admin_tokens_lock_the_address_out(make_store: MakeStore) -> None:
+    store = await make_store(rate_window_s=30)
+    await catalog.seed_demo(store.db)
+    good = bearer(store.settings.admin_token or "")
+    async with app_client(store) as client:
+        assert (await client.get("/admin/concerts/1/queue", headers=good)).status_code == 200
+        wrong = [
+            (await client.get("/admin/concerts/1/queue", headers=bearer(f"guess-{i}"))).status_code
+            for i in range(ratelimit.ADMIN_FAILURES_PER_ADDRESS + 2)
+        ]
+        assert wrong == [401] * ratelimit.ADMIN_FAILURES_PER_ADDRESS + [429] * 2
+        # locked out, even the right token is refused: a guesser learns nothing
+        response = await client.get("/admin/concerts/1/queue", headers=good)
+        assert_problem(response, 429, "TOO_MANY_REQUESTS")
+        assert int(response.headers["retry-after"]) >= 1
+
+
+def test_forwarded_addresses_count_only_behind_trusted_proxies() -> None:
+    lan = (ip_network("10.0.0.0/8"),)
+    assert forwarded_client("127.0.0.1", "203.0.113.9", ()) == "127.0.0.1"
+    assert forwarded_client("203.0.113.5", "198.51.100.1", lan) == "203.0.113.5"
+    assert forwarded_client("10.0.0.2", "198.51.100.1, 10.0.0.7", lan) == "198.51.100.1"
+    assert forwarded_client("10.0.0.2", "spoofed, 198.51.100.1", lan) == "198.51.100.1"
+    assert forwarded_client("10.0.0.2", "x" * 1_000_000, lan) == "10.0.0.2"
+    assert forwarded_client("2001:db8:1:2:3:4:5:6", None, ()) == "2001:db8:1:2::/64"
+    assert forwarded_client("", None, ()) == "unknown"
+
+
+async def test_a_huge_forwarded_header_cannot_make_a_key(make_store: MakeStore) -> None:
+    store = await make_store(requests_per_ip=100, trusted_proxies=(ip_network("127.0.0.1"),))
+    await catalog.seed_demo(store.db)
+    async with app_client(store) as client:
+        headers = {**user_headers(store, "ann"), "X-Forwarded-For": "1" * 100_000}
+        assert (await client.post("/concerts/1/queue", headers=headers)).status_code == 201
+    keys = [k async for k in store.redis.scan_iter(match="*:rl:*")]
+    assert keys and max(len(k) for k in keys) < 100

@@ -8,15 +8,21 @@
 -- KEYS[4] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[5] done    ZSET token -> done at (ms)
 -- KEYS[6] stats   HASH counters, 'rate', 'sold_out'
+-- KEYS[7] users   HASH user -> token
 -- ARGV[1] session ttl (ms)
 -- ARGV[2] abandon after (ms)
 -- ARGV[3] heartbeat (ms): a waiting token's presence is rewritten at most this often
--- ARGV[4..] token ids
+-- ARGV[4..] token id, user id, token id, user id, ... (as the signed token says)
+--
+-- An active token whose user's place is another token reads EXPIRED: a
+-- token that pairs one user with another's place (it takes the secret to
+-- sign one) books nothing.
 --
 -- Returns {rate, sold_out, state_1, rank_1, expires_at_ms_1, state_2, ...}
 --   state: 'WAITING' | 'ACTIVE' | 'DONE' | 'EXPIRED'; rank is 1-based
 local rcall = redis.call
-local wait, seen, active, cap, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local wait, seen, active, cap, done, stats, users =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ttl_ms, abandon_ms, heartbeat_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local t = rcall('TIME')
@@ -26,7 +32,7 @@ local out = {live[1] or '', live[2] or ''}
 local abandoned = 0
 
 -- Waiting is by far the most common state in a rush: look there first.
-local function one(token)
+local function one(token, user)
   local rank = rcall('ZRANK', wait, token)
   if rank then
     local last = tonumber(rcall('ZSCORE', seen, token) or 0)
@@ -45,7 +51,7 @@ local function one(token)
   local expires = rcall('ZSCORE', active, token)
   if expires then
     expires = tonumber(expires)
-    if expires <= now_ms then
+    if expires <= now_ms or rcall('HGET', users, user) ~= token then
       return 'EXPIRED', 0, 0
     end
     local slid = now_ms + ttl_ms
@@ -65,8 +71,8 @@ local function one(token)
   return 'EXPIRED', 0, 0
 end
 
-for i = 4, #ARGV do
-  local state, rank, expires = one(ARGV[i])
+for i = 4, #ARGV, 2 do
+  local state, rank, expires = one(ARGV[i], ARGV[i + 1])
   out[#out + 1] = state
   out[#out + 1] = rank
   out[#out + 1] = expires

@@ -16,7 +16,7 @@ from typing import Any
 from frontrow.store import Store
 
 Result = tuple[str, int, int, str, str]  # state, rank, expires_at_ms, rate, sold_out
-Waiter = tuple[str, asyncio.Future[Result]]
+Waiter = tuple[str, str, asyncio.Future[Result]]  # token id, user id, answer
 MAX_BATCH = 500
 HEARTBEAT_MAX_MS = 5_000
 
@@ -33,11 +33,11 @@ class StatusBatcher:
         self._in_flight: set[int] = set()  # concerts with a call out
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    def status(self, concert_id: int, token_id: str) -> asyncio.Future[Result]:
+    def status(self, concert_id: int, token_id: str, user_id: str) -> asyncio.Future[Result]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         waiting = self._waiting.setdefault(concert_id, [])
-        waiting.append((token_id, future))
+        waiting.append((token_id, user_id, future))
         if len(waiting) == 1 and concert_id not in self._in_flight:
             self._in_flight.add(concert_id)
             loop.call_soon(self._send, concert_id)
@@ -66,23 +66,23 @@ class StatusBatcher:
         k = self._store.keys(concert_id)
         try:
             reply: list[Any] = await self._store.scripts.status(
-                keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats],
+                keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users],
                 args=[
                     int(s.session_ttl_s * 1000),
                     int(s.abandon_after_s * 1000),
                     heartbeat_ms(s.abandon_after_s),
-                    *(token_id for token_id, _ in batch),
+                    *(part for token_id, user_id, _ in batch for part in (token_id, user_id)),
                 ],
             )
         except BaseException as exc:  # every waiter must hear about it
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
         rate, sold_out = reply[0], reply[1]
-        for i, (_, future) in enumerate(batch):
+        for i, (_, _, future) in enumerate(batch):
             if not future.done():
                 base = 2 + 3 * i
                 future.set_result((reply[base], reply[base + 1], reply[base + 2], rate, sold_out))

@@ -124,7 +124,9 @@ async def status(store: Store, claims: QueueClaims) -> Place:
     batcher = _batchers.get(store)
     if batcher is None:
         batcher = _batchers[store] = StatusBatcher(store)
-    state, rank, expires, rate, sold_out = await batcher.status(claims.concert_id, claims.token_id)
+    state, rank, expires, rate, sold_out = await batcher.status(
+        claims.concert_id, claims.token_id, claims.user_id
+    )
     return place(store.settings, state, rank, expires, rate, sold_out)
 
 

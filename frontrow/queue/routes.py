@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from frontrow import ratelimit
-from frontrow.auth import bearer
 from frontrow.catalog import Concert
 from frontrow.errors import invalid, not_found, unauthenticated
 from frontrow.http import (
@@ -58,8 +57,14 @@ async def _admin_concert(request: Request) -> Concert:
     expected = store.settings.admin_token
     if not expected:
         raise not_found("no such route")
-    given = bearer(request.headers.get("authorization"))
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    address = client_address(request)
+    limit = ratelimit.ADMIN_FAILURES_PER_ADDRESS
+    await ratelimit.refuse_when_spent(store, "admin", address, limit)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        await ratelimit.check_address(store, "admin", address, limit)
         raise unauthenticated("invalid admin token")
     concert = await store.catalog.get(request.path_params["concert_id"])
     if concert is None:

@@ -23,7 +23,7 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-ADMIN = {"Authorization": "Bearer browser-admin"}
+ADMIN = {"Authorization": "Bearer browser-admin-0123456789abcdef-0123456"}
 
 
 def _missing(reason: str) -> None:
@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "FRONTROW_ADMIT_INTERVAL_S": "0.3",
         "FRONTROW_ADMIT_BATCH": "10",
-        "FRONTROW_ADMIN_TOKEN": "browser-admin",
+        "FRONTROW_ADMIN_TOKEN": "browser-admin-0123456789abcdef-0123456",
     }
     with serve(env) as url:
         yield url

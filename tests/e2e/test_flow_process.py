@@ -16,7 +16,7 @@ def server_env(store: Store, tmp_path: object) -> dict[str, str]:
     env = {
         "FRONTROW_ADMIT_INTERVAL_S": "0.2",
         "FRONTROW_ADMIT_BATCH": "1",
-        "FRONTROW_ADMIN_TOKEN": "admin-secret",
+        "FRONTROW_ADMIN_TOKEN": "admin-secret-0123456789abcdef-01234",
     }
     if not s.embedded:
         env.update(
@@ -81,7 +81,10 @@ def test_queue_to_receipt(make_store, store: Store, tmp_path) -> None:
         assert c.get("/wallet", headers=user).json()["balance"] == 0
         assert c.get("/receipts", headers=user).json()["receipts"][0] == receipt
         assert c.get("/queue/token", headers=queue).json()["status"] == "DONE"
-        admin = c.get("/admin/concerts/1/queue", headers={"Authorization": "Bearer admin-secret"})
+        admin = c.get(
+            "/admin/concerts/1/queue",
+            headers={"Authorization": "Bearer admin-secret-0123456789abcdef-01234"},
+        )
         assert admin.json()["admitted_total"] >= 1
 
 
@@ -90,7 +93,7 @@ def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path) -> None:
 
     env = {
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-        "FRONTROW_ADMIN_TOKEN": "do-not-log-me",
+        "FRONTROW_ADMIN_TOKEN": "do-not-log-me-0123456789abcdef-0123456",
         "FRONTROW_LOG_LEVEL": "INFO",
     }
     with open(tmp_path / "out.log", "w+") as out:
@@ -98,7 +101,7 @@ def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path) -> None:
             assert httpx.get(url + "/concerts").status_code == 200
         out.seek(0)
         text = out.read()
-    assert "do-not-log-me" not in text
+    assert "do-not-log-me-0123456789abcdef-0123456" not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     config = next(line for line in lines if line["msg"] == "effective config")
     assert config["config"]["admin_token"] == "***"

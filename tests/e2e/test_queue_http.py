@@ -111,7 +111,7 @@ async def test_unknown_concert_is_404(client: httpx.AsyncClient, store: Store) -
 
 
 async def test_closed_queue_is_409(client: httpx.AsyncClient, store: Store) -> None:
-    admin = bearer("admin-secret")
+    admin = bearer("admin-secret-0123456789abcdef-01234")
     response = await client.patch("/admin/concerts/1/queue", json={"open": False}, headers=admin)
     assert response.status_code == 200 and response.json()["open"] is False
     response = await client.post("/concerts/1/queue", headers=user_headers(store, "a"))
@@ -162,10 +162,39 @@ async def test_bad_credentials_are_401(client: httpx.AsyncClient, store: Store) 
         "expired user token": bearer(forge({"sub": "carol", "exp": now - 10})),
         "bad subject": bearer(forge({"sub": "no spaces allowed", "exp": now + 60})),
         "forged user token": bearer(forge({"sub": "carol"}, secret="z" * 40)),
+        "neither iat nor exp": bearer(forge({"sub": "carol"})),
+        "issued two days ago": bearer(forge({"sub": "carol", "iat": now - 2 * 86400})),
+        "good for a month": bearer(forge({"sub": "carol", "exp": now + 30 * 86400})),
     }
     for name, headers in user_cases.items():
         response = await client.post("/concerts/1/queue", headers=headers)
         assert response.status_code == 401, name
+
+
+async def test_user_tokens_within_the_maximum_age_pass(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    now = int(time.time())
+    for claims in ({"sub": "dee", "iat": now - 60}, {"sub": "dee", "exp": now + 3600}):
+        response = await client.post("/concerts/1/queue", headers=bearer(forge(claims)))
+        assert response.status_code in (200, 201), claims
+
+
+async def test_a_token_pairing_a_user_with_another_place_books_nothing(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    from tests.conftest import active_token
+
+    ann = await active_token(store, "ann")
+    ann_tid = store.tokens.verify_queue(ann).token_id
+    now = int(time.time())
+    forged = forge(
+        {"aud": QUEUE_AUDIENCE, "sub": "mallory", "cid": 1, "tid": ann_tid, "exp": now + 60}
+    )
+    assert_problem(
+        await client.get("/concerts/1/dates", headers=bearer(forged)), 401, "TOKEN_EXPIRED"
+    )
+    assert (await client.get("/concerts/1/dates", headers=bearer(ann))).status_code == 200
 
 
 async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
@@ -197,7 +226,7 @@ async def test_admin_routes(client: httpx.AsyncClient, make_store, store: Store)
     assert_problem(
         await client.get("/admin/concerts/1/queue", headers=bearer("wrong")), 401, "UNAUTHENTICATED"
     )
-    admin = bearer("admin-secret")
+    admin = bearer("admin-secret-0123456789abcdef-01234")
     await enter(client, store, "e1")
     body = (await client.get("/admin/concerts/1/queue", headers=admin)).json()
     assert body["waiting"] == 1 and body["active"] == 0 and body["admit_batch"] == 100

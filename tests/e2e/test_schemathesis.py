@@ -15,7 +15,7 @@ from frontrow.openapi import document
 from tests.e2e.server import serve
 
 schema = schemathesis.openapi.from_dict(document())
-ADMIN = "schema-admin"
+ADMIN = "schema-admin-0123456789abcdef-0123456789"
 
 
 @schema.hook

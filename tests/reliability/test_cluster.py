@@ -130,7 +130,7 @@ async def test_two_concerts_on_two_nodes_sell_seats(cluster: list[int], tmp_path
         database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
         auth_secret=SECRET,
         demo_login=True,
-        admin_token="admin-secret",
+        admin_token="admin-secret-0123456789abcdef-01234",
         enter_per_user=5,
         hold_per_user=5,
         requests_per_ip=100,
@@ -188,7 +188,8 @@ async def test_two_concerts_on_two_nodes_sell_seats(cluster: list[int], tmp_path
             metrics = (await client.get("/metrics")).text
             assert f'frontrow_seats_sold{{concert="{other}"}} 1.0' in metrics
             admin = await client.get(
-                f"/admin/concerts/{other}/queue", headers=bearer("admin-secret")
+                f"/admin/concerts/{other}/queue",
+                headers=bearer("admin-secret-0123456789abcdef-01234"),
             )
             assert admin.json()["admitted_total"] >= 1
     finally:

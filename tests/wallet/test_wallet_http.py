@@ -151,3 +151,15 @@ async def test_receipts_of_nobody(client: httpx.AsyncClient, store: Store) -> No
     h = user_headers(store, "ann")
     assert (await client.get("/receipts", headers=h)).json() == {"receipts": []}
     assert_problem(await client.get("/receipts/r_missing", headers=h), 404, "NOT_FOUND")
+
+
+async def test_the_largest_allowed_money_settings_never_overflow(make_store: MakeStore) -> None:
+    from frontrow.config import MONEY_LIMIT
+
+    store = await make_store(max_charge=MONEY_LIMIT, max_balance=MONEY_LIMIT)
+    async with app_client(store) as client:
+        headers = user_headers(store, "rich")
+        first = await client.post("/wallet/charge", headers=headers, json={"amount": MONEY_LIMIT})
+        assert first.json()["balance"] == MONEY_LIMIT
+        again = await client.post("/wallet/charge", headers=headers, json={"amount": MONEY_LIMIT})
+        assert_problem(again, 422, "BALANCE_LIMIT")
