@@ -17,6 +17,11 @@ from frontrow.config import ConfigError, Settings
 from frontrow.store import make_engine, open_store
 
 log = logging.getLogger("frontrow")
+SERVE_LIMITS = {
+    "max_connections": "FRONTROW_MAX_CONNECTIONS",
+    "header_timeout": "FRONTROW_HEADER_TIMEOUT_S",
+    "max_header_bytes": "FRONTROW_MAX_HEADER_BYTES",
+}
 
 
 def _settings() -> Settings:
@@ -46,6 +51,12 @@ async def _migrate(settings: Settings, seed: bool) -> int | None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from frontrow.server import GuardedHttpTools, raise_file_limit
+
+    # Options win over the environment; workers are fresh processes that read it.
+    for option, var in SERVE_LIMITS.items():
+        if getattr(args, option) is not None:
+            os.environ[var] = str(getattr(args, option))
     settings = _settings()
     _logging(settings)
     if settings.embedded and args.workers != 1:
@@ -58,6 +69,7 @@ def serve(args: argparse.Namespace) -> None:
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers share request counters through files; a fresh directory per start.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="frontrow-metrics-")
+    raise_file_limit(settings.max_connections)
     # Schema once, before any worker starts, so workers never race on DDL.
     asyncio.run(_migrate(settings, seed=settings.embedded))
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -72,10 +84,16 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpTools,
         log_level="warning",
         access_log=False,
         backlog=4096,
+        # Over the cap a request is answered 503 (GuardedHttpTools refuses whole
+        # connections past it); forwarded headers are read by frontrow.http, and
+        # only from FRONTROW_TRUSTED_PROXIES.
+        limit_concurrency=settings.max_connections,
+        proxy_headers=False,
+        server_header=False,
     )
 
 
@@ -201,6 +219,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections per worker; past it 503 (FRONTROW_MAX_CONNECTIONS, 2048)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        help="seconds a request head may take to arrive (FRONTROW_HEADER_TIMEOUT_S, 10)",
+    )
+    p.add_argument(
+        "--max-header-bytes",
+        type=int,
+        help="largest request line + headers; past it 431 (FRONTROW_MAX_HEADER_BYTES, 16384)",
+    )
     p.set_defaults(func=serve)
 
     p = sub.add_parser("admitter", help="run the admission and sweep loops")

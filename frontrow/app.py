@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog, logs, metrics, openapi, ratelimit
+from frontrow import catalog, logs, metrics, openapi, ratelimit, server
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
@@ -149,8 +149,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         owned = store is None
         if store is None:
             store = open_store(settings or Settings.from_env())
-            # uvicorn workers are fresh processes: each sets up its own logging
+            # uvicorn workers are fresh processes: each sets up its own logging and limits
             logs.configure(store.settings)
+            server.Limits.configure(store.settings)
         if store.settings.embedded and owned:
             await catalog.migrate(store.db)
             await catalog.seed_demo(store.db)

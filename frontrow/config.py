@@ -135,6 +135,9 @@ class Settings:
     log_format: str = "json"
     user_token_max_age_s: float = 86400
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    max_connections: int = 2048
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 16 * 1024
 
     @property
     def embedded(self) -> bool:
@@ -217,4 +220,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_format": _log_format,
     "user_token_max_age_s": _positive_float,
     "trusted_proxies": _networks,
+    "max_connections": _int(1, 1_000_000),
+    "header_timeout_s": _positive_float,
+    "max_header_bytes": _int(1024, 1024 * 1024),
 }

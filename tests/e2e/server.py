@@ -30,7 +30,11 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    env: dict[str, str], workers: int = 1, cwd: str | None = None, output: Any = None
+    env: dict[str, str],
+    workers: int = 1,
+    cwd: str | None = None,
+    output: Any = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Start the service, wait until it is ready, yield its base URL, stop it."""
     port = free_port()
@@ -41,7 +45,17 @@ def serve(
     # A file, never a pipe nobody reads: a full pipe would block the server's logging.
     log = output or tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "frontrow", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "frontrow",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *args,
+        ],
         env=full_env,
         cwd=cwd,
         stdout=log,

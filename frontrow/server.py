@@ -1,0 +1,122 @@
+"""uvicorn's httptools protocol with the bounds it lacks: request-head size,
+request-head time and connections per worker.
+
+uvicorn reads a request head of any size for as long as the client takes,
+and accepts connections until the process runs out of file descriptors. A
+reverse proxy in front should bound these too (deploy/nginx.conf); this is
+what keeps one worker standing when it is reached directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from frontrow.config import Settings
+
+log = logging.getLogger("frontrow.server")
+
+
+class Limits:
+    """This worker's bounds, from its settings (app lifespan, in every worker)."""
+
+    max_connections = 2048
+    header_timeout_s = 10.0
+    max_header_bytes = 16 * 1024
+
+    @classmethod
+    def configure(cls, settings: Settings) -> None:
+        cls.max_connections = settings.max_connections
+        cls.header_timeout_s = settings.header_timeout_s
+        cls.max_header_bytes = settings.max_header_bytes
+
+
+def raise_file_limit(connections: int) -> None:
+    """Let the process hold its connection cap, with room for Redis, the database
+    and log files; warn when the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open-file limit %s is below --max-connections %s + 256", target, connections)
+
+
+class GuardedHttpTools(HttpToolsProtocol):
+    """Answers 431 to a head over the size limit, 408 to one that takes longer
+    than the time limit, 503 to a connection over the cap; each then closes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > Limits.max_connections:
+            self._refuse(503, b"server busy; retry shortly")
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            self._arm_head_timer()
+        super().data_received(data)
+        # Counted before parsing, judged after: a chunk may carry the head's end and a body.
+        if self._in_head and self._head_bytes > Limits.max_header_bytes:
+            self._refuse(431, b"request head too large")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._in_head, self._head_bytes = True, 0
+        super().on_response_complete()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(Limits.header_timeout_s, self._head_too_slow)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and self._head_bytes:
+            self._refuse(408, b"request head not received in time")
+        elif self._in_head:
+            self.transport.close()  # connected and silent: nothing to answer
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self._disarm_head_timer()
+        self.transport.write(
+            b"".join(
+                [
+                    STATUS_LINE[status],
+                    b"content-type: text/plain; charset=utf-8\r\n",
+                    b"content-length: " + str(len(message)).encode() + b"\r\n",
+                    b"connection: close\r\n",
+                    b"\r\n",
+                    message,
+                ]
+            )
+        )
+        self.transport.close()
