@@ -184,4 +184,4 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
                     for n in range(1, 51)
                 ],
             )
-    return concert_id
+    return int(concert_id)

@@ -19,7 +19,7 @@ import json
 import json.decoder
 import json.scanner
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,13 +48,14 @@ def _parse_with_lines(source: str) -> Any:
 
     def parse_object(s_and_end: Any, *args: Any) -> tuple[LineDict, int]:
         s, end = s_and_end
-        obj, new_end = json.decoder.JSONObject(s_and_end, *args)
+        obj, new_end = json.decoder.JSONObject(s_and_end, *args)  # type: ignore[attr-defined]
         out = LineDict(obj)
         out.line = s.count("\n", 0, end) + 1
         return out, new_end
 
-    decoder.parse_object = parse_object  # type: ignore[method-assign]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # the C scanner ignores the hook
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    # the C scanner ignores the hook
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     return decoder.decode(source)
 
 
@@ -76,8 +77,13 @@ class ConcertSpec:
     dates: list[DateSpec] = field(default_factory=list)
 
 
-def _int(value: Any, low: int, high: int) -> bool:
+def _int(value: Any, low: int, high: int) -> TypeGuard[int]:
     return type(value) is int and low <= value <= high
+
+
+def _line(obj: Any) -> int:
+    """The line an object of the file starts on (see _parse_with_lines)."""
+    return int(getattr(obj, "line", 0))
 
 
 def _text(value: Any) -> bool:
@@ -120,7 +126,7 @@ def validate(source: str) -> list[ConcertSpec]:
             str(c.get("title", "")).strip(),
             str(c.get("venue", "")).strip(),
             on_sale is True,
-            c.line,
+            _line(c),
         )
         dates = c.get("dates", [])
         if not isinstance(dates, list):
@@ -144,8 +150,11 @@ def _date(d: Any, c: Any, err: Any) -> DateSpec | None:
         err(c, f"concert {c['id']}: each date must be an object")
         return None
     try:
-        day = dt.date.fromisoformat(d.get("date"))
-    except (TypeError, ValueError):
+        raw_day = d.get("date")
+        if not isinstance(raw_day, str):
+            raise ValueError
+        day = dt.date.fromisoformat(raw_day)
+    except ValueError:
         err(d, "date must be YYYY-MM-DD")
         return None
     raw = d.get("starts_at")
@@ -179,7 +188,7 @@ def _date(d: Any, c: Any, err: Any) -> DateSpec | None:
             err(r, f"{day}: seat {overlap[0]} is in two ranges")
             continue
         prices.update(dict.fromkeys(range(low, high + 1), price))
-    return DateSpec(day, starts, prices, d.line)
+    return DateSpec(day, starts, prices, _line(d))
 
 
 @dataclass

@@ -158,8 +158,8 @@ BACKEND_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def exception_handlers() -> dict[type[Exception] | int, object]:
-    handlers: dict[type[Exception] | int, object] = {
+def exception_handlers() -> dict[Any, Any]:
+    handlers: dict[Any, Any] = {
         Problem: on_problem,
         HTTPException: on_http_exception,
         ClientDisconnect: on_client_disconnect,

@@ -8,8 +8,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import Metric
 from sqlalchemy import select
 
+from frontrow import metrics
 from frontrow.catalog import Concert, Schedule
 from frontrow.errors import conflict, forbidden, not_found
 from frontrow.metrics import HOLDS
@@ -170,3 +172,16 @@ async def release(store: Store, ref: HoldRef, user_id: str) -> None:
         raise forbidden("this hold belongs to another user")
     if outcome == "GONE":
         raise not_found("no such hold (it may have expired or been paid)")
+
+
+@metrics.live
+async def seat_families(store: Store, concerts: list[Concert]) -> list[Metric]:
+    """Sold and held seats of every upcoming date, read from Redis at scrape time."""
+    sold = metrics.concert_gauge("frontrow_seats_sold", "Seats sold on upcoming dates")
+    held = metrics.concert_gauge("frontrow_seats_held", "Seats held right now on upcoming dates")
+    for concert in concerts:
+        dates = concert.upcoming()
+        states = await seat_states(store, concert, dates, with_seats=False) if dates else []
+        sold.add_metric([str(concert.id)], sum(s.sold for s in states))
+        held.add_metric([str(concert.id)], sum(s.held for s in states))
+    return [sold, held]

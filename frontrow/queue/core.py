@@ -9,7 +9,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import Metric
+
+from frontrow import metrics
 from frontrow.auth import QueueClaims, new_token_id
+from frontrow.catalog import Concert
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, unauthenticated
 from frontrow.queue.batch import StatusBatcher
@@ -250,3 +254,31 @@ async def configure(store: Store, concert_id: int, changes: dict[str, Any]) -> N
     }
     if mapping:
         await store.redis.hset(store.keys(concert_id).cfg, mapping=mapping)
+
+
+@metrics.live
+async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
+    """Per-concert queue numbers and live settings, read from Redis at scrape time."""
+    gauge, counter = metrics.concert_gauge, metrics.concert_counter
+    waiting = gauge("frontrow_queue_waiting", "Tokens waiting in line")
+    active = gauge("frontrow_queue_active", "Live active sessions")
+    rate = gauge("frontrow_queue_admit_rate_per_second", "Observed admission rate")
+    batch = gauge("frontrow_queue_admit_batch", "Live admit batch (k)")
+    interval = gauge("frontrow_queue_admit_interval_seconds", "Live admit interval (n)")
+    cap = gauge("frontrow_queue_max_active", "Live active-session cap (0 = none)")
+    admitted = counter("frontrow_queue_admitted", "Tokens admitted")
+    abandoned = counter("frontrow_queue_abandoned", "Waiting tokens dropped for not polling")
+    expired = counter("frontrow_queue_expired", "Active sessions ended by their TTL")
+    for concert in concerts:
+        label = [str(concert.id)]
+        q = await overview(store, concert.id, concert.on_sale)
+        waiting.add_metric(label, q["waiting"])
+        active.add_metric(label, q["active"])
+        rate.add_metric(label, q["admit_rate_per_s"])
+        batch.add_metric(label, q["admit_batch"])
+        interval.add_metric(label, q["admit_interval_s"])
+        cap.add_metric(label, q["max_active"])
+        admitted.add_metric(label, q["admitted_total"])
+        abandoned.add_metric(label, q["abandoned_total"])
+        expired.add_metric(label, q["expired_total"])
+    return [waiting, active, rate, batch, interval, cap, admitted, abandoned, expired]

@@ -243,7 +243,8 @@ async def _unclaim(
     if not pinned:
         return
     k = store.keys(concert_id)
-    keys, args = [k.uholds(user_id)], [user_id]
+    keys: list[str] = [k.uholds(user_id)]
+    args: list[Any] = [user_id]
     for ref, deadline in pinned:
         keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
         args += [ref.hold_id, ref.seat_no, deadline]
