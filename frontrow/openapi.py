@@ -343,14 +343,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": op(
             "Queue numbers and live settings",
             {200: ok("QueueStats")},
-            (404,),
+            (404, 429),
             auth="adminToken",
             params=(CONCERT,),
         ),
         "patch": op(
             "Change live settings; in force from the next tick",
             {200: ok("QueueStats")},
-            (404,),
+            (404, 429),
             auth="adminToken",
             body="QueueSettings",
             params=(CONCERT,),
