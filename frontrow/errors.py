@@ -17,7 +17,7 @@ log = logging.getLogger("frontrow")
 
 RETRY_AFTER_S = "1"
 
-# Every stable `code` a client may see (API.md); the OpenAPI test checks each is documented.
+# Every stable `code` a client may see (docs/API.md); the OpenAPI test checks each is documented.
 ERRORS_BY_CODE = {
     "BAD_REQUEST": 400,
     "UNAUTHENTICATED": 401,

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of API.md, served at /openapi.json.
+"""The OpenAPI 3.1 document of docs/API.md, served at /openapi.json.
 
 Written by hand, next to nothing else: a test compares it with the app's
 routes, so a route added without being documented fails the build.

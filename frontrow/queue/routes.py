@@ -57,6 +57,8 @@ async def _admin_concert(request: Request) -> Concert:
     expected = store.settings.admin_token
     if not expected:
         raise not_found("no such route")
+    if "authorization" not in request.headers:
+        raise unauthenticated("missing Authorization: Bearer header")  # no guess to count
     address = client_address(request)
     limit = ratelimit.ADMIN_FAILURES_PER_ADDRESS
     await ratelimit.refuse_when_spent(store, "admin", address, limit)

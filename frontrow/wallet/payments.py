@@ -1,5 +1,5 @@
 """Payments: claim the holds in Redis, commit the money and the seats in the
-database in one transaction, then finalize in Redis (DESIGN.md, three steps)."""
+database in one transaction, then finalize in Redis (docs/DESIGN.md, three steps)."""
 
 from __future__ import annotations
 

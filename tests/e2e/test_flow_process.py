@@ -1,4 +1,4 @@
-"""The whole API.md flow against a real `frontrow serve` process, on each backend."""
+"""The whole docs/API.md flow against a real `frontrow serve` process, on each backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The queue part of API.md over HTTP, on each backend."""
+"""The queue part of docs/API.md over HTTP, on each backend."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from frontrow import catalog
+from frontrow.metrics import PAYMENTS
 from frontrow.schema import reservations, schedules
 from frontrow.store import Store
 from tests.booking.test_booking_http import seats_url
@@ -139,10 +140,15 @@ async def test_retry_with_the_same_key_returns_the_same_receipt(
     await charge(client, store, "ann", 500_000)
     held = [await hold(client, token, 11)]
     h = {**bearer(token), "Idempotency-Key": "pay-1"}
+    paid, replayed = PAYMENTS.labels("1", "paid"), PAYMENTS.labels("1", "replayed")
+    paid_before, replayed_before = paid._value.get(), replayed._value.get()
     first = await client.post("/payments", headers=h, json={"hold_ids": held})
     again = await client.post("/payments", headers=h, json={"hold_ids": held})
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+    # one sale, one replay: the metric does not count the retry as a second sale
+    assert paid._value.get() - paid_before == 1
+    assert replayed._value.get() - replayed_before == 1
     assert_problem(
         await client.post("/payments", headers=h, json={"hold_ids": ["h_1.1.12.AAAAAAAAAAAAAAAA"]}),
         409,
