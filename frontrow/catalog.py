@@ -20,6 +20,7 @@ from frontrow.errors import BACKEND_ERRORS
 from frontrow.schema import concerts, metadata, schedules, seats
 
 RELOAD_AFTER_S = 5.0
+DEMO_SEATS = range(1, 51)
 RETRY_AFTER_FAILURE_S = 1.0
 log = logging.getLogger("frontrow.catalog")
 
@@ -168,7 +169,7 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
                         date=day,
                         starts_at=starts,
                         sold_out=False,
-                        seats_left=50,
+                        seats_left=len(DEMO_SEATS),
                     )
                     .returning(schedules.c.id)
                 )
@@ -181,7 +182,7 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
                         "seat_no": n,
                         "price": 120_000 if n <= 10 else 80_000,
                     }
-                    for n in range(1, 51)
+                    for n in DEMO_SEATS
                 ],
             )
     return int(concert_id)

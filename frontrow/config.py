@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
+Network = IPv4Network | IPv6Network
+
 
 class ConfigError(ValueError):
     """A FRONTROW_* variable has a value the service cannot run with."""
@@ -67,7 +69,7 @@ def _admin_token(raw: str) -> str:
     return value
 
 
-def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+def _networks(raw: str) -> tuple[Network, ...]:
     try:
         return tuple(ip_network(part.strip()) for part in raw.split(",") if part.strip())
     except ValueError:
@@ -134,7 +136,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     user_token_max_age_s: float = 86400
-    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
     max_connections: int = 2048
     header_timeout_s: float = 10.0
     max_header_bytes: int = 16 * 1024

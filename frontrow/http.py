@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from frontrow.auth import QueueClaims, bearer
+from frontrow.config import Network
 from frontrow.errors import Problem, bad_request
 from frontrow.store import Store
 
@@ -60,7 +61,6 @@ def store_of(request: Request) -> Store:
     return store
 
 
-Network = IPv4Network | IPv6Network
 FORWARDED_READ_CHARS = 1024  # the right end of X-Forwarded-For is all we ever trust
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from frontrow import ratelimit
+from frontrow.auth import bearer
 from frontrow.catalog import Concert
 from frontrow.errors import invalid, not_found, unauthenticated
 from frontrow.http import (
@@ -57,15 +58,13 @@ async def _admin_concert(request: Request) -> Concert:
     expected = store.settings.admin_token
     if not expected:
         raise not_found("no such route")
-    if "authorization" not in request.headers:
-        raise unauthenticated("missing Authorization: Bearer header")  # no guess to count
+    # A missing or malformed credential is a plain 401: it cannot be the token,
+    # so it is no guess to count.
+    given = bearer(request.headers.get("authorization"))
     address = client_address(request)
     limit = ratelimit.ADMIN_FAILURES_PER_ADDRESS
     await ratelimit.refuse_when_spent(store, "admin", address, limit)
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         await ratelimit.check_address(store, "admin", address, limit)
         raise unauthenticated("invalid admin token")
     concert = await store.catalog.get(request.path_params["concert_id"])

@@ -114,14 +114,15 @@ async def _purchase(
     outcome = await store.scripts.claim(keys=claim_keys, args=claim_args)
     if outcome[0] != "OK":
         raise conflict("HOLD_EXPIRED", f"hold {outcome[1]} has expired or is not yours")
-    pinned = [(ref, int(deadline)) for (ref, _, _), deadline in zip(items, outcome[1], strict=True)]
+    deadlines = zip(items, map(int, outcome[1]), strict=True)
+    pinned = [(ref, deadline) for (ref, _, _), deadline in deadlines if deadline]
     others = [ref for ref in map(parse_hold_id, outcome[2]) if ref is not None]
 
     # 2. one transaction: debit, reservations, receipt, ledger, seats left
     try:
         receipt, emptied = await _commit(store, concert, user_id, items, key, digest)
     except Exception:
-        await _unclaim(store, concert.id, user_id, [(r, d) for r, d in pinned if d])
+        await _unclaim(store, concert.id, user_id, pinned)
         raise
 
     # 3. finalize; the sale already stands, the reconciler repairs Redis if this fails
