@@ -126,6 +126,7 @@ async def list_concerts(request: Request) -> Response:
                     "concert_id": concert.id,
                     "title": concert.title,
                     "venue": concert.venue,
+                    "timezone": concert.timezone,
                     "open": live.get(concert.id, concert.on_sale),
                     "dates": len(upcoming),
                 }

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from frontrow.schema import concerts, metadata, schedules, seats
 
 RELOAD_AFTER_S = 5.0
 DEMO_SEATS = range(1, 51)
+DEMO_TIMEZONE = "Asia/Seoul"
 RETRY_AFTER_FAILURE_S = 1.0
 log = logging.getLogger("frontrow.catalog")
 
@@ -41,6 +43,7 @@ class Concert:
     venue: str
     on_sale: bool
     schedules: tuple[Schedule, ...]
+    timezone: str = "UTC"
 
     def upcoming(self, now: dt.datetime | None = None) -> list[Schedule]:
         now = now or dt.datetime.now(dt.UTC)
@@ -117,7 +120,12 @@ async def load(db: AsyncEngine) -> dict[int, Concert]:
         )
     return {
         row.id: Concert(
-            row.id, row.title, row.venue, row.on_sale, tuple(by_concert.get(row.id, ()))
+            row.id,
+            row.title,
+            row.venue,
+            row.on_sale,
+            tuple(by_concert.get(row.id, ())),
+            row.timezone,
         )
         for row in concert_rows
     }
@@ -129,9 +137,17 @@ async def migrate(db: AsyncEngine) -> None:
     async with db.begin() as conn:
         await conn.run_sync(metadata.create_all)
         columns = await conn.run_sync(
-            lambda sync: {c["name"] for c in inspect(sync).get_columns("schedules")}
+            lambda sync: {
+                (table, c["name"])
+                for table in ("concerts", "schedules")
+                for c in inspect(sync).get_columns(table)
+            }
         )
-        if "seats_left" not in columns:
+        if ("concerts", "timezone") not in columns:
+            await conn.execute(
+                text("ALTER TABLE concerts ADD COLUMN timezone VARCHAR(64) NOT NULL DEFAULT 'UTC'")
+            )
+        if ("schedules", "seats_left") not in columns:
             await conn.execute(
                 text("ALTER TABLE schedules ADD COLUMN seats_left INTEGER NOT NULL DEFAULT 0")
             )
@@ -154,13 +170,19 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
         concert_id = (
             await conn.execute(
                 insert(concerts)
-                .values(title="frontrow live: Winter Night", venue="Olympic Hall", on_sale=True)
+                .values(
+                    title="frontrow live: Winter Night",
+                    venue="Olympic Hall",
+                    on_sale=True,
+                    timezone=DEMO_TIMEZONE,
+                )
                 .returning(concerts.c.id)
             )
         ).scalar_one()
         for offset in (7, 8, 9):
             day = today + dt.timedelta(days=offset)
-            starts = dt.datetime.combine(day, dt.time(19, 0), tzinfo=dt.UTC)
+            local = dt.datetime.combine(day, dt.time(19, 0), tzinfo=ZoneInfo(DEMO_TIMEZONE))
+            starts = local.astimezone(dt.UTC)
             schedule_id = (
                 await conn.execute(
                     insert(schedules)

@@ -3,13 +3,15 @@
 The file:
 
     {"concerts": [{"id": 2, "title": "...", "venue": "...", "on_sale": true,
-                   "dates": [{"date": "2026-12-24", "starts_at": "2026-12-24T19:00:00Z",
+                   "timezone": "Asia/Seoul",
+                   "dates": [{"date": "2026-12-24", "starts_at": "2026-12-24T19:00:00+09:00",
                               "seats": [{"from": 1, "to": 40, "price": 80000}]}]}]}
 
 Importing the same file again changes nothing. Concerts are matched by id,
 dates by (concert, date), seats by number. A seat that is already sold
 keeps its price and cannot be removed; the whole import is refused then.
-Dates missing from the file are left as they are.
+Dates missing from the file are left as they are. `date` is the show's
+day in the venue's `timezone` (default UTC); `starts_at` may carry any offset.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json.decoder
 import json.scanner
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -74,6 +77,7 @@ class ConcertSpec:
     venue: str
     on_sale: bool
     line: int
+    timezone: str = "UTC"
     dates: list[DateSpec] = field(default_factory=list)
 
 
@@ -121,19 +125,23 @@ def validate(source: str) -> list[ConcertSpec]:
         on_sale = c.get("on_sale", True)
         if type(on_sale) is not bool:
             err(c, f"concert {c['id']}: on_sale must be true or false")
+        zone = _zone(c.get("timezone", "UTC"))
+        if zone is None:
+            err(c, f"concert {c['id']}: timezone must be an IANA name like Asia/Seoul")
         spec = ConcertSpec(
             c["id"],
             str(c.get("title", "")).strip(),
             str(c.get("venue", "")).strip(),
             on_sale is True,
             _line(c),
+            zone.key if zone else "UTC",
         )
         dates = c.get("dates", [])
         if not isinstance(dates, list):
             err(c, f"concert {c['id']}: dates must be a list")
             dates = []
         for d in dates:
-            date_spec = _date(d, c, err)
+            date_spec = _date(d, c, zone, err)
             if date_spec is None:
                 continue
             if any(x.date == date_spec.date for x in spec.dates):
@@ -145,7 +153,16 @@ def validate(source: str) -> list[ConcertSpec]:
     return specs
 
 
-def _date(d: Any, c: Any, err: Any) -> DateSpec | None:
+def _zone(name: Any) -> ZoneInfo | None:
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
+
+
+def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any) -> DateSpec | None:
     if not isinstance(d, dict):
         err(c, f"concert {c['id']}: each date must be an object")
         return None
@@ -159,14 +176,18 @@ def _date(d: Any, c: Any, err: Any) -> DateSpec | None:
         return None
     raw = d.get("starts_at")
     try:
-        if not isinstance(raw, str) or not raw.endswith("Z"):
+        if not isinstance(raw, str):
             raise ValueError
-        starts = dt.datetime.fromisoformat(raw[:-1] + "+00:00")
+        starts = dt.datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+        if starts.tzinfo is None:
+            raise ValueError
     except ValueError:
-        err(d, f"{day}: starts_at must be an ISO 8601 UTC time ending in Z")
+        err(d, f"{day}: starts_at must be an ISO 8601 time with Z or an offset")
         return None
-    if starts.date() != day:
-        err(d, f"{day}: starts_at falls on {starts.date()}, not on the date")
+    starts = starts.astimezone(dt.UTC)
+    local_day = starts.astimezone(zone).date() if zone else day  # a bad zone is reported once
+    if local_day != day:
+        err(d, f"{day}: starts_at falls on {local_day} in {zone.key}, not on the date")
     prices: dict[int, int] = {}
     ranges = d.get("seats")
     if not isinstance(ranges, list) or not ranges:
@@ -214,7 +235,12 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
     async with db.begin() as conn:
         for c in specs:
             exists = await conn.scalar(select(concerts.c.id).where(concerts.c.id == c.id))
-            values = {"title": c.title, "venue": c.venue, "on_sale": c.on_sale}
+            values = {
+                "title": c.title,
+                "venue": c.venue,
+                "on_sale": c.on_sale,
+                "timezone": c.timezone,
+            }
             if exists is None:
                 await conn.execute(insert(concerts).values(id=c.id, **values))
             else:

@@ -62,7 +62,14 @@ SCHEMAS: dict[str, Any] = {
             "concerts": {
                 "type": "array",
                 "items": obj(
-                    {"concert_id": INT, "title": STR, "venue": STR, "open": BOOL, "dates": INT}
+                    {
+                        "concert_id": INT,
+                        "title": STR,
+                        "venue": STR,
+                        "timezone": STR,
+                        "open": BOOL,
+                        "dates": INT,
+                    }
                 ),
             }
         }
@@ -70,6 +77,7 @@ SCHEMAS: dict[str, Any] = {
     "Dates": obj(
         {
             "concert_id": INT,
+            "timezone": STR,
             "dates": {
                 "type": "array",
                 "items": obj(
@@ -110,6 +118,7 @@ SCHEMAS: dict[str, Any] = {
             "expires_at": TIME,
         }
     ),
+    "Holds": obj({"holds": {"type": "array", "items": ref("Hold")}}),
     "Wallet": obj({"user_id": STR, "balance": WON}),
     "Charge": obj({"amount": {"type": "integer", "minimum": 1}}),
     "Charged": obj({"user_id": STR, "balance": WON, "charged": WON}),
@@ -295,6 +304,14 @@ PATHS: dict[str, dict[str, Any]] = {
             params=(CONCERT, DATE_P, SEAT),
             body="Empty",
             body_required=False,
+        )
+    },
+    "/holds": {
+        "get": op(
+            "Your live holds in the token's concert, every tab's",
+            {200: ok("Holds")},
+            (),
+            auth="queueToken",
         )
     },
     "/holds/{hold_id}": {

@@ -29,6 +29,9 @@ concerts = Table(
     Column("title", String(200), nullable=False),
     Column("venue", String(200), nullable=False),
     Column("on_sale", Boolean, nullable=False, default=True),
+    # The venue's IANA time zone: dates and show times are shown in it, so a
+    # buyer abroad and the ticket agree on the day.
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
 )
 
 schedules = Table(

@@ -130,6 +130,30 @@ def test_cli_reports_errors_and_exits_2(tmp_path: Path) -> None:
     assert "2 dates added" in ok.stdout
 
 
+async def test_dates_are_the_venue_s_days(make_store: MakeStore) -> None:
+    store = await make_store()
+    la = """{"concerts": [{"id": 5, "title": "t", "venue": "v",
+      "timezone": "America/Los_Angeles", "dates": [
+      {"date": "2026-12-24", "starts_at": "2026-12-24T19:00:00-08:00",
+       "seats": [{"from": 1, "to": 2, "price": 10}]}]}]}"""
+    await apply(store.db, validate(la))
+    concert = (await load(store.db))[5]
+    assert concert.timezone == "America/Los_Angeles"
+    (date,) = concert.schedules
+    assert date.date.isoformat() == "2026-12-24"  # the evening in LA is the 25th in UTC
+    assert date.starts_at.isoformat() == "2026-12-25T03:00:00+00:00"
+    with pytest.raises(CatalogError) as caught:
+        validate(la.replace("America/Los_Angeles", "Mars/Base"))
+    assert caught.value.errors == [
+        "line 1: concert 5: timezone must be an IANA name like Asia/Seoul"
+    ]
+    with pytest.raises(CatalogError) as caught:
+        validate(la.replace("2026-12-24T19:00:00-08:00", "2026-12-24T05:00:00Z"))
+    assert caught.value.errors == [
+        "line 3: 2026-12-24: starts_at falls on 2026-12-23 in America/Los_Angeles, not on the date"
+    ]
+
+
 async def test_migrate_adds_seats_left_to_an_older_database(make_store: MakeStore) -> None:
     from sqlalchemy import text
 
@@ -137,8 +161,11 @@ async def test_migrate_adds_seats_left_to_an_older_database(make_store: MakeStor
     await catalog.seed_demo(store.db)
     async with store.db.begin() as conn:
         await conn.execute(text("ALTER TABLE schedules DROP COLUMN seats_left"))
+        await conn.execute(text("ALTER TABLE concerts DROP COLUMN timezone"))
     await catalog.migrate(store.db)
     await catalog.migrate(store.db)  # and again: nothing more to do
     async with store.db.connect() as conn:
         left = (await conn.execute(text("SELECT seats_left FROM schedules"))).scalars().all()
+        zones = (await conn.execute(text("SELECT timezone FROM concerts"))).scalars().all()
     assert left == [50, 50, 50]
+    assert zones == ["UTC"]  # an older catalog's times were UTC

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +161,31 @@ async def hold(
             "HOLD_LIMIT", f"you already hold {s.max_holds_per_user} seats of this concert"
         )
     return outcome == "HELD", Hold(hold_id, concert.id, schedule.date, seat_no, price, expires)
+
+
+async def live_refs(store: Store, concert_id: int, user_id: str) -> list[tuple[HoldRef, int]]:
+    """The user's live holds in the concert with their expiry (ms), one read."""
+    now_ms = int(time.time() * 1000)
+    entries = await store.redis.zrangebyscore(
+        store.keys(concert_id).uholds(user_id), f"({now_ms}", "+inf", withscores=True
+    )
+    return [
+        (ref, int(expires))
+        for ref, expires in ((parse_hold_id(hold_id), expires) for hold_id, expires in entries)
+        if ref is not None
+    ]
+
+
+async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
+    """The user's live holds, whichever tab took them, by date and seat."""
+    dates = {s.id: s for s in concert.schedules}
+    found = []
+    for ref, expires in await live_refs(store, concert.id, user_id):
+        schedule = dates.get(ref.schedule_id)
+        price = schedule.prices.get(ref.seat_no) if schedule else None
+        if schedule is not None and price is not None:
+            found.append(Hold(ref.hold_id, concert.id, schedule.date, ref.seat_no, price, expires))
+    return sorted(found, key=lambda h: (h.date, h.seat_no))
 
 
 async def release(store: Store, ref: HoldRef, user_id: str) -> None:

@@ -55,7 +55,7 @@ async def list_dates(request: Request) -> Response:
                 "sold_out": state.sold >= total,
             }
         )
-    return JSONResponse({"concert_id": concert.id, "dates": dates})
+    return JSONResponse({"concert_id": concert.id, "timezone": concert.timezone, "dates": dates})
 
 
 async def seat_map(request: Request) -> Response:
@@ -107,6 +107,17 @@ async def release_hold(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def my_holds(request: Request) -> Response:
+    store = store_of(request)
+    claims = queue_claims_of(request)
+    await require_active(store, claims, claims.concert_id)
+    concert = await store.catalog.get(claims.concert_id)
+    if concert is None:
+        raise not_found("no such concert")
+    found = await holds.mine(store, concert, claims.user_id)
+    return JSONResponse({"holds": [h.as_dict() for h in found]})
+
+
 routes = [
     Route("/concerts/{concert_id:id}/dates", list_dates, methods=["GET"]),
     Route("/concerts/{concert_id:id}/dates/{date:slug}/seats", seat_map, methods=["GET"]),
@@ -115,5 +126,6 @@ routes = [
         hold_seat,
         methods=["POST"],
     ),
+    Route("/holds", my_holds, methods=["GET"]),
     Route("/holds/{hold_id:slug}", release_hold, methods=["DELETE"]),
 ]

@@ -1,16 +1,22 @@
--- leave: give up a place or an active session at once, freeing its slot.
+-- leave: give up a place or an active session at once, freeing its slot, and
+-- release the user's holds in the concert: without a session nobody can pay
+-- for them, and five minutes of seats nobody may buy is what a rush can't spare.
 --
 -- KEYS[1] wait    ZSET token -> entered_at
 -- KEYS[2] seen    ZSET waiting token -> last poll
 -- KEYS[3] active  ZSET token -> session expiry
 -- KEYS[4] cap     HASH token -> absolute session deadline
 -- KEYS[5] users   HASH user -> token
+-- KEYS[6] uholds  ZSET hold_id -> expiry, the user's holds
+-- KEYS[5 + 2j] hold j, KEYS[6 + 2j] holds j (the date's held seats), j = 1..m
 -- ARGV[1] token id
 -- ARGV[2] user id
+-- ARGV[1 + 2j] hold id j, ARGV[2 + 2j] its seat number
 --
--- Returns 1 when a place or session was given up, 0 when there was none.
+-- Returns 1 when a place or session was given up, 0 when there was none
+-- (then no hold is touched: an old token does not end a newer session's holds).
 local rcall = redis.call
-local wait, seen, active, cap, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local wait, seen, active, cap, users, uholds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local token, user = ARGV[1], ARGV[2]
 
 local removed = rcall('ZREM', wait, token) + rcall('ZREM', active, token)
@@ -19,7 +25,15 @@ rcall('HDEL', cap, token)
 if rcall('HGET', users, user) == token then
   rcall('HDEL', users, user)
 end
-if removed > 0 then
-  return 1
+if removed == 0 then
+  return 0
 end
-return 0
+for j = 1, (#KEYS - 6) / 2 do
+  local hold, holds, hold_id, seat = KEYS[5 + 2 * j], KEYS[6 + 2 * j], ARGV[1 + 2 * j], ARGV[2 + 2 * j]
+  if rcall('GET', hold) == hold_id .. '|' .. user then
+    rcall('DEL', hold)
+    rcall('ZREM', holds, seat)
+  end
+  rcall('ZREM', uholds, hold_id)
+end
+return 1

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,13 +150,19 @@ async def require_active(
     return current
 
 
-async def leave(store: Store, claims: QueueClaims) -> bool:
+async def leave(
+    store: Store, claims: QueueClaims, holds: Sequence[tuple[str, int, int]] = ()
+) -> bool:
+    """Give up the place or session and release `holds`, the user's live holds
+    as (hold id, schedule id, seat); a hold taken between reading them and
+    this call simply runs out."""
     k = store.keys(claims.concert_id)
-    removed = await store.scripts.leave(
-        keys=[k.wait, k.seen, k.active, k.cap, k.users],
-        args=[claims.token_id, claims.user_id],
-    )
-    return bool(removed)
+    keys = [k.wait, k.seen, k.active, k.cap, k.users, k.uholds(claims.user_id)]
+    args: list[str | int] = [claims.token_id, claims.user_id]
+    for hold_id, schedule_id, seat_no in holds:
+        keys += [k.hold(schedule_id, seat_no), k.holds(schedule_id)]
+        args += [hold_id, seat_no]
+    return bool(await store.scripts.leave(keys=keys, args=args))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from frontrow import ratelimit
 from frontrow.auth import bearer
+from frontrow.booking import holds
 from frontrow.catalog import Concert
 from frontrow.errors import invalid, not_found, unauthenticated
 from frontrow.http import (
@@ -43,8 +44,10 @@ async def poll(request: Request) -> Response:
 
 
 async def leave(request: Request) -> Response:
+    store = store_of(request)
     claims = queue_claims_of(request)
-    await core.leave(store_of(request), claims)
+    refs = await holds.live_refs(store, claims.concert_id, claims.user_id)
+    await core.leave(store, claims, [(r.hold_id, r.schedule_id, r.seat_no) for r, _ in refs])
     return Response(status_code=204)
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import httpx
 
 from frontrow import catalog
+from frontrow.queue import core
 from frontrow.store import Store
 from tests.conftest import (
     MakeStore,
@@ -36,8 +37,10 @@ async def test_dates_list_upcoming_dates_with_counts(
     token = await active_token(store, "ann")
     body = (await client.get("/concerts/1/dates", headers=bearer(token))).json()
     assert body["concert_id"] == 1 and len(body["dates"]) == 3
+    assert body["timezone"] == "Asia/Seoul"
     first = body["dates"][0]
-    assert first["date"] == first_date() and first["starts_at"] == f"{first_date()}T19:00:00Z"
+    # 19:00 in Seoul: the date is the venue's day, the time is UTC
+    assert first["date"] == first_date() and first["starts_at"] == f"{first_date()}T10:00:00Z"
     assert first["available_seats"] == 50 and first["sold_out"] is False
     await client.post(seats_url(3), headers=bearer(token))
     first = (await client.get("/concerts/1/dates", headers=bearer(token))).json()["dates"][0]
@@ -81,6 +84,40 @@ async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: S
     )
 
 
+async def test_my_holds_lists_every_tab_s_holds(client: httpx.AsyncClient, store: Store) -> None:
+    ann = await active_token(store, "ann")
+    assert (await client.get("/holds", headers=bearer(ann))).json() == {"holds": []}
+    later = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=8)).isoformat()
+    second = (await client.post(seats_url(5, later), headers=bearer(ann))).json()
+    first = (await client.post(seats_url(9), headers=bearer(ann))).json()
+    released = (await client.post(seats_url(10), headers=bearer(ann))).json()
+    await client.delete(f"/holds/{released['hold_id']}", headers=bearer(ann))
+    bob = await active_token(store, "bob")
+    await client.post(seats_url(11), headers=bearer(bob))
+    # the same user, the same place: what another tab asks for
+    entered = await client.post("/concerts/1/queue", headers=user_headers(store, "ann"))
+    again = entered.json()["token"]
+    listed = (await client.get("/holds", headers=bearer(again))).json()["holds"]
+    assert listed == [first, second]  # by date, then seat; bob's and the released one absent
+    _, waiting, _ = await core.enter(store, "cy", 1, True)
+    assert_problem(await client.get("/holds", headers=bearer(waiting)), 401, "TOKEN_WAITING")
+
+
+async def test_leaving_releases_the_holds(client: httpx.AsyncClient, store: Store) -> None:
+    ann, bob = await active_token(store, "ann"), await active_token(store, "bob")
+    for seat in (3, 4):
+        assert (await client.post(seats_url(seat), headers=bearer(ann))).status_code == 201
+    assert (await client.delete("/queue/token", headers=bearer(ann))).status_code == 204
+    seats = (await client.get(seats_url(), headers=bearer(bob))).json()["seats"]
+    assert [seats[2]["status"], seats[3]["status"]] == ["AVAILABLE", "AVAILABLE"]
+    assert (await client.post(seats_url(3), headers=bearer(bob))).status_code == 201
+    # ann comes back with a new session; her old token's leave must not end its holds
+    ann_again = await active_token(store, "ann")
+    assert (await client.post(seats_url(6), headers=bearer(ann_again))).status_code == 201
+    assert (await client.delete("/queue/token", headers=bearer(ann))).status_code == 204
+    assert len((await client.get("/holds", headers=bearer(ann_again))).json()["holds"]) == 1
+
+
 async def test_expired_hold_frees_the_seat(make_store: MakeStore) -> None:
     store = await make_store(hold_ttl_s=0.3)
     await catalog.seed_demo(store.db)
@@ -111,7 +148,6 @@ async def test_hold_limit_per_user(make_store: MakeStore) -> None:
 async def test_booking_needs_an_active_token_of_this_concert(
     client: httpx.AsyncClient, store: Store
 ) -> None:
-    from frontrow.queue import core
 
     _, waiting, _ = await core.enter(store, "wait", 1, True)
     assert_problem(
