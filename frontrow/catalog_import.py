@@ -186,7 +186,7 @@ def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any) -> DateSpec | None:
         return None
     starts = starts.astimezone(dt.UTC)
     local_day = starts.astimezone(zone).date() if zone else day  # a bad zone is reported once
-    if local_day != day:
+    if zone and local_day != day:
         err(d, f"{day}: starts_at falls on {local_day} in {zone.key}, not on the date")
     prices: dict[int, int] = {}
     ranges = d.get("seats")
