@@ -67,9 +67,11 @@ class SecurityHeaders:
 
 
 async def index(request: Request) -> Response:
-    demo = "1" if store_of(request).settings.demo_login else "0"
+    settings = store_of(request).settings
+    demo = "1" if settings.demo_login else "0"
+    abandon = int(settings.abandon_after_s)  # the page tells buyers how long they may be away
     page = (WEB / "index.html").read_text(encoding="utf-8")
-    page = page.replace("<body>", f'<body data-demo-login="{demo}">', 1)
+    page = page.replace("<body>", f'<body data-demo-login="{demo}" data-abandon-s="{abandon}">', 1)
     return HTMLResponse(page)
 
 

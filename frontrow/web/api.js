@@ -9,6 +9,22 @@ export class ApiError extends Error {
   }
 }
 
+// The server's clock, as seen from here: countdowns use it, because a device
+// clock that is a minute off would otherwise show a hold a minute too long.
+// Date has whole seconds (hence + 500); the answer with the shortest round
+// trip gives the best estimate, and a fresh one is taken now and then.
+const clock = { offsetMs: 0, rttMs: Infinity, at: 0 };
+
+export const serverNow = () => Date.now() + clock.offsetMs;
+
+function learnClock(response, sentAt) {
+  const date = Date.parse(response.headers.get("Date") || "");
+  const now = Date.now();
+  const rtt = now - sentAt;
+  if (Number.isNaN(date) || (rtt > clock.rttMs && now - clock.at < 60_000)) return;
+  Object.assign(clock, { offsetMs: date + 500 - (sentAt + now) / 2, rttMs: rtt, at: now });
+}
+
 export async function call(method, path, { token, body, headers } = {}) {
   const init = { method, headers: { ...(headers || {}) } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
@@ -17,11 +33,13 @@ export async function call(method, path, { token, body, headers } = {}) {
     init.body = JSON.stringify(body);
   }
   let response;
+  const sentAt = Date.now();
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError(0, "NETWORK", "We can't reach the server. Check your connection.");
+    throw new ApiError(0, "NETWORK", "We can't reach the server. Check your connection; we keep trying.");
   }
+  learnClock(response, sentAt);
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -40,11 +58,11 @@ export function explain(error, context = {}) {
     case "SEAT_UNAVAILABLE": return "Sorry, someone just took that seat. The map is up to date now: pick another.";
     case "HOLD_LIMIT": return "You already hold as many seats as one person may. Pay for them or release one first.";
     case "HOLD_EXPIRED": return "One of your seats was held too long and has been released. Pick it again if it is still free.";
-    case "INSUFFICIENT_BALANCE": return `Your balance is too low for this payment${context.missing ? `: add at least ${formatWon(context.missing)}` : ""}. Your seats are still held.`;
+    case "INSUFFICIENT_BALANCE": return `Your balance is too low for this payment${context.missing ? `: ${formatWon(context.missing)} more is needed` : ""}. Your seats are still held.`;
     case "BALANCE_LIMIT": return "That would put more in your wallet than it may hold. Add a smaller amount.";
     case "VALIDATION_FAILED": return `That doesn't look right: ${error.message}`;
     case "QUEUE_CLOSED": return "This concert isn't on sale right now.";
-    case "TOKEN_EXPIRED": return "Your turn has ended because it went unused for too long. Join the queue again to continue.";
+    case "TOKEN_EXPIRED": return "Your turn has ended: its time ran out. Join the queue again to continue.";
     case "TOKEN_WAITING": return "It isn't your turn yet. You're back in the queue view.";
     case "TOKEN_DONE": return "You have already completed a purchase with this place in line.";
     case "UNAUTHENTICATED": return "Your sign-in is no longer valid. Please sign in again.";

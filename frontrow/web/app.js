@@ -1,31 +1,83 @@
 // The waiting-room page: sign in, queue, choose seats, pay. Plain modules, no build.
-import { ApiError, call, explain, formatWon } from "./api.js";
+import { ApiError, call, explain, formatWon, serverNow } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const store = sessionStorage;
+// localStorage, not sessionStorage: every tab of this browser shares one sign-in
+// and one place in line, and learns from the others through "storage" events.
+const store = localStorage;
+const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertTz", "firstRank", "payKey"];
+const TITLE = document.title;
 const state = {
-  pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null,
-  seats: [], holds: JSON.parse(store.getItem("holds") || "[]"),
+  pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null, seats: [], holds: [],
+  balance: null, tz: store.getItem("concertTz") || "UTC", cursor: null, pending: false,
+  chargeKey: null, warnedTurn: false, warnedHold: null, trouble: null, announced: null,
 };
 
 // ---- small helpers -------------------------------------------------------
 
 function show(view) {
+  const changed = $(`view-${view}`).hidden;
   for (const el of document.querySelectorAll(".view")) el.hidden = el.id !== `view-${view}`;
+  if (changed) window.scrollTo(0, 0);
+  if (view !== "booking") document.title = TITLE;
   $("signout").hidden = !store.getItem("userToken");
   $("who").textContent = store.getItem("userId") ? `Signed in as ${store.getItem("userId")}` : "";
 }
 
+// A page-level message, for what happened on the way to a new view (at its top).
 function notify(message, kind = "error") {
   const box = $("notice");
   box.textContent = message;
   box.className = `notice ${kind}`;
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
   box.hidden = !message;
 }
 
-function clearNotice() { notify(""); }
+// A message next to the action it answers. Errors interrupt a screen reader
+// (alert), the rest waits its turn; info fades, errors stay until the next action.
+function say(where, message, kind = "error", action = null) {
+  const slot = $(`msg-${where}`);
+  clearTimeout(slot.fade);
+  slot.replaceChildren();
+  if (!message) return;
+  const p = Object.assign(document.createElement("p"), { className: `notice ${kind}`, textContent: message });
+  if (kind === "error") p.setAttribute("role", "alert");
+  if (action) p.append(" ", action);
+  slot.append(p);
+  if (!slot.classList.contains("toast")) p.scrollIntoView({ block: "nearest" });
+  if (kind === "info") slot.fade = setTimeout(() => slot.replaceChildren(), 6000);
+}
 
-function saveHolds() { store.setItem("holds", JSON.stringify(state.holds)); }
+function clearMessages() {
+  notify("");
+  for (const slot of document.querySelectorAll(".msg")) say(slot.id.slice(4), "");
+  state.trouble = null;
+}
+
+function announce(text) { $("announce").textContent = text; }
+
+// Every button shows it is working, and a second press meanwhile does nothing.
+async function busy(button, text, work) {
+  if (button.getAttribute("aria-busy") === "true") return undefined;
+  const label = button.textContent, disabled = button.disabled;
+  button.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  if (text) button.textContent = text;
+  try { return await work(); } finally {
+    button.removeAttribute("aria-busy");
+    button.textContent = label;
+    button.disabled = disabled;
+  }
+}
+
+function confirmAction(text, yes) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
+}
 
 function stopTimers() {
   clearTimeout(state.pollTimer);
@@ -42,31 +94,53 @@ function duration(seconds) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+const mmss = (seconds) => {
+  seconds = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+};
+
+// Show dates and times in the venue's time zone, so the buttons, the map and
+// the receipt name the same day wherever the buyer is.
+const inVenue = (options) => new Intl.DateTimeFormat("en-US", { timeZone: state.tz, ...options });
+const showTime = (iso) => inVenue({ weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short" }).format(new Date(iso));
+const dayOnly = (date) => new Intl.DateTimeFormat("en-US", { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" }).format(new Date(`${date}T12:00:00Z`));
+const dateLabel = (date) => {
+  const known = state.dates.find((d) => d.date === date);
+  return known ? showTime(known.starts_at) : dayOnly(date);
+};
+// A moment in the buyer's own clock ("around 10:42"), from the server's time.
+const clockTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+const seatName = (s) => `Seat ${s.label || s.seat_no}`;
+
 function leaveQueueState() {
   stopTimers();
-  for (const key of ["queueToken", "concertId", "concertTitle", "firstRank", "payKey"]) store.removeItem(key);
-  state.holds = [];
-  saveHolds();
+  for (const key of QUEUE_KEYS) store.removeItem(key);
+  Object.assign(state, { holds: [], date: null, warnedTurn: false, warnedHold: null, announced: null });
 }
 
-// Every failed call ends here: say what happened, and move to where it can be fixed.
-async function handle(error) {
+function forgetEverything() {
+  leaveQueueState();
+  for (const key of ["userId", "userToken"]) store.removeItem(key);
+}
+
+// A failed call: say what happened next to `where`, and move to where it can be fixed.
+async function handle(error, where = "map") {
   if (!(error instanceof ApiError)) throw error;
-  const missing = error.code === "INSUFFICIENT_BALANCE" ? totalHeld() - (state.balance || 0) : 0;
-  notify(explain(error, { missing }));
   switch (error.code) {
     case "UNAUTHENTICATED":
-      if (store.getItem("queueToken")) leaveQueueState();
-      store.clear();
+      forgetEverything();
+      notify(explain(error));
       return showSignin();
     case "TOKEN_EXPIRED": case "TOKEN_DONE":
       leaveQueueState();
+      notify(explain(error));
       return showConcerts();
     case "TOKEN_WAITING":
+      notify(explain(error));
       return poll();
-    case "SEAT_UNAVAILABLE": case "HOLD_EXPIRED":
-      return refreshBooking();
   }
+  say(where, explain(error), "error");
+  if (error.code === "SEAT_UNAVAILABLE" || error.code === "HOLD_EXPIRED") await refreshBooking();
 }
 
 // ---- sign in ---------------------------------------------------------------
@@ -77,35 +151,37 @@ function showSignin() {
   $("demo-login").hidden = document.body.dataset.demoLogin !== "1";
 }
 
-$("demo-login").addEventListener("click", async () => {
+$("demo-login").addEventListener("click", (event) => busy(event.currentTarget, "Signing in…", async () => {
   try {
     const { user_id, access_token } = await call("POST", "/auth/demo");
     signIn(user_id, access_token);
-  } catch (e) { handle(e); }
-});
+  } catch (e) { say("signin", explain(e)); }
+}));
 
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const token = $("token-input").value.trim();
-  let userId = "you";
+  let userId;
   try { userId = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub; }
-  catch { return notify("That doesn't look like a token. Paste the whole value you were given."); }
+  catch { return say("signin", "That doesn't look like a token. Paste the whole value you were given."); }
   signIn(userId, token);
 });
 
 function signIn(userId, token) {
   store.setItem("userId", userId);
   store.setItem("userToken", token);
-  clearNotice();
+  clearMessages();
   showConcerts();
 }
 
 $("signout").addEventListener("click", async () => {
   const queueToken = store.getItem("queueToken");
-  if (queueToken) await call("DELETE", "/queue/token", { token: queueToken }).catch(() => {});
-  leaveQueueState();
-  store.clear();
-  clearNotice();
+  if (queueToken && !(await confirmAction("Sign out? You will leave the queue and lose your place and any seats you hold.", "Yes, sign out"))) return;
+  await busy($("signout"), "Signing out…", async () => {
+    if (queueToken) await call("DELETE", "/queue/token", { token: queueToken }).catch(() => {});
+  });
+  forgetEverything();
+  clearMessages();
   showSignin();
 });
 
@@ -117,7 +193,7 @@ async function showConcerts() {
   const list = $("concert-list");
   list.replaceChildren();
   let concerts;
-  try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return handle(e); }
+  try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say("concerts", explain(e)); }
   if (!concerts.length) list.append(Object.assign(document.createElement("li"), { textContent: "No concerts on sale right now." }));
   for (const c of concerts) {
     const item = document.createElement("li");
@@ -129,22 +205,27 @@ async function showConcerts() {
     const join = Object.assign(document.createElement("button"), {
       className: "primary", textContent: c.open ? "Join the queue" : "Not on sale", disabled: !c.open,
     });
-    join.addEventListener("click", () => joinQueue(c));
+    join.addEventListener("click", () => busy(join, "Joining…", () => joinQueue(c)));
     item.append(title, meta, join);
     list.append(item);
   }
 }
 
 async function joinQueue(concert) {
-  clearNotice();
+  clearMessages();
   try {
     const place = await call("POST", `/concerts/${concert.concert_id}/queue`, { token: store.getItem("userToken") });
     store.setItem("queueToken", place.token);
     store.setItem("concertId", concert.concert_id);
     store.setItem("concertTitle", concert.title);
+    store.setItem("concertTz", concert.timezone || "UTC");
+    state.tz = concert.timezone || "UTC";
     store.setItem("firstRank", place.rank || 1);
     render(place);
-  } catch (e) { handle(e); }
+  } catch (e) {
+    if (e.code === "UNAUTHENTICATED") return handle(e);
+    say("concerts", explain(e));
+  }
 }
 
 // ---- the queue -------------------------------------------------------------
@@ -153,13 +234,18 @@ async function poll() {
   clearTimeout(state.pollTimer);
   const token = store.getItem("queueToken");
   if (!token) return showConcerts();
+  let place;
   try {
-    render(await call("GET", "/queue/token", { token }));
+    place = await call("GET", "/queue/token", { token });
   } catch (e) {
     if (e.code === "UNAUTHENTICATED") return handle(e);
-    notify(explain(e));
+    state.trouble = $("view-booking").hidden ? "queue" : "map";
+    say(state.trouble, explain(e));
     state.pollTimer = setTimeout(poll, Math.max(2000, (e.retryAfter || 2) * 1000));
+    return;
   }
+  if (state.trouble) { say(state.trouble, ""); state.trouble = null; }  // back online: the warning goes
+  render(place);
 }
 
 function render(place) {
@@ -180,33 +266,106 @@ function renderWaiting(place) {
   store.setItem("firstRank", first);
   $("q-rank").textContent = place.rank.toLocaleString("en-US");
   $("q-ahead").textContent = (place.rank - 1).toLocaleString("en-US");
-  $("q-eta").textContent = place.eta_s === null ? "working it out…" : `about ${duration(place.eta_s)}`;
+  $("q-eta").textContent = place.eta_s === null ? (place.sold_out ? "–" : "working it out…") : `about ${duration(place.eta_s)}`;
+  if (place.eta_s !== null) {
+    $("q-eta").append(Object.assign(document.createElement("small"), { textContent: `around ${clockTime(serverNow() + place.eta_s * 1000)}` }));
+  }
   const pct = first > 1 ? Math.round(((first - place.rank) / (first - 1)) * 100) : 100;
   $("q-progress").setAttribute("aria-valuenow", pct);
   $("q-progress-fill").style.width = `${pct}%`;
-  $("q-status").textContent = `Updated ${new Date().toLocaleTimeString()}. Next update in ${duration(place.poll_after_ms / 1000)}.`;
+  $("q-status").textContent = `Checked at ${new Date().toLocaleTimeString()}. Next check in ${duration(place.poll_after_ms / 1000)}.`;
   $("q-soldout").hidden = !place.sold_out;
+  announceRank(place);
   state.pollTimer = setTimeout(poll, place.poll_after_ms);
 }
 
-$("leave-queue").addEventListener("click", leaveQueue);
-$("leave-session").addEventListener("click", leaveQueue);
+// A line read out at every poll is noise: say the place when it first shows,
+// then at most once a minute, and every step of the last ten.
+function announceRank(place) {
+  const now = Date.now(), last = state.announced;
+  if (last && last.rank === place.rank) return;
+  if (last && now - last.at < 60_000 && place.rank > 10) return;
+  state.announced = { rank: place.rank, at: now };
+  const eta = place.eta_s === null ? "" : ` Estimated wait about ${duration(place.eta_s)}.`;
+  announce(`You are number ${place.rank.toLocaleString("en-US")} in line.${eta}`);
+}
 
-async function leaveQueue() {
+const abandonS = Number(document.body.dataset.abandonS) || 0;
+if (abandonS) {
+  const away = abandonS % 60 ? duration(abandonS) : `${abandonS / 60} minute${abandonS === 60 ? "" : "s"}`;
+  $("q-abandon").textContent = `If this page stops checking in for more than ${away}, the place goes to the next person.`;
+}
+
+$("leave-queue").addEventListener("click", async () => {
+  if (!(await confirmAction("Leave the queue? You will lose your place in line.", "Yes, leave the queue"))) return;
+  await busy($("leave-queue"), "Leaving…", () => leaveQueue("queue"));
+});
+
+$("leave-session").addEventListener("click", async () => {
+  const seats = state.holds.length ? ` The ${state.holds.length === 1 ? "seat" : `${state.holds.length} seats`} you hold will be released for others.` : "";
+  if (!(await confirmAction(`Give up your turn?${seats}`, "Yes, give up my turn"))) return;
+  await busy($("leave-session"), "Leaving…", () => leaveQueue("pay"));
+});
+
+async function leaveQueue(where) {
   try { await call("DELETE", "/queue/token", { token: store.getItem("queueToken") }); }
-  catch (e) { if (e.code !== "UNAUTHENTICATED") return handle(e); }
+  catch (e) { if (e.code !== "UNAUTHENTICATED") return say(where, explain(e)); }
   leaveQueueState();
-  notify("You left the queue.", "info");
+  clearMessages();
+  notify("You left the queue. Any seats you held are free for others again.", "info");
   showConcerts();
 }
+
+// Admission alert: the title of a background tab, a sound and a notification if asked for.
+function admitted() {
+  document.title = "It's your turn – frontrow";
+  announce("It's your turn. Choose your seats now.");
+  if ($("alert-sound").checked) beep();
+  if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+    new Notification("It's your turn", { body: "Choose your seats on frontrow now." });
+  }
+}
+
+function beep() {
+  try {
+    state.audio = state.audio || new AudioContext();
+    const tone = state.audio.createOscillator(), gain = state.audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.value = 0.15;
+    tone.connect(gain).connect(state.audio.destination);
+    tone.start();
+    tone.stop(state.audio.currentTime + 0.5);
+  } catch { /* no audio here: the title and the notification still tell */ }
+}
+
+$("alert-sound").checked = store.getItem("alertSound") === "1";
+$("alert-sound").addEventListener("change", (event) => {
+  store.setItem("alertSound", event.target.checked ? "1" : "0");
+  if (event.target.checked) { state.audio = state.audio || new AudioContext(); beep(); }  // a click may start audio
+});
+
+// The alert title stays until the buyer is back and acting on the page.
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, () => { if (!document.hidden) document.title = TITLE; });
+}
+
+function renderNotifyState() {
+  const supported = "Notification" in window;
+  $("alert-notify").hidden = !supported || Notification.permission !== "default";
+  $("alert-notify-state").textContent = !supported ? "" : Notification.permission === "granted"
+    ? "A notification will show when it's your turn." : Notification.permission === "denied" ? "Notifications are blocked for this site." : "";
+}
+$("alert-notify").addEventListener("click", async () => { await Notification.requestPermission(); renderNotifyState(); });
+renderNotifyState();
 
 // ---- booking ---------------------------------------------------------------
 
 function renderActive(place) {
   const entering = $("view-booking").hidden;
+  if (!$("view-queue").hidden) admitted();
   show("booking");
   $("booking-title").textContent = `Choose your seats – ${store.getItem("concertTitle") || ""}`;
-  touchSession(place.expires_at);
+  state.sessionEnds = Date.parse(place.expires_at);
   if (entering) {
     $("main").focus();
     refreshBooking();
@@ -218,40 +377,74 @@ function renderActive(place) {
   state.pollTimer = setTimeout(poll, place.poll_after_ms);
 }
 
-function touchSession(expiresAt) {
-  if (expiresAt) state.sessionEnds = Date.parse(expiresAt);
+// The turn's end is the server's answer, never a guess: after any booking
+// call, which slides the turn, ask again at once.
+function syncSoon() {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(poll, 250);
 }
 
 function tick() {
-  const left = (state.sessionEnds - Date.now()) / 1000;
+  const now = serverNow();
+  const left = (state.sessionEnds - now) / 1000;
   $("session-left").textContent = duration(left);
   if (left <= 0) return poll();
-  const before = state.holds.length;
-  state.holds = state.holds.filter((h) => Date.parse(h.expires_at) > Date.now());
-  if (state.holds.length !== before) {
-    saveHolds();
-    notify("A seat you held was released because its 5 minutes ran out.");
+  if (left <= 60 && !state.warnedTurn) {
+    state.warnedTurn = true;
+    say("map", "Your turn ends in less than a minute. Pay now to keep your seats.", "warn");
+  } else if (left > 90) state.warnedTurn = false;
+  const live = state.holds.filter((h) => Date.parse(h.expires_at) > now);
+  if (live.length !== state.holds.length) {
+    state.holds = live;
+    say("map", "A seat you held was released because its 5 minutes ran out. Pick it again if it is still free.");
     refreshBooking();
   }
-  renderHolds();
+  renderTimer(now);
 }
 
-// A booking call slides the session; the poll tells the new end precisely.
+function renderTimer(now) {
+  const timer = $("cart-timer"), bar = $("cartbar");
+  if (!state.holds.length) {
+    timer.textContent = "";
+    bar.hidden = true;
+    return;
+  }
+  const first = Math.min(...state.holds.map((h) => Date.parse(h.expires_at)));
+  const left = (first - now) / 1000;
+  const late = left <= 60;
+  timer.textContent = `· ${mmss(left)} left`;
+  timer.classList.toggle("late", late);
+  bar.classList.toggle("late", late);
+  bar.hidden = false;
+  bar.textContent = `${state.holds.length} seat${state.holds.length === 1 ? "" : "s"} · ${formatWon(totalHeld())} · ${mmss(left)} left · Checkout`;
+  if (late && state.warnedHold !== first) {
+    state.warnedHold = first;
+    say("map", "Your seats will be released in less than a minute. Pay now to keep them.", "warn");
+  }
+}
+
 async function booking(method, path) {
   const result = await call(method, path, { token: store.getItem("queueToken") });
-  state.sessionEnds = Math.max(state.sessionEnds || 0, Date.now() + 60_000);
+  syncSoon();
   return result;
 }
 
 async function refreshBooking() {
   const concertId = store.getItem("concertId");
   try {
-    ({ dates: state.dates } = await booking("GET", `/concerts/${concertId}/dates`));
+    const [answer, mine] = await Promise.all([
+      booking("GET", `/concerts/${concertId}/dates`), booking("GET", "/holds"),
+    ]);
+    state.dates = answer.dates;
+    state.tz = answer.timezone || state.tz;
+    store.setItem("concertTz", state.tz);
+    state.holds = mine.holds;
   } catch (e) { return handle(e); }
   if (!state.date || !state.dates.some((d) => d.date === state.date)) {
     state.date = (state.dates.find((d) => !d.sold_out) || state.dates[0] || {}).date || null;
   }
   renderDates();
+  renderCart();
   await refreshSeats();
 }
 
@@ -261,10 +454,9 @@ function renderDates() {
   for (const d of state.dates) {
     const li = document.createElement("li");
     const button = document.createElement("button");
-    const when = new Date(d.starts_at);
-    button.textContent = `${when.toLocaleDateString("en-US", { weekday: "short", month: "short", day: "numeric" })} · ${d.sold_out ? "sold out" : `${d.available_seats} seats left`}`;
+    button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? "sold out" : `${d.available_seats} seats left`}`;
     button.setAttribute("aria-pressed", String(d.date === state.date));
-    button.addEventListener("click", () => { state.date = d.date; renderDates(); refreshSeats(); });
+    button.addEventListener("click", () => { state.date = d.date; state.cursor = null; renderDates(); busy(button, null, refreshSeats); });
     li.append(button);
     list.append(li);
   }
@@ -279,127 +471,228 @@ async function refreshSeats() {
   renderSeats();
 }
 
+const WORDS = { available: "available", held: "held by someone else", sold: "sold", mine: "held by you" };
+
 function renderSeats() {
   const map = $("seat-map");
-  const focused = document.activeElement && document.activeElement.dataset.seat;
+  const focused = map.contains(document.activeElement) ? document.activeElement.dataset.seat : null;
   map.replaceChildren();
   const mine = new Set(state.holds.filter((h) => h.date === state.date).map((h) => h.seat_no));
   const prices = [...new Set(state.seats.map((s) => s.price))].sort((a, b) => b - a);
-  $("map-title").textContent = `Seats on ${state.date}`;
+  const date = state.dates.find((d) => d.date === state.date);
+  $("map-title").textContent = `Seats · ${date ? showTime(date.starts_at) : dayOnly(state.date)}`;
   $("price-legend").textContent = prices.length ? `Prices: ${prices.map(formatWon).join(" · ")} (darker border = higher price)` : "";
   for (const seat of state.seats) {
     const status = mine.has(seat.seat_no) ? "mine" : seat.status.toLowerCase();
     const b = document.createElement("button");
+    b.type = "button";
     b.className = `seat ${status}${seat.price === prices[0] && prices.length > 1 ? " premium" : ""}`;
-    b.textContent = seat.seat_no;
+    b.textContent = seat.label || seat.seat_no;
     b.dataset.seat = seat.seat_no;
-    b.disabled = status === "sold" || status === "held";
-    const words = { available: "available", held: "held by someone else", sold: "sold", mine: "held by you" }[status];
-    b.setAttribute("aria-label", `Seat ${seat.seat_no}, ${formatWon(seat.price)}, ${words}`);
-    b.title = `Seat ${seat.seat_no} · ${formatWon(seat.price)} · ${words}`;
-    b.addEventListener("click", () => (status === "mine" ? release(state.holds.find((h) => h.date === state.date && h.seat_no === seat.seat_no)) : hold(seat)));
+    b.tabIndex = -1;
+    // Taken seats stay focusable (aria-disabled, not disabled), so keyboard
+    // focus survives a map refresh that turns the focused seat grey.
+    if (status === "sold" || status === "held") b.setAttribute("aria-disabled", "true");
+    b.setAttribute("aria-label", `${seatName(seat)}, ${formatWon(seat.price)}, ${WORDS[status]}`);
+    b.title = `${seatName(seat)} · ${formatWon(seat.price)} · ${WORDS[status]}`;
     map.append(b);
   }
+  const seats = [...map.children];
+  const cursor = seats.find((b) => b.dataset.seat === String(state.cursor))
+    || seats.find((b) => !b.hasAttribute("aria-disabled")) || seats[0];
+  if (cursor) cursor.tabIndex = 0;  // one tab stop for the whole map; arrows move inside
   if (focused) map.querySelector(`[data-seat="${focused}"]`)?.focus();
 }
 
+function moveCursor(button) {
+  for (const b of $("seat-map").querySelectorAll('[tabindex="0"]')) b.tabIndex = -1;
+  button.tabIndex = 0;
+  state.cursor = Number(button.dataset.seat);
+}
+
+$("seat-map").addEventListener("keydown", (event) => {
+  const seats = [...$("seat-map").children];
+  const i = seats.indexOf(document.activeElement);
+  if (i < 0) return;
+  let columns = 1;
+  while (columns < seats.length && seats[columns].offsetTop === seats[0].offsetTop) columns++;
+  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, Home: -i, End: seats.length - 1 - i }[event.key];
+  if (step === undefined) return;
+  event.preventDefault();
+  const next = seats[Math.min(seats.length - 1, Math.max(0, i + step))];
+  moveCursor(next);
+  next.focus();
+});
+
+$("seat-map").addEventListener("click", async (event) => {
+  const b = event.target.closest(".seat");
+  if (!b || state.pending) return;  // one seat action at a time
+  moveCursor(b);
+  const seat = state.seats.find((s) => String(s.seat_no) === b.dataset.seat);
+  if (b.hasAttribute("aria-disabled")) {
+    return say("map", `${seatName(seat)} is ${seat.status === "SOLD" ? "sold" : "held by someone else"}. Pick an available one.`, "info");
+  }
+  clearMessages();
+  state.pending = true;
+  b.setAttribute("aria-busy", "true");
+  try {
+    const mine = state.holds.find((h) => h.date === state.date && h.seat_no === seat.seat_no);
+    await (mine ? release(mine, "map") : hold(seat));
+  } finally { state.pending = false; }
+});
+
 async function hold(seat) {
-  clearNotice();
   try {
     const h = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${state.date}/seats/${seat.seat_no}/hold`);
     state.holds = state.holds.filter((x) => x.hold_id !== h.hold_id).concat(h);
-    saveHolds();
-    notify(`Seat ${h.seat_no} is yours for 5 minutes. Pay before the timer runs out.`, "info");
+    say("map", `${seatName(h)} is yours until ${clockTime(Date.parse(h.expires_at))}. Pay before then.`, "info");
+    tellOtherTabs();
   } catch (e) { return handle(e); }
-  renderHolds();
+  renderCart();
   await refreshBooking();
 }
 
-async function release(h) {
+async function release(h, where) {
   try { await booking("DELETE", `/holds/${h.hold_id}`); }
-  catch (e) { if (e.code !== "NOT_FOUND") return handle(e); }
+  catch (e) { if (e.code !== "NOT_FOUND") return handle(e, where); }
   state.holds = state.holds.filter((x) => x.hold_id !== h.hold_id);
-  saveHolds();
-  renderHolds();
+  say(where, `${seatName(h)} on ${dateLabel(h.date)} is released.`, "info");
+  tellOtherTabs();
+  renderCart();
   await refreshBooking();
 }
+
+function tellOtherTabs() { store.setItem("holdsChanged", String(Date.now())); }
 
 function totalHeld() { return state.holds.reduce((sum, h) => sum + h.price, 0); }
 
-function renderHolds() {
+// The cart is the order summary: what, when, how much, and what is left after.
+function renderCart() {
   const list = $("hold-list");
   list.replaceChildren();
   for (const h of state.holds) {
     const li = document.createElement("li");
-    const left = (Date.parse(h.expires_at) - Date.now()) / 1000;
     const text = Object.assign(document.createElement("span"), {
-      textContent: `${h.date} · seat ${h.seat_no} · ${formatWon(h.price)} · held for ${duration(left)}`,
+      textContent: `${dateLabel(h.date)} · ${seatName(h)} · ${formatWon(h.price)}`,
     });
     const button = Object.assign(document.createElement("button"), { className: "link", textContent: "Release" });
-    button.setAttribute("aria-label", `Release seat ${h.seat_no} on ${h.date}`);
-    button.addEventListener("click", () => release(h));
+    button.setAttribute("aria-label", `Release ${seatName(h)} on ${dateLabel(h.date)}`);
+    button.addEventListener("click", () => busy(button, "Releasing…", () => { clearMessages(); return release(h, "pay"); }));
     li.append(text, button);
     list.append(li);
   }
   if (!state.holds.length) list.append(Object.assign(document.createElement("li"), { className: "muted", textContent: "Pick a seat on the map." }));
-  $("hold-total").textContent = state.holds.length ? `Total: ${formatWon(totalHeld())}` : "";
-  $("pay").disabled = !state.holds.length;
-  $("pay").textContent = state.holds.length ? `Pay ${formatWon(totalHeld())}` : "Pay";
+  const summary = $("summary");
+  summary.replaceChildren();
+  if (state.holds.length) {
+    const total = totalHeld();
+    const rows = [["Total", formatWon(total)]];
+    if (state.balance !== null) {
+      rows.push(["Wallet", formatWon(state.balance)]);
+      rows.push(state.balance >= total ? ["After paying", formatWon(state.balance - total)] : ["Still needed", formatWon(total - state.balance)]);
+    }
+    for (const [k, v] of rows) {
+      const div = document.createElement("div");
+      div.append(Object.assign(document.createElement("dt"), { textContent: k }), Object.assign(document.createElement("dd"), { textContent: v }));
+      summary.append(div);
+    }
+  }
+  if ($("pay").getAttribute("aria-busy") !== "true") {
+    $("pay").disabled = !state.holds.length;
+    $("pay").textContent = state.holds.length ? `Pay ${formatWon(totalHeld())}` : "Pay";
+  }
+  renderTimer(serverNow());
 }
 
 // ---- wallet and payment ----------------------------------------------------
 
-async function refreshWallet() {
-  try {
-    const { balance } = await call("GET", "/wallet", { token: store.getItem("userToken") });
-    state.balance = balance;
-    $("balance").textContent = formatWon(balance);
-  } catch (e) { handle(e); }
+function setBalance(balance) {
+  state.balance = balance;
+  $("balance").textContent = formatWon(balance);
+  renderCart();
 }
 
-$("charge-form").addEventListener("submit", async (event) => {
+async function refreshWallet() {
+  try {
+    setBalance((await call("GET", "/wallet", { token: store.getItem("userToken") })).balance);
+  } catch (e) { handle(e, "charge"); }
+}
+
+// One Idempotency-Key per amount meant, kept until it is answered: a second
+// press, or a retry after a lost answer, can never add the money twice.
+async function addMoney(amount) {
+  if (!state.chargeKey || state.chargeKey.amount !== amount) state.chargeKey = { amount, key: crypto.randomUUID() };
+  const result = await call("POST", "/wallet/charge", {
+    token: store.getItem("userToken"), body: { amount },
+    headers: { "Idempotency-Key": state.chargeKey.key },
+  });
+  state.chargeKey = null;
+  setBalance(result.balance);
+  return result;
+}
+
+$("charge-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const raw = $("charge-amount").value.trim();
-  if (!/^\d+$/.test(raw) || Number(raw) <= 0) return notify("Enter a whole number of won, like 100000.");
-  try {
-    const result = await call("POST", "/wallet/charge", {
-      token: store.getItem("userToken"), body: { amount: Number(raw) },
-      headers: { "Idempotency-Key": crypto.randomUUID() },
-    });
-    state.balance = result.balance;
-    $("balance").textContent = formatWon(result.balance);
-    $("charge-amount").value = "";
-    notify(`Added ${formatWon(result.charged)} to your wallet.`, "info");
-  } catch (e) { handle(e); }
+  if (!/^\d+$/.test(raw) || Number(raw) <= 0) return say("charge", "Enter a whole number of won, like 100000.");
+  return busy($("charge"), "Adding…", async () => {
+    clearMessages();
+    try {
+      const result = await addMoney(Number(raw));
+      $("charge-amount").value = "";
+      say("charge", `Added ${formatWon(result.charged)} to your wallet.`, "info");
+    } catch (e) {
+      if (e.code !== "NETWORK" && e.code !== "BACKEND_UNAVAILABLE") state.chargeKey = null;
+      handle(e, "charge");
+    }
+  });
 });
 
-$("pay").addEventListener("click", async () => {
-  clearNotice();
+$("pay").addEventListener("click", () => busy($("pay"), "Paying…", pay).then(renderCart));
+
+async function pay() {
+  clearMessages();
   // One key per attempt, kept across a reload, so a retry never pays twice.
   const key = store.getItem("payKey") || crypto.randomUUID();
   store.setItem("payKey", key);
-  $("pay").disabled = true;
   try {
     const receipt = await call("POST", "/payments", {
       token: store.getItem("queueToken"), body: { hold_ids: state.holds.map((h) => h.hold_id) },
       headers: { "Idempotency-Key": key },
     });
+    const title = store.getItem("concertTitle");
     leaveQueueState();
-    showReceipt(receipt);
+    tellOtherTabs();
+    showReceipt(receipt, title);
   } catch (e) {
     if (e.code !== "BACKEND_UNAVAILABLE" && e.code !== "NETWORK") store.removeItem("payKey");
-    if (e.code === "HOLD_EXPIRED") { state.holds = []; saveHolds(); renderHolds(); }
-    $("pay").disabled = !state.holds.length;
-    handle(e);
+    if (e.code === "INSUFFICIENT_BALANCE") return offerTopUp(e);
+    handle(e, "pay");
   }
-});
+}
 
-function showReceipt(r) {
+// "Add ₩40,000 and pay": the shortest way out of a too-low balance.
+async function offerTopUp(error) {
+  await refreshWallet();
+  const missing = totalHeld() - (state.balance || 0);
+  if (missing <= 0) return pay();
+  const button = Object.assign(document.createElement("button"), { className: "primary", textContent: `Add ${formatWon(missing)} and pay` });
+  button.addEventListener("click", () => busy(button, "Paying…", async () => {
+    clearMessages();
+    try { await addMoney(missing); } catch (e) { return handle(e, "pay"); }
+    await pay();
+  }));
+  say("pay", `Your balance is too low for this payment: ${formatWon(missing)} more is needed. Your seats are still held.`, "error", button);
+  if (error.status === 402) button.focus();
+}
+
+function showReceipt(r, title) {
   show("receipt");
   const box = $("receipt");
   box.replaceChildren();
   const rows = [
-    ["Receipt", r.receipt_id], ["Paid", new Date(r.paid_at).toLocaleString()],
+    ["Concert", title || `#${r.concert_id}`], ["Receipt", r.receipt_id],
+    ["Paid", showTime(r.paid_at)],
     ["Amount", formatWon(r.amount)], ["Balance left", formatWon(r.balance_after)],
   ];
   const dl = document.createElement("dl");
@@ -412,14 +705,22 @@ function showReceipt(r) {
   const seats = document.createElement("ul");
   for (const s of r.seats) {
     seats.append(Object.assign(document.createElement("li"), {
-      textContent: `${s.date} · seat ${s.seat_no} · ${formatWon(s.price)} · reservation #${s.reservation_id}`,
+      textContent: `${dateLabel(s.date)} · ${seatName(s)} · ${formatWon(s.price)} · reservation #${s.reservation_id}`,
     }));
   }
   box.append(dl, seats);
   $("main").focus();
 }
 
-$("back-to-concerts").addEventListener("click", () => { clearNotice(); showConcerts(); });
+$("back-to-concerts").addEventListener("click", () => { clearMessages(); showConcerts(); });
+
+// ---- other tabs ------------------------------------------------------------
+
+window.addEventListener("storage", (event) => {
+  if (event.key === "userToken" && !event.newValue) return showSignin();
+  if (event.key === "queueToken") return event.newValue ? poll() : showConcerts();
+  if (event.key === "holdsChanged" && !$("view-booking").hidden) refreshBooking();
+});
 
 // ---- start -----------------------------------------------------------------
 

@@ -40,6 +40,7 @@ async def test_concert_list(client: httpx.AsyncClient) -> None:
             "concert_id": 1,
             "title": "frontrow live: Winter Night",
             "venue": "Olympic Hall",
+            "timezone": "Asia/Seoul",
             "open": True,
             "dates": 3,
         }
