@@ -1,30 +1,143 @@
 """The concert catalog: durable in the database, served from process memory.
 
 The catalog changes rarely (an import before a sale) and is read on every
-booking request, so each process keeps a copy and reloads it every few
-seconds instead of asking the database per request.
+booking request, so each process keeps a copy. Every few seconds it asks the
+database for the catalog's version (one row); only a new version is read,
+in the background and in slices, so a 200,000-seat stadium never stalls the
+requests this process is serving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, insert, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from frontrow.errors import BACKEND_ERRORS
-from frontrow.schema import concerts, metadata, schedules, seats
+from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
 
-RELOAD_AFTER_S = 5.0
-DEMO_SEATS = range(1, 51)
+CHECK_AFTER_S = 5.0
+LOAD_SLICE = 5_000  # seat rows between two yields to the event loop
 DEMO_TIMEZONE = "Asia/Seoul"
+# (section, rows, seats a row, price): seats 1-10 at 120,000 and 11-50 at 80,000
+DEMO_SECTIONS = (("A", 1, 10, 120_000), ("B", 4, 10, 80_000))
+DEMO_SEATS = range(1, 1 + sum(rows * per_row for _, rows, per_row, _ in DEMO_SECTIONS))
 RETRY_AFTER_FAILURE_S = 1.0
 log = logging.getLogger("frontrow.catalog")
+
+
+def seat_label(section: str, row: str, number: int) -> str:
+    return f"{section}-{row}-{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Seats next to each other in one row: seat_no first .. first + count - 1,
+    numbered number .. number + count - 1 in the row."""
+
+    section: str
+    row: str
+    first: int
+    number: int
+    prices: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.prices)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    name: str
+    runs: tuple[Run, ...]
+    rows: int
+    total: int
+    min_price: int
+    max_price: int
+    first: int  # lowest and highest seat_no: the section's span of the sold bitmap
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """A date's seats by section (in the venue's order), row and number."""
+
+    sections: tuple[Section, ...]
+    runs: tuple[Run, ...]  # in seat_no order
+    starts: tuple[int, ...] = field(repr=False)  # first seat_no of each run, for bisect
+
+    def section(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def place(self, seat_no: int) -> dict[str, str]:
+        """The seat's section, row and label, as every seat object carries them."""
+        i = bisect.bisect_right(self.starts, seat_no) - 1
+        run = self.runs[i] if i >= 0 else None
+        if run is None or seat_no >= run.first + run.count:
+            return {"section": "GA", "row": "1", "label": seat_label("GA", "1", seat_no)}
+        number = run.number + seat_no - run.first
+        return {
+            "section": run.section,
+            "row": run.row,
+            "label": seat_label(run.section, run.row, number),
+        }
+
+
+class VenueBuilder:
+    """Collects seat rows in seat_no order into runs and sections."""
+
+    def __init__(self) -> None:
+        self.prices: dict[int, int] = {}
+        self._runs: list[Run] = []
+        self._open: list[Any] = []  # section, row, first, number, prices of the run being built
+
+    def add(self, seat_no: int, price: int, section: str, row: str, number: int) -> None:
+        self.prices[seat_no] = price
+        o = self._open
+        if o and (o[0], o[1]) == (section, row) and seat_no == o[2] + len(o[4]):
+            if number == o[3] + len(o[4]):
+                o[4].append(price)
+                return
+        self._close()
+        self._open = [section, row, seat_no, number, [price]]
+
+    def _close(self) -> None:
+        if self._open:
+            section, row, first, number, prices = self._open
+            self._runs.append(Run(section, row, first, number, tuple(prices)))
+            self._open = []
+
+    def build(self) -> Venue:
+        self._close()
+        by_name: dict[str, list[Run]] = {}
+        for run in self._runs:  # a section's place in the venue is where its first seat is
+            by_name.setdefault(run.section, []).append(run)
+        sections = tuple(
+            Section(
+                name,
+                tuple(runs),
+                len({r.row for r in runs}),
+                sum(r.count for r in runs),
+                min(min(r.prices) for r in runs),
+                max(max(r.prices) for r in runs),
+                runs[0].first,
+                runs[-1].first + runs[-1].count - 1,
+            )
+            for name, runs in by_name.items()
+        )
+        runs = tuple(self._runs)
+        return Venue(sections, runs, tuple(r.first for r in runs))
+
+
+EMPTY_VENUE = VenueBuilder().build()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +147,7 @@ class Schedule:
     date: dt.date
     starts_at: dt.datetime
     prices: dict[int, int] = field(hash=False)  # seat_no -> price, in seat order
+    venue: Venue = field(default=EMPTY_VENUE, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,40 +172,58 @@ class Concert:
 
 
 class Catalog:
-    def __init__(self, db: AsyncEngine, reload_after_s: float = RELOAD_AFTER_S) -> None:
+    def __init__(self, db: AsyncEngine, check_after_s: float = CHECK_AFTER_S) -> None:
         self._db = db
-        self._reload_after_s = reload_after_s
+        self._check_after_s = check_after_s
         self._concerts: dict[int, Concert] = {}
-        self._loaded_at = float("-inf")
+        self._version: int | None = None
+        self._checked_at = float("-inf")
         self._loaded = False
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
     async def concerts(self) -> dict[int, Concert]:
-        if time.monotonic() - self._loaded_at > self._reload_after_s:
-            async with self._lock:
-                if time.monotonic() - self._loaded_at > self._reload_after_s:
-                    await self._reload()
+        if not self._loaded:
+            async with self._lock:  # the first copy: every request waits for it
+                if not self._loaded:
+                    await self._reload(force=True)
+        elif time.monotonic() - self._checked_at > self._check_after_s:
+            # Later copies are read in the background; requests keep the old one.
+            if self._refresh is None or self._refresh.done():
+                self._checked_at = time.monotonic()
+                self._refresh = asyncio.create_task(self._refresh_quietly())
         return self._concerts
 
-    async def _reload(self) -> None:
-        try:
-            self._concerts = await load(self._db)
-        except BACKEND_ERRORS as exc:
-            if not self._loaded:
-                raise
-            # The database is down: queues and seat maps keep working on the
-            # copy we have; try again after a short pause, not on every request.
-            log.warning("catalog reload failed (%r); serving the last copy", exc)
-            self._loaded_at = time.monotonic() - self._reload_after_s + RETRY_AFTER_FAILURE_S
-            return
+    async def _refresh_quietly(self) -> None:
+        async with self._lock:
+            try:
+                await self._reload(force=False)
+            except BACKEND_ERRORS as exc:
+                # The database is down: queues and seat maps keep working on the
+                # copy we have; try again after a short pause.
+                log.warning("catalog reload failed (%r); serving the last copy", exc)
+                self._checked_at = time.monotonic() - self._check_after_s + RETRY_AFTER_FAILURE_S
+
+    async def _reload(self, force: bool) -> None:
+        async with self._db.connect() as conn:
+            version = await conn.scalar(select(catalog_version.c.version))
+            if force or version != self._version:
+                self._concerts = await _load(conn)
+                self._version = version
         self._loaded = True
-        self._loaded_at = time.monotonic()
+        self._checked_at = time.monotonic()
 
     async def get(self, concert_id: int) -> Concert | None:
         return (await self.concerts()).get(concert_id)
 
-    def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+    def expire(self) -> None:
+        """Make the next read check the version (in the background, as usual)."""
+        self._checked_at = float("-inf")
+
+    async def invalidate(self) -> None:
+        """Read the whole catalog again now, whatever its version says."""
+        async with self._lock:
+            await self._reload(force=True)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -101,22 +233,42 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 async def load(db: AsyncEngine) -> dict[int, Concert]:
     async with db.connect() as conn:
-        concert_rows = (await conn.execute(select(concerts).order_by(concerts.c.id))).all()
-        schedule_rows = (await conn.execute(select(schedules).order_by(schedules.c.date))).all()
-        seat_rows = (
-            await conn.execute(
-                select(seats.c.schedule_id, seats.c.seat_no, seats.c.price).order_by(
-                    seats.c.schedule_id, seats.c.seat_no
-                )
-            )
-        ).all()
-    prices: dict[int, dict[int, int]] = {}
-    for schedule_id, seat_no, price in seat_rows:
-        prices.setdefault(schedule_id, {})[seat_no] = price
+        return await _load(conn)
+
+
+async def _load(conn: AsyncConnection) -> dict[int, Concert]:
+    concert_rows = (await conn.execute(select(concerts).order_by(concerts.c.id))).all()
+    schedule_rows = (await conn.execute(select(schedules).order_by(schedules.c.date))).all()
+    builders: dict[int, VenueBuilder] = {}
+    result = await conn.stream(
+        select(
+            seats.c.schedule_id,
+            seats.c.seat_no,
+            seats.c.price,
+            seats.c.section,
+            seats.c.seat_row,
+            seats.c.number,
+        ).order_by(seats.c.schedule_id, seats.c.seat_no)
+    )
+    async for part in result.partitions(LOAD_SLICE):
+        for schedule_id, seat_no, price, section, row, number in part:
+            builder = builders.get(schedule_id)
+            if builder is None:
+                builder = builders[schedule_id] = VenueBuilder()
+            builder.add(seat_no, price, section, row, number)
+        await asyncio.sleep(0)  # let waiting requests run between slices
     by_concert: dict[int, list[Schedule]] = {}
     for row in schedule_rows:
+        builder = builders.get(row.id) or VenueBuilder()
         by_concert.setdefault(row.concert_id, []).append(
-            Schedule(row.id, row.concert_id, row.date, _utc(row.starts_at), prices.get(row.id, {}))
+            Schedule(
+                row.id,
+                row.concert_id,
+                row.date,
+                _utc(row.starts_at),
+                builder.prices,
+                builder.build(),
+            )
         )
     return {
         row.id: Concert(
@@ -131,6 +283,11 @@ async def load(db: AsyncEngine) -> dict[int, Concert]:
     }
 
 
+async def bump_version(conn: AsyncConnection) -> None:
+    """Tell every process the catalog changed (inside the changing transaction)."""
+    await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
+
+
 async def migrate(db: AsyncEngine) -> None:
     """Create every table that does not exist yet, add columns that later
     versions need to tables that do; safe to run again."""
@@ -139,10 +296,21 @@ async def migrate(db: AsyncEngine) -> None:
         columns = await conn.run_sync(
             lambda sync: {
                 (table, c["name"])
-                for table in ("concerts", "schedules")
+                for table in ("concerts", "schedules", "seats")
                 for c in inspect(sync).get_columns(table)
             }
         )
+        if ("seats", "section") not in columns:
+            # An older catalog is one general-admission row: GA-1-<seat_no>.
+            for ddl in (
+                "ALTER TABLE seats ADD COLUMN section VARCHAR(32) NOT NULL DEFAULT 'GA'",
+                "ALTER TABLE seats ADD COLUMN seat_row VARCHAR(16) NOT NULL DEFAULT '1'",
+                "ALTER TABLE seats ADD COLUMN number INTEGER NOT NULL DEFAULT 0",
+                "UPDATE seats SET number = seat_no",
+            ):
+                await conn.execute(text(ddl))
+        if await conn.scalar(select(func.count()).select_from(catalog_version)) == 0:
+            await conn.execute(insert(catalog_version).values(id=1, version=1))
         if ("concerts", "timezone") not in columns:
             await conn.execute(
                 text("ALTER TABLE concerts ADD COLUMN timezone VARCHAR(64) NOT NULL DEFAULT 'UTC'")
@@ -196,15 +364,24 @@ async def seed_demo(db: AsyncEngine, today: dt.date | None = None) -> int | None
                     .returning(schedules.c.id)
                 )
             ).scalar_one()
-            await conn.execute(
-                insert(seats),
-                [
+            await conn.execute(insert(seats), demo_seats(schedule_id))
+        await bump_version(conn)
+    return int(concert_id)
+
+
+def demo_seats(schedule_id: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for section, rows, per_row, price in DEMO_SECTIONS:
+        for row in range(1, rows + 1):
+            for number in range(1, per_row + 1):
+                out.append(
                     {
                         "schedule_id": schedule_id,
-                        "seat_no": n,
-                        "price": 120_000 if n <= 10 else 80_000,
+                        "seat_no": len(out) + 1,
+                        "price": price,
+                        "section": section,
+                        "seat_row": str(row),
+                        "number": number,
                     }
-                    for n in DEMO_SEATS
-                ],
-            )
-    return int(concert_id)
+                )
+    return out

@@ -27,10 +27,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from frontrow.catalog import bump_version
 from frontrow.schema import concerts, reservations, schedules, seats
 
 MAX_SEAT = 100_000
 MAX_PRICE = 1_000_000_000
+MAX_SECTION = 32
+MAX_ROW = 16
+MAX_ROW_SEATS = 1_000
 
 
 class CatalogError(ValueError):
@@ -62,12 +66,19 @@ def _parse_with_lines(source: str) -> Any:
     return decoder.decode(source)
 
 
+Place = tuple[str, str, int]  # section, row, number in the row
+
+
 @dataclass
 class DateSpec:
     date: dt.date
     starts_at: dt.datetime
     prices: dict[int, int]
     line: int
+    places: dict[int, Place] = field(default_factory=dict)
+
+    def place(self, seat_no: int) -> Place:
+        return self.places.get(seat_no) or ("GA", "1", seat_no)
 
 
 @dataclass
@@ -141,7 +152,7 @@ def validate(source: str) -> list[ConcertSpec]:
             err(c, f"concert {c['id']}: dates must be a list")
             dates = []
         for d in dates:
-            date_spec = _date(d, c, zone, err)
+            date_spec = _date(d, c, zone, err, c.get("sections"))
             if date_spec is None:
                 continue
             if any(x.date == date_spec.date for x in spec.dates):
@@ -162,7 +173,7 @@ def _zone(name: Any) -> ZoneInfo | None:
         return None
 
 
-def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any) -> DateSpec | None:
+def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any, venue_sections: Any) -> DateSpec | None:
     if not isinstance(d, dict):
         err(c, f"concert {c['id']}: each date must be an object")
         return None
@@ -188,6 +199,22 @@ def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any) -> DateSpec | None:
     local_day = starts.astimezone(zone).date() if zone else day  # a bad zone is reported once
     if zone and local_day != day:
         err(d, f"{day}: starts_at falls on {local_day} in {zone.key}, not on the date")
+    if "seats" in d:
+        prices = _flat_seats(d, day, err)
+        return None if prices is None else DateSpec(day, starts, prices, _line(d))
+    sections = d.get("sections", venue_sections)
+    if sections is None:
+        err(d, f"{day}: give seats (ranges) or sections, here or on the concert")
+        return None
+    laid_out = _sections(sections, d, day, err)
+    if laid_out is None:
+        return None
+    prices, places = laid_out
+    return DateSpec(day, starts, prices, _line(d), places)
+
+
+def _flat_seats(d: Any, day: dt.date, err: Any) -> dict[int, int] | None:
+    """`seats: [{from, to, price}]`: one general-admission section, GA, row 1."""
     prices: dict[int, int] = {}
     ranges = d.get("seats")
     if not isinstance(ranges, list) or not ranges:
@@ -209,7 +236,67 @@ def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any) -> DateSpec | None:
             err(r, f"{day}: seat {overlap[0]} is in two ranges")
             continue
         prices.update(dict.fromkeys(range(low, high + 1), price))
-    return DateSpec(day, starts, prices, _line(d))
+    return prices
+
+
+def _name(value: Any, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
+
+
+def _sections(
+    sections: Any, d: Any, day: dt.date, err: Any
+) -> tuple[dict[int, int], dict[int, Place]] | None:
+    """`sections: [{name, rows: [{from, to} or {row}, seats, price]}]`, in the
+    venue's order; seat_no counts every seat in that order from 1."""
+    if not isinstance(sections, list) or not sections:
+        err(d, f"{day}: sections must be a non-empty list of {{name, rows}}")
+        return None
+    prices: dict[int, int] = {}
+    places: dict[int, Place] = {}
+    names: set[str] = set()
+    for section in sections:
+        name = section.get("name") if isinstance(section, dict) else None
+        if not isinstance(name, str) or not _name(name, MAX_SECTION) or "-" in name:
+            err(section, f"{day}: a section name is 1-{MAX_SECTION} characters, no '-'")
+            continue
+        if name in names:
+            err(section, f"{day}: section {name} appears twice")
+        names.add(name)
+        rows = section.get("rows")
+        if not isinstance(rows, list) or not rows:
+            err(section, f"{day}: section {name}: rows must be a non-empty list")
+            continue
+        row_names: set[str] = set()
+        for r in rows:
+            if not isinstance(r, dict):
+                err(section, f"{day}: section {name}: each row entry must be an object")
+                continue
+            if "row" in r:
+                labels = [r["row"]] if _name(r["row"], MAX_ROW) and "-" not in r["row"] else []
+            elif _int(r.get("from"), 1, 9999) and _int(r.get("to"), r["from"], 9999):
+                labels = [str(n) for n in range(r["from"], r["to"] + 1)]
+            else:
+                labels = []
+            count, price = r.get("seats"), r.get("price")
+            if not labels:
+                err(r, f"{day}: section {name}: give a row name (row) or numbers (from, to)")
+            elif not _int(count, 1, MAX_ROW_SEATS):
+                err(r, f"{day}: section {name}: seats must be a row length 1-{MAX_ROW_SEATS}")
+            elif not _int(price, 0, MAX_PRICE):
+                err(r, f"{day}: price must be an integer number of won, 0-{MAX_PRICE}")
+            elif row_names.intersection(labels):
+                err(r, f"{day}: section {name}: row {min(row_names & set(labels))} twice")
+            elif len(prices) + count * len(labels) > MAX_SEAT:
+                err(r, f"{day}: more than {MAX_SEAT} seats")
+                return None
+            else:
+                row_names.update(labels)
+                for label in labels:
+                    for number in range(1, count + 1):
+                        seat_no = len(prices) + 1
+                        prices[seat_no] = price
+                        places[seat_no] = (name, label, number)
+    return prices, places
 
 
 @dataclass
@@ -217,13 +304,13 @@ class Report:
     concerts: int = 0
     dates_added: int = 0
     seats_added: int = 0
-    seats_repriced: int = 0
+    seats_changed: int = 0
     seats_removed: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.concerts} concerts; {self.dates_added} dates added; seats: "
-            f"{self.seats_added} added, {self.seats_repriced} repriced, "
+            f"{self.seats_added} added, {self.seats_changed} repriced or moved, "
             f"{self.seats_removed} removed"
         )
 
@@ -271,9 +358,16 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                         .values(starts_at=d.starts_at)
                     )
                 priced = await conn.execute(
-                    select(seats.c.seat_no, seats.c.price).where(seats.c.schedule_id == schedule_id)
+                    select(
+                        seats.c.seat_no,
+                        seats.c.price,
+                        seats.c.section,
+                        seats.c.seat_row,
+                        seats.c.number,
+                    ).where(seats.c.schedule_id == schedule_id)
                 )
-                current = {seat_no: price for seat_no, price in priced}
+                current = {n: (price, (sec, row, num)) for n, price, sec, row, num in priced}
+                wanted = {n: (price, d.place(n)) for n, price in d.prices.items()}
                 sold = set(
                     (
                         await conn.execute(
@@ -286,31 +380,41 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                     .all()
                 )
                 for n in sorted(sold):
-                    if n not in d.prices:
+                    if n not in wanted:
                         errors.append(
                             f"line {d.line}: {d.date} seat {n} is sold; it cannot be removed"
                         )
-                    elif current.get(n) != d.prices[n]:
+                    elif current.get(n) != wanted[n]:
+                        was = current.get(n, (None, ("?", "?", "?")))
                         errors.append(
-                            f"line {d.line}: {d.date} seat {n} is sold at "
-                            f"{current.get(n)}; its price cannot change"
+                            f"line {d.line}: {d.date} seat {n} is sold as "
+                            f"{'-'.join(map(str, was[1]))} at {was[0]}; "
+                            "its price and place cannot change"
                         )
-                added = [n for n in d.prices if n not in current]
-                repriced = [n for n in d.prices if n in current and current[n] != d.prices[n]]
-                removed = [n for n in current if n not in d.prices]
+                added = [n for n in wanted if n not in current]
+                changed = [n for n in wanted if n in current and current[n] != wanted[n]]
+                removed = [n for n in current if n not in wanted]
                 if added:
                     await conn.execute(
                         insert(seats),
                         [
-                            {"schedule_id": schedule_id, "seat_no": n, "price": d.prices[n]}
+                            {
+                                "schedule_id": schedule_id,
+                                "seat_no": n,
+                                "price": d.prices[n],
+                                "section": d.place(n)[0],
+                                "seat_row": d.place(n)[1],
+                                "number": d.place(n)[2],
+                            }
                             for n in added
                         ],
                     )
-                for n in repriced:
+                for n in changed:
+                    section, row, number = d.place(n)
                     await conn.execute(
                         update(seats)
                         .where(seats.c.schedule_id == schedule_id, seats.c.seat_no == n)
-                        .values(price=d.prices[n])
+                        .values(price=d.prices[n], section=section, seat_row=row, number=number)
                     )
                 if removed:
                     await conn.execute(
@@ -319,7 +423,7 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                         )
                     )
                 report.seats_added += len(added)
-                report.seats_repriced += len(repriced)
+                report.seats_changed += len(changed)
                 report.seats_removed += len(removed)
                 await conn.execute(
                     update(schedules)
@@ -330,6 +434,7 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                 )
         if errors:
             raise CatalogError(errors)  # rolls the transaction back
+        await bump_version(conn)
         if conn.dialect.name == "postgresql":
             # Explicit ids leave the sequence behind; later inserts must not collide.
             await conn.execute(

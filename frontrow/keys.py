@@ -54,8 +54,9 @@ class ConcertKeys:
         return f"{self.base}:rl:{action}:{who}"
 
     def sold(self, schedule_id: int) -> str:
-        """SET of a date's sold seats plus the marker '0' once loaded from the database."""
-        return f"{self.base}:sold:{schedule_id}"
+        """BITMAP of a date's sold seats (bit n = seat n; bit 0 = loaded from the
+        database): 6 KB for 50,000 seats, and a section is one GETRANGE."""
+        return f"{self.base}:soldbits:{schedule_id}"
 
 
 def address_rate(prefix: str, action: str, address: str) -> str:

@@ -18,6 +18,7 @@ BOOL = {"type": "boolean"}
 WON = {"type": "integer", "minimum": 0, "description": "won (KRW)"}
 TIME = {"type": "string", "format": "date-time", "pattern": "Z$"}
 DATE = {"type": "string", "format": "date"}
+PLACE = {"section": STR, "row": STR, "label": STR}
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,9 +94,8 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Seats": obj(
+        {"concert_id": INT, "date": DATE},
         {
-            "concert_id": INT,
-            "date": DATE,
             "seats": {
                 "type": "array",
                 "items": obj(
@@ -103,6 +103,46 @@ SCHEMAS: dict[str, Any] = {
                         "seat_no": INT,
                         "price": WON,
                         "status": {"enum": ["AVAILABLE", "HELD", "SOLD"]},
+                        **PLACE,
+                    }
+                ),
+            },
+            "section": nullable(STR),
+            "rows": {
+                "type": "array",
+                "description": "with form=rows: seats seat_no .. seat_no + len(status) - 1,"
+                " numbered number .. in the row; prices as [count, price] runs;"
+                " status one letter a seat: A available, H held, S sold",
+                "items": obj(
+                    {
+                        "section": STR,
+                        "row": STR,
+                        "seat_no": INT,
+                        "number": INT,
+                        "prices": {
+                            "type": "array",
+                            "items": {"type": "array", "items": INT, "minItems": 2, "maxItems": 2},
+                        },
+                        "status": {"type": "string", "pattern": "^[AHS]*$"},
+                    }
+                ),
+            },
+        },
+    ),
+    "Sections": obj(
+        {
+            "concert_id": INT,
+            "date": DATE,
+            "sections": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "name": STR,
+                        "rows": INT,
+                        "total_seats": INT,
+                        "available_seats": INT,
+                        "min_price": WON,
+                        "max_price": WON,
                     }
                 ),
             },
@@ -114,6 +154,7 @@ SCHEMAS: dict[str, Any] = {
             "concert_id": INT,
             "date": DATE,
             "seat_no": INT,
+            **PLACE,
             "price": WON,
             "expires_at": TIME,
         }
@@ -135,7 +176,9 @@ SCHEMAS: dict[str, Any] = {
             "paid_at": TIME,
             "seats": {
                 "type": "array",
-                "items": obj({"date": DATE, "seat_no": INT, "price": WON, "reservation_id": INT}),
+                "items": obj(
+                    {"date": DATE, "seat_no": INT, **PLACE, "price": WON, "reservation_id": INT}
+                ),
             },
         }
     ),
@@ -229,6 +272,10 @@ def path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
+def query_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -288,8 +335,22 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/concerts/{concert_id}/dates/{date}/seats": {
         "get": op(
-            "Seat map of one date",
+            "Seat map of one date, or of one section (?section=); form=rows for a stadium",
             {200: ok("Seats")},
+            (403, 404, 422),
+            auth="queueToken",
+            params=(
+                CONCERT,
+                DATE_P,
+                query_param("section", {"type": "string", "minLength": 1, "maxLength": 32}),
+                query_param("form", {"enum": ["seats", "rows"], "default": "seats"}),
+            ),
+        )
+    },
+    "/concerts/{concert_id}/dates/{date}/sections": {
+        "get": op(
+            "Sections of one date in the venue's order, with seats available",
+            {200: ok("Sections")},
             (403, 404),
             auth="queueToken",
             params=(CONCERT, DATE_P),

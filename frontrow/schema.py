@@ -49,12 +49,26 @@ schedules = Table(
     UniqueConstraint("concert_id", "date", name="schedules_concert_date"),
 )
 
+# seat_no is the seat's id within its date, numbered in the venue's order
+# (section, row, seat); section, seat_row and number are what the ticket says.
 seats = Table(
     "seats",
     metadata,
     Column("schedule_id", Id, ForeignKey("schedules.id"), primary_key=True),
     Column("seat_no", Integer, primary_key=True, autoincrement=False),
     Column("price", BigInteger, nullable=False),
+    Column("section", String(32), nullable=False, server_default="GA"),
+    Column("seat_row", String(16), nullable=False, server_default="1"),
+    Column("number", Integer, nullable=False, server_default="0"),
+)
+
+# Bumped by every change of the catalog (import, demo seed), so each process
+# rereads the catalog only when it changed, by a one-row query.
+catalog_version = Table(
+    "catalog_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
 )
 
 wallets = Table(

@@ -48,7 +48,7 @@ async def test_import_is_idempotent(make_store) -> None:
     first = await apply(store.db, specs)
     assert (first.dates_added, first.seats_added) == (2, 200)
     again = await apply(store.db, validate(EXAMPLE.read_text()))
-    assert (again.dates_added, again.seats_added, again.seats_repriced, again.seats_removed) == (
+    assert (again.dates_added, again.seats_added, again.seats_changed, again.seats_removed) == (
         0,
         0,
         0,
@@ -90,7 +90,14 @@ async def test_sold_seats_keep_price_and_place(make_store) -> None:
         )
     data = json.loads(EXAMPLE.read_text())
     data["concerts"][0]["dates"][0]["seats"] = [{"from": 1, "to": 100, "price": 1}]
-    with pytest.raises(CatalogError, match="seat 1 is sold at 150000; its price cannot change"):
+    sold_at = "seat 1 is sold as GA-1-1 at 150000; its price and place cannot change"
+    with pytest.raises(CatalogError, match=sold_at):
+        await apply(store.db, validate(json.dumps(data)))
+    data["concerts"][0]["dates"][0].pop("seats")  # the same price, moved into a section
+    data["concerts"][0]["dates"][0]["sections"] = [
+        {"name": "A", "rows": [{"row": "1", "seats": 100, "price": 150000}]}
+    ]
+    with pytest.raises(CatalogError, match="seat 1 is sold as GA-1-1 at 150000"):
         await apply(store.db, validate(json.dumps(data)))
     data["concerts"][0]["dates"][0]["seats"] = [{"from": 2, "to": 100, "price": 90000}]
     with pytest.raises(CatalogError, match="seat 1 is sold; it cannot be removed"):

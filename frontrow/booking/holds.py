@@ -78,31 +78,64 @@ async def rebuild_all(store: Store) -> None:
         await refresh_sold_out(store, concert)
 
 
+SOLD_OR_FREE = str.maketrans("01", "AS")
+
+
 @dataclass(frozen=True, slots=True)
-class SeatState:
-    sold: Any  # a set of seat numbers, or a count
-    held: Any
+class SeatMap:
+    """The state of a span of a date's seats: A(vailable), H(eld) or S(old)."""
+
+    base: int  # the seat number of bits[0]
+    bits: str  # '1' = sold, one character per seat
+    held: frozenset[int]
+
+    def statuses(self, first: int, count: int) -> str:
+        """One letter per seat for seats first .. first + count - 1."""
+        i = first - self.base
+        letters = self.bits[i : i + count].ljust(count, "0").translate(SOLD_OR_FREE)
+        held = [n - first for n in self.held if first <= n < first + count]
+        if not held:
+            return letters
+        chars = list(letters)
+        for j in held:
+            if chars[j] == "A":
+                chars[j] = "H"
+        return "".join(chars)
 
 
-async def seat_states(
-    store: Store, concert: Concert, dates: list[Schedule], with_seats: bool
-) -> list[SeatState]:
-    """Sold and held seats of these dates in one Redis call (two after a Redis loss)."""
+async def _seats_script(
+    store: Store, concert: Concert, dates: list[Schedule], args: list[Any]
+) -> list[Any]:
+    """One Redis call for these dates (two after a Redis loss: load, ask again)."""
     k = store.keys(concert.id)
     keys = [key for s in dates for key in (k.sold(s.id), k.holds(s.id))]
     for _ in range(2):
-        rows = await store.scripts.seats(keys=keys, args=["1" if with_seats else "0"])
+        rows = await store.scripts.seats(keys=keys, args=args)
         missing = [s for s, row in zip(dates, rows, strict=True) if not row[0]]
         if not missing:
             break
         for schedule in missing:
             await load_sold(store, concert, schedule)
-    if with_seats:
-        return [
-            SeatState({int(x) for x in sold if x != "0"}, {int(x) for x in held})
-            for _, sold, held in rows
-        ]
-    return [SeatState(sold, held) for _, sold, held in rows]
+    return list(rows)
+
+
+async def seat_counts(
+    store: Store, concert: Concert, dates: list[Schedule]
+) -> list[tuple[int, int]]:
+    """(sold, held) of each date."""
+    rows = await _seats_script(store, concert, dates, ["0"])
+    return [(int(sold), int(held)) for _, sold, held in rows]
+
+
+async def seat_map(
+    store: Store, concert: Concert, schedule: Schedule, first: int, last: int
+) -> SeatMap:
+    """The state of seats first .. last of a date: the bitmap bytes of that
+    span only, so a section of a stadium costs what the section weighs."""
+    lo, hi = first // 8, last // 8
+    ((_, sold, held),) = await _seats_script(store, concert, [schedule], ["1", lo, hi])
+    bits = bin(int(sold, 16))[2:].zfill(len(sold) * 4) if sold else ""
+    return SeatMap(lo * 8, bits, frozenset(int(n) for n in held))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +146,7 @@ class Hold:
     seat_no: int
     price: int
     expires_at_ms: int
+    place: dict[str, str]  # section, row, label
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +154,7 @@ class Hold:
             "concert_id": self.concert_id,
             "date": self.date.isoformat(),
             "seat_no": self.seat_no,
+            **self.place,
             "price": self.price,
             "expires_at": iso_ms(self.expires_at_ms),
         }
@@ -160,7 +195,9 @@ async def hold(
         raise conflict(
             "HOLD_LIMIT", f"you already hold {s.max_holds_per_user} seats of this concert"
         )
-    return outcome == "HELD", Hold(hold_id, concert.id, schedule.date, seat_no, price, expires)
+    return outcome == "HELD", Hold(
+        hold_id, concert.id, schedule.date, seat_no, price, expires, schedule.venue.place(seat_no)
+    )
 
 
 async def live_refs(store: Store, concert_id: int, user_id: str) -> list[tuple[HoldRef, int]]:
@@ -184,7 +221,10 @@ async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
         schedule = dates.get(ref.schedule_id)
         price = schedule.prices.get(ref.seat_no) if schedule else None
         if schedule is not None and price is not None:
-            found.append(Hold(ref.hold_id, concert.id, schedule.date, ref.seat_no, price, expires))
+            place = schedule.venue.place(ref.seat_no)
+            found.append(
+                Hold(ref.hold_id, concert.id, schedule.date, ref.seat_no, price, expires, place)
+            )
     return sorted(found, key=lambda h: (h.date, h.seat_no))
 
 
@@ -207,7 +247,7 @@ async def seat_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     held = metrics.concert_gauge("frontrow_seats_held", "Seats held right now on upcoming dates")
     for concert in concerts:
         dates = concert.upcoming()
-        states = await seat_states(store, concert, dates, with_seats=False) if dates else []
-        sold.add_metric([str(concert.id)], sum(s.sold for s in states))
-        held.add_metric([str(concert.id)], sum(s.held for s in states))
+        counts = await seat_counts(store, concert, dates) if dates else []
+        sold.add_metric([str(concert.id)], sum(n for n, _ in counts))
+        held.add_metric([str(concert.id)], sum(n for _, n in counts))
     return [sold, held]

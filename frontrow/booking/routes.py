@@ -42,40 +42,108 @@ def _schedule(concert: Concert, raw_date: str) -> Schedule:
 async def list_dates(request: Request) -> Response:
     _, concert = await _active_concert(request)
     upcoming = concert.upcoming()
-    states = await holds.seat_states(store_of(request), concert, upcoming, with_seats=False)
+    counts = await holds.seat_counts(store_of(request), concert, upcoming)
     dates = []
-    for schedule, state in zip(upcoming, states, strict=True):
+    for schedule, (sold, held) in zip(upcoming, counts, strict=True):
         total = len(schedule.prices)
         dates.append(
             {
                 "date": schedule.date.isoformat(),
                 "schedule_id": schedule.id,
                 "starts_at": schedule.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "available_seats": max(0, total - state.sold - state.held),
-                "sold_out": state.sold >= total,
+                "available_seats": max(0, total - sold - held),
+                "sold_out": sold >= total,
             }
         )
     return JSONResponse({"concert_id": concert.id, "timezone": concert.timezone, "dates": dates})
 
 
+STATUS = {"A": "AVAILABLE", "H": "HELD", "S": "SOLD"}
+
+
+def _price_runs(prices: tuple[int, ...]) -> list[list[int]]:
+    """[[count, price], ...]: a row's prices, run-length encoded."""
+    out: list[list[int]] = []
+    for price in prices:
+        if out and out[-1][1] == price:
+            out[-1][0] += 1
+        else:
+            out.append([1, price])
+    return out
+
+
 async def seat_map(request: Request) -> Response:
     _, concert = await _active_concert(request)
     schedule = _schedule(concert, request.path_params["date"])
-    (state,) = await holds.seat_states(store_of(request), concert, [schedule], with_seats=True)
-    seats = [
+    form = request.query_params.get("form", "seats")
+    if form not in ("seats", "rows"):
+        raise invalid("form must be seats (one object a seat) or rows (one a row)")
+    name = request.query_params.get("section")
+    runs = schedule.venue.runs
+    if name is not None:
+        section = schedule.venue.section(name)
+        if section is None:
+            raise not_found(f"no section {name!r} on {schedule.date.isoformat()}")
+        runs = section.runs
+    span = (runs[0].first, runs[-1].first + runs[-1].count - 1) if runs else (0, 0)
+    state = await holds.seat_map(store_of(request), concert, schedule, *span)
+    body: dict[str, object] = {"concert_id": concert.id, "date": schedule.date.isoformat()}
+    if form == "rows":
+        # A stadium's date in ~100 KB: a row is its seat range, its prices
+        # run-length encoded and one status letter a seat.
+        body["section"] = name
+        body["rows"] = [
+            {
+                "section": run.section,
+                "row": run.row,
+                "seat_no": run.first,
+                "number": run.number,
+                "prices": _price_runs(run.prices),
+                "status": state.statuses(run.first, run.count),
+            }
+            for run in runs
+        ]
+        return JSONResponse(body)
+    seats = []
+    for run in runs:
+        letters = state.statuses(run.first, run.count)
+        prefix = f"{run.section}-{run.row}-"
+        for i, price in enumerate(run.prices):
+            seats.append(
+                {
+                    "seat_no": run.first + i,
+                    "price": price,
+                    "status": STATUS[letters[i]],
+                    "section": run.section,
+                    "row": run.row,
+                    "label": prefix + str(run.number + i),
+                }
+            )
+    body["seats"] = seats
+    return JSONResponse(body)
+
+
+async def list_sections(request: Request) -> Response:
+    _, concert = await _active_concert(request)
+    schedule = _schedule(concert, request.path_params["date"])
+    venue = schedule.venue
+    last = venue.runs[-1].first + venue.runs[-1].count - 1 if venue.runs else 0
+    state = await holds.seat_map(store_of(request), concert, schedule, 0, last)
+    sections = [
         {
-            "seat_no": seat_no,
-            "price": price,
-            "status": "SOLD"
-            if seat_no in state.sold
-            else "HELD"
-            if seat_no in state.held
-            else "AVAILABLE",
+            "name": section.name,
+            "rows": section.rows,
+            "total_seats": section.total,
+            "available_seats": sum(
+                state.statuses(run.first, run.count).count("A") for run in section.runs
+            ),
+            "min_price": section.min_price,
+            "max_price": section.max_price,
         }
-        for seat_no, price in schedule.prices.items()
+        for section in venue.sections
     ]
     return JSONResponse(
-        {"concert_id": concert.id, "date": schedule.date.isoformat(), "seats": seats}
+        {"concert_id": concert.id, "date": schedule.date.isoformat(), "sections": sections}
     )
 
 
@@ -121,6 +189,7 @@ async def my_holds(request: Request) -> Response:
 routes = [
     Route("/concerts/{concert_id:id}/dates", list_dates, methods=["GET"]),
     Route("/concerts/{concert_id:id}/dates/{date:slug}/seats", seat_map, methods=["GET"]),
+    Route("/concerts/{concert_id:id}/dates/{date:slug}/sections", list_sections, methods=["GET"]),
     Route(
         "/concerts/{concert_id:id}/dates/{date:slug}/seats/{seat_no:id}/hold",
         hold_seat,

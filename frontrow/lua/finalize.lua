@@ -10,7 +10,7 @@
 -- KEYS[5] users   HASH user -> token
 -- KEYS[3 + 3i]    hold i   STRING hold_id|user_id, for each paid hold i = 1..n
 -- KEYS[4 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
--- KEYS[5 + 3i]    sold i   SET sold seats of seat i's date
+-- KEYS[5 + 3i]    sold i   BITMAP sold seats of seat i's date
 -- KEYS[4 + 3n + 2j] hold j, KEYS[5 + 3n + 2j] holds j, for each other hold j
 -- ARGV[1] token id
 -- ARGV[2] user id
@@ -36,7 +36,7 @@ local t = rcall('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 1, n do
   -- Sold even when the copy is not loaded: a later load only adds members.
-  rcall('SADD', KEYS[5 + 3 * i], ARGV[3 + 2 * i])
+  rcall('SETBIT', KEYS[5 + 3 * i], ARGV[3 + 2 * i], 1)
   rcall('ZREM', KEYS[4 + 3 * i], ARGV[3 + 2 * i])
   drop(KEYS[3 + 3 * i], KEYS[4 + 3 * i], ARGV[2 + 2 * i], ARGV[3 + 2 * i])
 end

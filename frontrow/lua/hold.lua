@@ -4,7 +4,7 @@
 -- KEYS[1] hold    STRING hold_id|user_id, PX = hold ttl (the lock itself)
 -- KEYS[2] holds   ZSET seat -> hold expiry (ms), the date's held seats
 -- KEYS[3] uholds  ZSET hold_id -> hold expiry (ms), this user's holds in the concert
--- KEYS[4] sold    SET sold seats of the date, with the member '0' once loaded
+-- KEYS[4] sold    BITMAP sold seats of the date, bit 0 set once loaded
 -- ARGV[1] seat number
 -- ARGV[2] hold id to use for a new hold
 -- ARGV[3] user id
@@ -19,10 +19,10 @@ local hold, holds, uholds, sold = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seat, hold_id, user = ARGV[1], ARGV[2], ARGV[3]
 local ttl_ms, max_holds = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-if rcall('SISMEMBER', sold, '0') == 0 then
+if rcall('GETBIT', sold, 0) == 0 then
   return {'RELOAD', '', 0}
 end
-if rcall('SISMEMBER', sold, seat) == 1 then
+if rcall('GETBIT', sold, seat) == 1 then
   return {'SOLD', '', 0}
 end
 

@@ -4,7 +4,7 @@
 -- repair runs last; a date whose copy is not loaded counts as not full.
 --
 -- KEYS[1]     stats   HASH of the concert ('sold_out')
--- KEYS[1 + i] sold i  SET sold seats of date i, with the marker '0' once loaded
+-- KEYS[1 + i] sold i  BITMAP sold seats of date i, bit 0 set once loaded
 -- ARGV[i]     number of seats of date i
 --
 -- Returns 1 when the concert is sold out, else 0.
@@ -13,7 +13,7 @@ local stats = KEYS[1]
 local full = #KEYS > 1
 for i = 2, #KEYS do
   local sold = KEYS[i]
-  if rcall('SISMEMBER', sold, '0') == 0 or rcall('SCARD', sold) - 1 < tonumber(ARGV[i - 1]) then
+  if rcall('GETBIT', sold, 0) == 0 or rcall('BITCOUNT', sold) - 1 < tonumber(ARGV[i - 1]) then
     full = false
     break
   end

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from frontrow.catalog import seat_label
 from frontrow.errors import not_found
-from frontrow.schema import receipts, reservations, schedules
+from frontrow.schema import receipts, reservations, schedules, seats
 from frontrow.store import Store
 
 
@@ -31,18 +32,30 @@ async def render(conn: AsyncConnection, rows: list[Any]) -> list[dict[str, Any]]
                 reservations.c.seat_no,
                 reservations.c.price,
                 schedules.c.date,
+                seats.c.section,
+                seats.c.seat_row,
+                seats.c.number,
             )
             .join(schedules, schedules.c.id == reservations.c.schedule_id)
+            # outer: a seat removed from the catalog later still shows on its receipt
+            .outerjoin(
+                seats,
+                (seats.c.schedule_id == reservations.c.schedule_id)
+                & (seats.c.seat_no == reservations.c.seat_no),
+            )
             .where(reservations.c.receipt_id.in_([r.id for r in rows]))
             .order_by(schedules.c.date, reservations.c.seat_no)
         )
     ).all()
-    seats: dict[str, list[dict[str, Any]]] = {}
+    by_receipt: dict[str, list[dict[str, Any]]] = {}
     for s in seat_rows:
-        seats.setdefault(s.receipt_id, []).append(
+        by_receipt.setdefault(s.receipt_id, []).append(
             {
                 "date": s.date.isoformat(),
                 "seat_no": s.seat_no,
+                "section": s.section or "GA",
+                "row": s.seat_row or "1",
+                "label": seat_label(s.section or "GA", s.seat_row or "1", s.number or s.seat_no),
                 "price": s.price,
                 "reservation_id": s.id,
             }
@@ -55,7 +68,7 @@ async def render(conn: AsyncConnection, rows: list[Any]) -> list[dict[str, Any]]
             "amount": r.amount,
             "balance_after": r.balance_after,
             "paid_at": _iso(r.paid_at),
-            "seats": seats.get(r.id, []),
+            "seats": by_receipt.get(r.id, []),
         }
         for r in rows
     ]

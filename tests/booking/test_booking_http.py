@@ -53,8 +53,76 @@ async def test_seat_map_shows_prices_and_states(client: httpx.AsyncClient, store
     assert held.status_code == 201
     seats = (await client.get(seats_url(), headers=bearer(token))).json()["seats"]
     assert [s["seat_no"] for s in seats] == list(range(1, 51))
-    assert seats[0] == {"seat_no": 1, "price": 120000, "status": "AVAILABLE"}
+    assert seats[0] == {
+        "seat_no": 1,
+        "price": 120000,
+        "status": "AVAILABLE",
+        "section": "A",
+        "row": "1",
+        "label": "A-1-1",
+    }
     assert seats[1]["status"] == "HELD" and seats[49]["price"] == 80000
+    assert seats[49]["label"] == "B-4-10"  # the demo's second section, four rows of ten
+
+
+async def test_sections_and_a_section_s_seats(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    for seat in (2, 15):
+        assert (await client.post(seats_url(seat), headers=bearer(token))).status_code == 201
+    url = f"/concerts/1/dates/{first_date()}/sections"
+    body = (await client.get(url, headers=bearer(token))).json()
+    assert body == {
+        "concert_id": 1,
+        "date": first_date(),
+        "sections": [
+            {
+                "name": "A",
+                "rows": 1,
+                "total_seats": 10,
+                "available_seats": 9,
+                "min_price": 120000,
+                "max_price": 120000,
+            },
+            {
+                "name": "B",
+                "rows": 4,
+                "total_seats": 40,
+                "available_seats": 39,
+                "min_price": 80000,
+                "max_price": 80000,
+            },
+        ],
+    }
+    only_b = (await client.get(seats_url() + "?section=B", headers=bearer(token))).json()
+    assert [s["seat_no"] for s in only_b["seats"]] == list(range(11, 51))
+    assert only_b["seats"][4] == {
+        "seat_no": 15,
+        "price": 80000,
+        "status": "HELD",
+        "section": "B",
+        "row": "1",
+        "label": "B-1-5",
+    }
+    rows = (await client.get(seats_url() + "?section=B&form=rows", headers=bearer(token))).json()
+    assert rows["section"] == "B" and len(rows["rows"]) == 4
+    assert rows["rows"][0] == {
+        "section": "B",
+        "row": "1",
+        "seat_no": 11,
+        "number": 1,
+        "prices": [[10, 80000]],
+        "status": "AAAAHAAAAA",
+    }
+    whole = (await client.get(seats_url() + "?form=rows", headers=bearer(token))).json()
+    assert whole["rows"][0]["status"] == "AHAAAAAAAA" and len(whole["rows"]) == 5
+    assert_problem(
+        await client.get(seats_url() + "?section=Z", headers=bearer(token)), 404, "NOT_FOUND"
+    )
+    assert_problem(
+        await client.get(seats_url() + "?form=xml", headers=bearer(token)),
+        422,
+        "VALIDATION_FAILED",
+    )
 
 
 async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: Store) -> None:
@@ -222,7 +290,7 @@ async def test_a_date_that_has_started_sells_nothing(
     past = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     async with store.db.begin() as conn:
         await add_date(conn, 1, past, (1,), price=10)
-    store.catalog.invalidate()
+    await store.catalog.invalidate()
     token = await active_token(store, "late")
     dates = (await client.get("/concerts/1/dates", headers=bearer(token))).json()["dates"]
     assert past.isoformat() not in [d["date"] for d in dates]

@@ -206,7 +206,7 @@ async def test_the_database_refuses_a_second_sale_when_redis_forgot(
     ).status_code == 201
     # as if finalize had never reached Redis: the sold copy lacks seat 44
     schedule_id = int(held.split(".")[1])
-    await store.redis.srem(store.keys(1).sold(schedule_id), "44")
+    await store.redis.setbit(store.keys(1).sold(schedule_id), 44, 0)
     again = await hold(client, bob, 44)
     response = await client.post("/payments", headers=bearer(bob), json={"hold_ids": [again]})
     assert_problem(response, 409, "HOLD_EXPIRED")
@@ -275,7 +275,7 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
             await add_date(conn, 1, later, (1,), id=2)
         from frontrow.booking.holds import rebuild_all
 
-        store.catalog.invalidate()
+        await store.catalog.invalidate()
         await rebuild_all(store)
         await store.redis.delete(store.keys(1).tick)
         newcomer = await client.post("/concerts/1/queue", headers=user_headers(store, "newcomer"))
