@@ -14,6 +14,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -37,6 +38,7 @@ from frontrow.wallet.routes import routes as wallet_routes
 log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
 WEB = files("frontrow") / "web"
+GZIP_MIN_BYTES = 1000
 PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
@@ -194,7 +196,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ]
     app = App(
         routes=routes,
-        middleware=[Middleware(Observe), Middleware(SecurityHeaders)],
+        # gzip for answers of 1 KB and more (seat maps, the page); level 5 keeps
+        # a stadium's map cheap to compress and still ~20x smaller.
+        middleware=[
+            Middleware(Observe),
+            Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=5),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

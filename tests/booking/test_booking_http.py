@@ -125,6 +125,19 @@ async def test_sections_and_a_section_s_seats(client: httpx.AsyncClient, store: 
     )
 
 
+async def test_large_answers_are_compressed(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "ann")
+    gzip_ok = {**bearer(token), "Accept-Encoding": "gzip"}
+    big = await client.get(seats_url(), headers=gzip_ok)
+    assert len(big.content) >= 1000 and big.headers["content-encoding"] == "gzip"
+    assert big.json()["seats"][0]["seat_no"] == 1  # httpx undid the gzip
+    assert "content-encoding" not in (
+        await client.get(seats_url(), headers={**bearer(token), "Accept-Encoding": "identity"})
+    ).headers
+    small = await client.get("/holds", headers=gzip_ok)  # under 1 KB: not worth it
+    assert "content-encoding" not in small.headers
+
+
 async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: Store) -> None:
     token = await active_token(store, "ann")
     response = await client.post(seats_url(7), headers=bearer(token))
