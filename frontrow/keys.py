@@ -39,7 +39,11 @@ class ConcertKeys:
 
     def hold(self, schedule_id: int, seat_no: int) -> str:
         """STRING hold_id|user_id with PX = hold ttl: the seat's lock."""
-        return f"{self.base}:hold:{schedule_id}:{seat_no}"
+        return f"{self.hold_prefix(schedule_id)}{seat_no}"
+
+    def hold_prefix(self, schedule_id: int) -> str:
+        """The seat locks of a date without the seat (best.lua picks the seats)."""
+        return f"{self.base}:hold:{schedule_id}:"
 
     def holds(self, schedule_id: int) -> str:
         """ZSET seat -> hold expiry (ms): a date's held seats in one read."""

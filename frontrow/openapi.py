@@ -160,6 +160,7 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Holds": obj({"holds": {"type": "array", "items": ref("Hold")}}),
+    "HeldBlock": obj({"holds": {"type": "array", "minItems": 1, "items": ref("Hold")}}),
     "Wallet": obj({"user_id": STR, "balance": WON}),
     "Charge": obj({"amount": {"type": "integer", "minimum": 1}}),
     "Charged": obj({"user_id": STR, "balance": WON, "charged": WON}),
@@ -367,6 +368,16 @@ PATHS: dict[str, dict[str, Any]] = {
             body_required=False,
         )
     },
+    "/concerts/{concert_id}/dates/{date}/best-available": {
+        "post": op(
+            "Hold the best block of count adjacent seats in one row, all or none",
+            {201: ok("HeldBlock", "held")},
+            (403, 404, 409, 429),
+            auth="queueToken",
+            params=(CONCERT, DATE_P),
+            body="BestAvailable",
+        )
+    },
     "/holds": {
         "get": op(
             "Your live holds in the token's concert, every tab's",
@@ -451,6 +462,16 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
         "Charge": obj(
             {"amount": {"type": "integer", "minimum": 1, "maximum": settings.max_charge}}
         ),
+        "BestAvailable": {
+            "type": "object",
+            "required": ["count"],
+            "additionalProperties": False,
+            "properties": {
+                "count": {"type": "integer", "minimum": 1, "maximum": settings.max_holds_per_user},
+                "section": {"type": "string", "minLength": 1, "maxLength": 32},
+                "max_price": {"type": "integer", "minimum": 0},
+            },
+        },
         "Payment": obj(
             {
                 "hold_ids": {

@@ -13,7 +13,7 @@ from prometheus_client.core import Metric
 from sqlalchemy import select
 
 from frontrow import metrics
-from frontrow.catalog import Concert, Schedule
+from frontrow.catalog import Concert, Run, Schedule, Section, Venue
 from frontrow.errors import conflict, forbidden, not_found
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms
@@ -226,6 +226,90 @@ async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
                 Hold(ref.hold_id, concert.id, schedule.date, ref.seat_no, price, expires, place)
             )
     return sorted(found, key=lambda h: (h.date, h.seat_no))
+
+
+def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> list[int]:
+    """The best.lua groups: (row rank, first seat, count, 2 x row centre) for
+    the seats of these sections at or under max_price, best rows first."""
+    args: list[int] = []
+    rows: dict[tuple[str, str], list[Run]] = {}
+    for section in sections:
+        for run in section.runs:
+            rows.setdefault((section.name, run.row), []).append(run)
+    for rank, runs in enumerate(rows.values()):
+        centre2 = runs[0].first + runs[-1].first + runs[-1].count - 1
+        for run in runs:
+            start = None  # split the run where a seat costs more than the cap
+            for i, price in enumerate((*run.prices, None)):
+                fits = price is not None and (max_price is None or price <= max_price)
+                if fits and start is None:
+                    start = i
+                elif not fits and start is not None:
+                    args += [rank, run.first + start, i - start, centre2]
+                    start = None
+    return args
+
+
+async def best_available(
+    store: Store,
+    concert: Concert,
+    schedule: Schedule,
+    user_id: str,
+    count: int,
+    section: str | None,
+    max_price: int | None,
+) -> list[Hold]:
+    """Hold `count` adjacent seats of one row, the best block first, all or none."""
+    venue = schedule.venue
+    sections = list(venue.sections)
+    if section is not None:
+        chosen = venue.section(section)
+        if chosen is None:
+            raise not_found(f"no section {section!r} on {schedule.date.isoformat()}")
+        sections = [chosen]
+    s = store.settings
+    k = store.keys(concert.id)
+    rows = _rows_for_best(venue, sections, max_price)
+    for _ in range(2):
+        outcome = await store.scripts.best(
+            keys=[k.sold(schedule.id), k.holds(schedule.id), k.uholds(user_id)],
+            args=[
+                count,
+                user_id,
+                ms(s.hold_ttl_s),
+                s.max_holds_per_user,
+                k.hold_prefix(schedule.id),
+                f"h_{concert.id}.{schedule.id}.",
+                *(secrets.token_urlsafe(12) for _ in range(count)),
+                *rows,
+            ],
+        )
+        if outcome[0] != "RELOAD":
+            break
+        await load_sold(store, concert, schedule)
+    if outcome[0] == "LIMIT":
+        HOLDS.labels(str(concert.id), "limit").inc()
+        raise conflict(
+            "HOLD_LIMIT", f"{count} more seats would pass {s.max_holds_per_user} for one person"
+        )
+    if outcome[0] != "HELD":
+        HOLDS.labels(str(concert.id), "taken").inc()
+        raise conflict("SEAT_UNAVAILABLE", f"no {count} adjacent seats are free in one row now")
+    HOLDS.labels(str(concert.id), "held").inc(count)
+    expires = int(outcome[1])
+    pairs = outcome[2:]
+    return [
+        Hold(
+            hold_id,
+            concert.id,
+            schedule.date,
+            int(seat_no),
+            schedule.prices[int(seat_no)],
+            expires,
+            venue.place(int(seat_no)),
+        )
+        for seat_no, hold_id in zip(pairs[::2], pairs[1::2], strict=True)
+    ]
 
 
 async def release(store: Store, ref: HoldRef, user_id: str) -> None:

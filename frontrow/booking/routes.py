@@ -162,6 +162,32 @@ async def hold_seat(request: Request) -> Response:
     return JSONResponse(hold.as_dict(), status_code=201 if created else 200)
 
 
+BEST_FIELDS = ("count", "section", "max_price")
+
+
+async def best_available(request: Request) -> Response:
+    claims, concert = await _active_concert(request)
+    schedule = _schedule(concert, request.path_params["date"])
+    store = store_of(request)
+    body = await read_json(request)
+    unknown = sorted(set(body) - set(BEST_FIELDS))
+    if unknown:
+        raise invalid(f"unknown field {unknown[0]!r}; allowed: {', '.join(BEST_FIELDS)}")
+    limit = store.settings.max_holds_per_user
+    count, section, max_price = body.get("count"), body.get("section"), body.get("max_price")
+    if type(count) is not int or not 1 <= count <= limit:
+        raise invalid(f"count must be an integer from 1 to {limit}")
+    if section is not None and (type(section) is not str or not 0 < len(section) <= 32):
+        raise invalid("section must be a section's name")
+    if max_price is not None and (type(max_price) is not int or max_price < 0):
+        raise invalid("max_price must be a whole number of won >= 0")
+    await ratelimit.check(store, concert.id, "hold", claims.user_id, client_address(request))
+    held = await holds.best_available(
+        store, concert, schedule, claims.user_id, count, section, max_price
+    )
+    return JSONResponse({"holds": [h.as_dict() for h in held]}, status_code=201)
+
+
 async def release_hold(request: Request) -> Response:
     store = store_of(request)
     claims = queue_claims_of(request)
@@ -193,6 +219,11 @@ routes = [
     Route(
         "/concerts/{concert_id:id}/dates/{date:slug}/seats/{seat_no:id}/hold",
         hold_seat,
+        methods=["POST"],
+    ),
+    Route(
+        "/concerts/{concert_id:id}/dates/{date:slug}/best-available",
+        best_available,
         methods=["POST"],
     ),
     Route("/holds", my_holds, methods=["GET"]),

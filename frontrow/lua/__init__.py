@@ -40,3 +40,4 @@ class Scripts:
     ratelimit: Any
     sold_out: Any
     unclaim: Any
+    best: Any

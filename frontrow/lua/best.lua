@@ -1,0 +1,83 @@
+-- best: hold the best block of `n` adjacent free seats of one row for one
+-- user, all or none: rows are tried in the order given (the venue's
+-- section order, then row), and within the first row that has a block, the
+-- block closest to the row's centre wins.
+--
+-- KEYS[1] sold    BITMAP sold seats of the date, bit 0 set once loaded
+-- KEYS[2] holds   ZSET seat -> hold expiry (ms), the date's held seats
+-- KEYS[3] uholds  ZSET hold_id -> hold expiry (ms), this user's holds
+-- ARGV[1] n, ARGV[2] user id, ARGV[3] hold ttl (ms), ARGV[4] most holds per user
+-- ARGV[5] the seat lock key without the seat number (…:hold:<schedule>:);
+--         the locks are the date's own keys, in the concert's hash slot, but
+--         which ones is only known here
+-- ARGV[6] the hold id without the seat (h_<concert>.<schedule>.)
+-- ARGV[7 .. 6 + n] a random suffix for each hold id
+-- then groups of four: row rank, first seat, seat count, 2 x row centre
+--   (a row may come in several groups: gaps, or seats over a price cap)
+--
+-- Returns {'HELD', expires_at_ms, seat, hold_id, seat, hold_id, ...}
+--   | {'NONE'} | {'LIMIT'} | {'RELOAD'} (the sold copy is missing)
+local rcall = redis.call
+local sold, holds, uholds = KEYS[1], KEYS[2], KEYS[3]
+local n, user, ttl_ms, max_holds = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local lock_prefix, id_prefix = ARGV[5], ARGV[6]
+
+if rcall('GETBIT', sold, 0) == 0 then
+  return {'RELOAD'}
+end
+local t = rcall('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+rcall('ZREMRANGEBYSCORE', uholds, '-inf', now_ms)
+if rcall('ZCARD', uholds) + n > max_holds then
+  return {'LIMIT'}
+end
+
+local taken = {}
+for _, seat in ipairs(rcall('ZRANGEBYSCORE', holds, '(' .. now_ms, '+inf')) do
+  taken[tonumber(seat)] = true
+end
+
+local best, best_distance, best_rank
+for i = 7 + n, #ARGV, 4 do
+  local rank, first, count, centre2 =
+    tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  if best_rank and rank ~= best_rank then
+    break -- an earlier row has a block: it is better than anything further back
+  end
+  local lo = math.floor(first / 8)
+  local bytes = rcall('GETRANGE', sold, lo, math.floor((first + count - 1) / 8))
+  local free = 0
+  for seat = first, first + count - 1 do
+    local byte = string.byte(bytes, math.floor(seat / 8) - lo + 1) or 0
+    local is_sold = math.floor(byte / 2 ^ (7 - seat % 8)) % 2 == 1
+    if is_sold or taken[seat] then
+      free = 0
+    else
+      free = free + 1
+      if free >= n then
+        local start = seat - n + 1
+        local distance = math.abs(2 * start + n - 1 - centre2)
+        if not best_distance or distance < best_distance then
+          best, best_distance, best_rank = start, distance, rank
+        end
+      end
+    end
+  end
+end
+if not best then
+  return {'NONE'}
+end
+
+local expires = now_ms + ttl_ms
+local out = {'HELD', expires}
+for j = 0, n - 1 do
+  local seat = best + j
+  local hold_id = id_prefix .. seat .. '.' .. ARGV[7 + j]
+  rcall('SET', lock_prefix .. seat, hold_id .. '|' .. user, 'PX', ttl_ms)
+  rcall('ZADD', holds, expires, seat)
+  rcall('ZADD', uholds, expires, hold_id)
+  out[#out + 1] = seat
+  out[#out + 1] = hold_id
+end
+rcall('PEXPIRE', uholds, ttl_ms + 60000)
+return out

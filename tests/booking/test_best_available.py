@@ -1,0 +1,124 @@
+"""Best available: adjacent seats in one row, the best block first, all or none."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections import Counter
+
+import httpx
+
+from frontrow.booking import holds
+from frontrow.catalog_import import apply, validate
+from frontrow.errors import Problem
+from frontrow.store import Store
+from tests.conftest import active_token, bearer
+from tests.e2e.test_queue_http import assert_problem
+
+DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
+
+
+def best_url(date: dt.date = DAY) -> str:
+    return f"/concerts/1/dates/{date.isoformat()}/best-available"
+
+
+async def test_best_block_is_in_front_and_central(client: httpx.AsyncClient, store: Store) -> None:
+    ann = await active_token(store, "ann")
+    first = await client.post(best_url(), headers=bearer(ann), json={"count": 2})
+    assert first.status_code == 201
+    held = first.json()["holds"]
+    # section A first; its one row of ten: the pair nearest the centre is 5-6
+    assert [(h["label"], h["price"]) for h in held] == [("A-1-5", 120000), ("A-1-6", 120000)]
+    assert len({h["expires_at"] for h in held}) == 1
+    bob = await active_token(store, "bob")
+    again = (await client.post(best_url(), headers=bearer(bob), json={"count": 3})).json()
+    assert [h["label"] for h in again["holds"]] == ["A-1-2", "A-1-3", "A-1-4"]
+    # a price cap skips section A; B's first row, the middle four
+    cy = await active_token(store, "cy")
+    capped = await client.post(
+        best_url(), headers=bearer(cy), json={"count": 4, "max_price": 100000}
+    )
+    assert [h["label"] for h in capped.json()["holds"]] == ["B-1-4", "B-1-5", "B-1-6", "B-1-7"]
+    listed = (await client.get("/holds", headers=bearer(cy))).json()["holds"]
+    assert [h["hold_id"] for h in listed] == [h["hold_id"] for h in capped.json()["holds"]]
+    # what is left of A: 1, 7-10 — four together only at 7-10
+    dee = await active_token(store, "dee")
+    in_a = await client.post(best_url(), headers=bearer(dee), json={"count": 4, "section": "A"})
+    assert [h["seat_no"] for h in in_a.json()["holds"]] == [7, 8, 9, 10]
+    eve = await active_token(store, "eve")
+    assert_problem(
+        await client.post(best_url(), headers=bearer(eve), json={"count": 2, "section": "A"}),
+        409,
+        "SEAT_UNAVAILABLE",
+    )
+
+
+async def test_best_available_refuses_bad_asks(client: httpx.AsyncClient, store: Store) -> None:
+    ann = await active_token(store, "ann")
+    for body in (
+        {},
+        {"count": 0},
+        {"count": 5},
+        {"count": "2"},
+        {"count": 2, "max_price": -1},
+        {"count": 2, "section": 7},
+        {"count": 2, "extra": 1},
+    ):
+        response = await client.post(best_url(), headers=bearer(ann), json=body)
+        assert_problem(response, 422, "VALIDATION_FAILED")
+    assert_problem(
+        await client.post(best_url(), headers=bearer(ann), json={"count": 2, "section": "Z"}),
+        404,
+        "NOT_FOUND",
+    )
+    await client.post(best_url(), headers=bearer(ann), json={"count": 3})
+    assert_problem(  # 3 held + 2 > 4: nothing is held
+        await client.post(best_url(), headers=bearer(ann), json={"count": 2}), 409, "HOLD_LIMIT"
+    )
+    assert len((await client.get("/holds", headers=bearer(ann))).json()["holds"]) == 3
+
+
+async def test_a_thousand_pairs_race_for_one_section(store: Store) -> None:
+    """1,000 concurrent asks for a pair on a 500-seat section: no seat twice,
+    every pair side by side in one row, and a refusal only once no pair is left."""
+    venue = {
+        "concerts": [
+            {
+                "id": 7,
+                "title": "race",
+                "venue": "v",
+                "dates": [
+                    {
+                        "date": DAY.isoformat(),
+                        "starts_at": f"{DAY.isoformat()}T19:00:00Z",
+                        "sections": [
+                            {"name": "A", "rows": [{"from": 1, "to": 10, "seats": 50, "price": 1}]}
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    await apply(store.db, validate(json.dumps(venue)))
+    await store.catalog.invalidate()
+    concert = await store.catalog.get(7)
+    assert concert is not None
+    (schedule,) = concert.schedules
+
+    async def ask(i: int) -> list[holds.Hold] | None:
+        try:
+            return await holds.best_available(store, concert, schedule, f"u{i}", 2, "A", None)
+        except Problem as refused:
+            assert refused.code == "SEAT_UNAVAILABLE"
+            return None
+
+    results = await asyncio.gather(*(ask(i) for i in range(1000)))
+    pairs = [r for r in results if r is not None]
+    assert len(pairs) == 250  # 10 rows of 50: exactly 25 pairs a row, all found
+    seats = Counter(h.seat_no for pair in pairs for h in pair)
+    assert len(seats) == 500 and max(seats.values()) == 1
+    for a, b in pairs:
+        assert a.place["row"] == b.place["row"] and b.seat_no == a.seat_no + 1
+    state = await holds.seat_map(store, concert, schedule, 1, 500)
+    assert state.statuses(1, 500) == "H" * 500
