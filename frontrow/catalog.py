@@ -25,7 +25,7 @@ from frontrow.errors import BACKEND_ERRORS
 from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
 
 CHECK_AFTER_S = 5.0
-LOAD_SLICE = 5_000  # seat rows between two yields to the event loop
+LOAD_SLICE = 1_000  # seat rows between two yields to the event loop
 DEMO_TIMEZONE = "Asia/Seoul"
 # (section, rows, seats a row, price): seats 1-10 at 120,000 and 11-50 at 80,000
 DEMO_SECTIONS = (("A", 1, 10, 120_000), ("B", 4, 10, 80_000))

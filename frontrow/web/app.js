@@ -8,7 +8,8 @@ const store = localStorage;
 const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertTz", "firstRank", "payKey"];
 const TITLE = document.title;
 const state = {
-  pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null, seats: [], holds: [],
+  pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null, holds: [],
+  sections: [], section: null, rows: [], small: null,
   balance: null, tz: store.getItem("concertTz") || "UTC", cursor: null, pending: false,
   chargeKey: null, warnedTurn: false, warnedHold: null, trouble: null, announced: null,
 };
@@ -110,7 +111,7 @@ const dateLabel = (date) => {
 };
 // A moment in the buyer's own clock ("around 10:42"), from the server's time.
 const clockTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
-const seatName = (s) => `Seat ${s.label || s.seat_no}`;
+const seatName = (s) => `Seat ${s.label}`;
 
 function leaveQueueState() {
   stopTimers();
@@ -423,8 +424,8 @@ function renderTimer(now) {
   }
 }
 
-async function booking(method, path) {
-  const result = await call(method, path, { token: store.getItem("queueToken") });
+async function booking(method, path, body) {
+  const result = await call(method, path, { token: store.getItem("queueToken"), body });
   syncSoon();
   return result;
 }
@@ -456,48 +457,119 @@ function renderDates() {
     const button = document.createElement("button");
     button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? "sold out" : `${d.available_seats} seats left`}`;
     button.setAttribute("aria-pressed", String(d.date === state.date));
-    button.addEventListener("click", () => { state.date = d.date; state.cursor = null; renderDates(); busy(button, null, refreshSeats); });
+    button.addEventListener("click", () => { state.date = d.date; state.cursor = null; state.section = null; renderDates(); busy(button, null, refreshSeats); });
     li.append(button);
     list.append(li);
   }
   if (!state.dates.length) list.append(Object.assign(document.createElement("li"), { textContent: "No upcoming dates." }));
 }
 
+// A venue this small shows every seat at once; a bigger one, its sections first.
+const SMALL_VENUE = 600;
+
 async function refreshSeats() {
   if (!state.date) return $("seat-map").replaceChildren();
+  const base = `/concerts/${store.getItem("concertId")}/dates/${state.date}`;
+  const seatsOf = (section) => booking("GET", `${base}/seats?form=rows${section ? `&section=${encodeURIComponent(section)}` : ""}`);
   try {
-    ({ seats: state.seats } = await booking("GET", `/concerts/${store.getItem("concertId")}/dates/${state.date}/seats`));
+    // Once the venue's size is known, the overview and the seats come in parallel.
+    const known = state.small || state.section;
+    let [{ sections }, map] = await Promise.all([
+      booking("GET", `${base}/sections`), known ? seatsOf(state.small ? null : state.section) : null,
+    ]);
+    state.sections = sections;
+    const small = sections.reduce((n, s) => n + s.total_seats, 0) <= SMALL_VENUE;
+    if (small && !state.small) map = await seatsOf(null);
+    state.small = small;
+    if (small || !sections.some((s) => s.name === state.section)) state.section = null;
+    state.rows = map && (small || state.section) ? map.rows : [];
   } catch (e) { return handle(e); }
+  renderSections();
   renderSeats();
 }
 
-const WORDS = { available: "available", held: "held by someone else", sold: "sold", mine: "held by you" };
+function renderSections() {
+  $("sections").hidden = state.small;
+  $("all-sections").hidden = state.small || !state.section;
+  const list = $("section-list");
+  list.replaceChildren();
+  if (state.small) return;
+  for (const s of state.sections) {
+    const share = s.total_seats ? s.available_seats / s.total_seats : 0;
+    const li = document.createElement("li");
+    const button = Object.assign(document.createElement("button"), {
+      className: `section ${share === 0 ? "none" : share < 0.2 ? "few" : "many"}`,
+      textContent: `${s.name} · ${s.available_seats ? `${s.available_seats.toLocaleString("en-US")} left` : "sold out"} · ${formatWon(s.min_price)}${s.max_price > s.min_price ? `–${formatWon(s.max_price)}` : ""}`,
+    });
+    button.setAttribute("aria-pressed", String(s.name === state.section));
+    button.addEventListener("click", () => busy(button, null, () => openSection(s.name)));
+    li.append(button);
+    list.append(li);
+  }
+}
+
+async function openSection(name) {
+  performance.mark("map-open");
+  state.section = name;
+  state.cursor = null;
+  await refreshSeats();
+  performance.measure("map-ready", "map-open");  // read by bench.page
+  $("seat-map").querySelector('[tabindex="0"]')?.focus();
+}
+
+$("all-sections").addEventListener("click", () => { state.section = null; state.rows = []; renderSections(); renderSeats(); $("sections-title").focus?.(); });
+
+const WORDS = { A: "available", H: "held by someone else", S: "sold", mine: "held by you" };
+const CLASSES = { A: "available", H: "held", S: "sold", mine: "mine" };
 
 function renderSeats() {
   const map = $("seat-map");
   const focused = map.contains(document.activeElement) ? document.activeElement.dataset.seat : null;
   map.replaceChildren();
   const mine = new Set(state.holds.filter((h) => h.date === state.date).map((h) => h.seat_no));
-  const prices = [...new Set(state.seats.map((s) => s.price))].sort((a, b) => b - a);
+  const prices = [...new Set(state.rows.flatMap((r) => r.prices.map(([, price]) => price)))].sort((a, b) => b - a);
   const date = state.dates.find((d) => d.date === state.date);
-  $("map-title").textContent = `Seats · ${date ? showTime(date.starts_at) : dayOnly(state.date)}`;
-  $("price-legend").textContent = prices.length ? `Prices: ${prices.map(formatWon).join(" · ")} (darker border = higher price)` : "";
-  for (const seat of state.seats) {
-    const status = mine.has(seat.seat_no) ? "mine" : seat.status.toLowerCase();
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = `seat ${status}${seat.price === prices[0] && prices.length > 1 ? " premium" : ""}`;
-    b.textContent = seat.label || seat.seat_no;
-    b.dataset.seat = seat.seat_no;
-    b.tabIndex = -1;
-    // Taken seats stay focusable (aria-disabled, not disabled), so keyboard
-    // focus survives a map refresh that turns the focused seat grey.
-    if (status === "sold" || status === "held") b.setAttribute("aria-disabled", "true");
-    b.setAttribute("aria-label", `${seatName(seat)}, ${formatWon(seat.price)}, ${WORDS[status]}`);
-    b.title = `${seatName(seat)} · ${formatWon(seat.price)} · ${WORDS[status]}`;
-    map.append(b);
+  $("map-title").textContent = `Seats · ${date ? showTime(date.starts_at) : dayOnly(state.date)}${state.section ? ` · Section ${state.section}` : ""}`;
+  $("price-legend").textContent = prices.length ? `Prices: ${prices.map(formatWon).join(" · ")}${prices.length > 1 ? " (darker border = higher price)" : ""}` : "";
+  if (!state.rows.length && !state.small) {
+    map.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "Pick a section above, or let us pick the best seats for you." }));
   }
-  const seats = [...map.children];
+  let section = null;
+  const fragment = document.createDocumentFragment();
+  state.rows.forEach((row, r) => {
+    if (row.section !== section && state.small) {
+      section = row.section;
+      fragment.append(Object.assign(document.createElement("h3"), { className: "section-name", textContent: `Section ${section}` }));
+    }
+    const line = document.createElement("div");
+    line.className = "seat-row";
+    line.setAttribute("role", "group");
+    line.setAttribute("aria-label", `Section ${row.section}, row ${row.row}`);
+    line.append(Object.assign(document.createElement("span"), { className: "row-label", textContent: row.row, ariaHidden: "true" }));
+    const rowPrices = row.prices.flatMap(([count, price]) => Array(count).fill(price));
+    for (let i = 0; i < row.status.length; i++) {
+      const seatNo = row.seat_no + i, price = rowPrices[i];
+      const status = mine.has(seatNo) ? "mine" : row.status[i];
+      const label = `${row.section}-${row.row}-${row.number + i}`;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = `seat ${CLASSES[status]}${price === prices[0] && prices.length > 1 ? " premium" : ""}`;
+      b.textContent = row.number + i;
+      b.dataset.seat = seatNo;
+      b.dataset.r = r;
+      b.dataset.i = i;
+      b.tabIndex = -1;
+      // Taken seats stay focusable (aria-disabled, not disabled), so keyboard
+      // focus survives a map refresh that turns the focused seat grey.
+      if (status === "S" || status === "H") b.setAttribute("aria-disabled", "true");
+      b.setAttribute("aria-label", `Seat ${label}, ${formatWon(price)}, ${WORDS[status]}`);
+      b.title = `Seat ${label} · ${formatWon(price)} · ${WORDS[status]}`;
+      line.append(b);
+    }
+    fragment.append(line);
+  });
+  map.append(fragment);
+  const seats = [...map.querySelectorAll(".seat")];
   const cursor = seats.find((b) => b.dataset.seat === String(state.cursor))
     || seats.find((b) => !b.hasAttribute("aria-disabled")) || seats[0];
   if (cursor) cursor.tabIndex = 0;  // one tab stop for the whole map; arrows move inside
@@ -511,26 +583,42 @@ function moveCursor(button) {
 }
 
 $("seat-map").addEventListener("keydown", (event) => {
-  const seats = [...$("seat-map").children];
-  const i = seats.indexOf(document.activeElement);
-  if (i < 0) return;
-  let columns = 1;
-  while (columns < seats.length && seats[columns].offsetTop === seats[0].offsetTop) columns++;
-  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, Home: -i, End: seats.length - 1 - i }[event.key];
-  if (step === undefined) return;
+  const here = document.activeElement;
+  if (!here.classList.contains("seat")) return;
+  const rows = [...$("seat-map").querySelectorAll(".seat-row")];
+  const r = Number(here.dataset.r), i = Number(here.dataset.i);
+  const inRow = (k) => [...rows[k].querySelectorAll(".seat")];
+  const seats = inRow(r);
+  let next;
+  if (event.key === "ArrowRight") next = seats[i + 1] || (rows[r + 1] && inRow(r + 1)[0]);
+  else if (event.key === "ArrowLeft") next = seats[i - 1] || (rows[r - 1] && inRow(r - 1).at(-1));
+  else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    const k = r + (event.key === "ArrowDown" ? 1 : -1);
+    if (rows[k]) { const other = inRow(k); next = other[Math.min(i, other.length - 1)]; }
+  } else if (event.key === "Home") next = seats[0];
+  else if (event.key === "End") next = seats.at(-1);
+  else return;
   event.preventDefault();
-  const next = seats[Math.min(seats.length - 1, Math.max(0, i + step))];
+  if (!next) return;
   moveCursor(next);
   next.focus();
 });
+
+function seatAt(seatNo) {
+  const row = state.rows.find((r) => seatNo >= r.seat_no && seatNo < r.seat_no + r.status.length);
+  if (!row) return null;
+  const i = seatNo - row.seat_no;
+  const price = row.prices.flatMap(([count, p]) => Array(count).fill(p))[i];
+  return { seat_no: seatNo, price, status: row.status[i], label: `${row.section}-${row.row}-${row.number + i}` };
+}
 
 $("seat-map").addEventListener("click", async (event) => {
   const b = event.target.closest(".seat");
   if (!b || state.pending) return;  // one seat action at a time
   moveCursor(b);
-  const seat = state.seats.find((s) => String(s.seat_no) === b.dataset.seat);
+  const seat = seatAt(Number(b.dataset.seat));
   if (b.hasAttribute("aria-disabled")) {
-    return say("map", `${seatName(seat)} is ${seat.status === "SOLD" ? "sold" : "held by someone else"}. Pick an available one.`, "info");
+    return say("map", `${seatName(seat)} is ${seat.status === "S" ? "sold" : "held by someone else"}. Pick an available one.`, "info");
   }
   clearMessages();
   state.pending = true;
@@ -539,6 +627,28 @@ $("seat-map").addEventListener("click", async (event) => {
     const mine = state.holds.find((h) => h.date === state.date && h.seat_no === seat.seat_no);
     await (mine ? release(mine, "map") : hold(seat));
   } finally { state.pending = false; }
+});
+
+$("best-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  return busy($("best"), "Finding seats…", async () => {
+    clearMessages();
+    const body = { count: Number($("best-count").value) };
+    if (state.section) body.section = state.section;
+    try {
+      const { holds } = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${state.date}/best-available`, body);
+      state.holds = state.holds.concat(holds);
+      const names = holds.map((h) => h.label).join(", ");
+      say("map", `${holds.length === 1 ? "Seat" : "Seats"} ${names} ${holds.length === 1 ? "is" : "are"} yours until ${clockTime(Date.parse(holds[0].expires_at))}. Pay before then.`, "info");
+      tellOtherTabs();
+      if (!state.small && holds[0].section !== state.section) { state.section = holds[0].section; state.cursor = holds[0].seat_no; }
+    } catch (e) {
+      if (e.code === "SEAT_UNAVAILABLE") return say("map", `No ${body.count} seats side by side are free${state.section ? ` in section ${state.section}` : ""} right now. Try fewer seats${state.section ? " or another section" : ""}.`);
+      return handle(e);
+    }
+    renderCart();
+    await refreshBooking();
+  });
 });
 
 async function hold(seat) {

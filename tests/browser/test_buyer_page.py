@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_waiting_room import open_page, sign_in_and_join, wait_for_turn
+from tests.browser.test_waiting_room import open_page, seat, sign_in_and_join, wait_for_turn
 
 PHONE = (390, 844)
 SHOTS = Path("/tmp/frontrow-shots")
@@ -25,10 +25,6 @@ SHOTS = Path("/tmp/frontrow-shots")
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=SHOTS / f"{name}.png", full_page=False)
-
-
-def seat(page: Page, n: int, state: str = "available") -> Any:
-    return page.get_by_role("button", name=re.compile(rf"^Seat {n}, .*{state}$"))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -81,7 +77,7 @@ def test_phone_errors_show_where_the_finger_is(browser: Any, server: str) -> Non
     expect(taken).to_be_in_viewport()
     shot(page, "phone-seat-taken")
     seat(page, 48).click()
-    expect(page.locator("#hold-list")).to_contain_text("Seat 48")
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-4-8")
     page.get_by_role("button", name=re.compile("^Pay ")).click()
     too_low = page.get_by_role("alert").filter(has_text="balance is too low")
     expect(too_low).to_be_in_viewport()
@@ -114,11 +110,11 @@ def test_holding_a_seat_never_moves_the_map(browser: Any, server: str) -> None:
     top = "document.getElementById('seat-map').getBoundingClientRect().top + window.scrollY"
     before = page.evaluate(top)
     seat(page, 17).click()
-    expect(page.locator("#hold-list")).to_contain_text(re.compile("seat 17", re.I))
+    expect(page.locator("#hold-list")).to_contain_text(re.compile("seat (B-1-7|17)", re.I))
     assert page.evaluate(top) == before
     expect(page.locator("#msg-map")).to_contain_text("is yours")
     seat(page, 27).click()
-    expect(page.locator("#hold-list")).to_contain_text("Seat 27")
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-2-7")
     assert page.evaluate(top) == before
     expect(seat(page, 17, "held by you")).to_be_visible()  # the first seat is still held
     shot(page, "desktop-booking")
@@ -128,13 +124,13 @@ def test_holding_a_seat_never_moves_the_map(browser: Any, server: str) -> None:
 def test_giving_up_asks_first_and_frees_the_seats(browser: Any, server: str) -> None:
     page = in_turn(browser, server)
     seat(page, 44).click()
-    expect(page.locator("#hold-list")).to_contain_text("Seat 44")
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-4-4")
     page.get_by_role("button", name="Give up my turn").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("The seat you hold will be released")
     dialog.get_by_role("button", name="Stay").click()
     expect(dialog).to_be_hidden()
-    expect(page.locator("#hold-list")).to_contain_text("Seat 44")
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-4-4")
     page.get_by_role("button", name="Give up my turn").click()
     page.get_by_role("button", name="Yes, give up my turn").click()
     expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
@@ -160,9 +156,9 @@ def test_two_tabs_show_the_same_seats_as_yours(browser: Any, server: str) -> Non
     wait_for_turn(second)  # the same sign-in and place, not a second one
     assert stored(second, "queueToken") == stored(first, "queueToken")
     seat(first, 5).click()
-    expect(first.locator("#hold-list")).to_contain_text("Seat 5")
+    expect(first.locator("#hold-list")).to_contain_text("Seat A-1-5")
     expect(seat(second, 5, "held by you")).to_be_visible()
-    expect(second.locator("#hold-list")).to_contain_text("Seat 5")
+    expect(second.locator("#hold-list")).to_contain_text("Seat A-1-5")
     seat(second, 5, "held by you").click()  # released from the other tab
     expect(seat(first, 5)).to_be_visible()
     first.context.close()
@@ -214,7 +210,7 @@ def test_dates_agree_in_every_time_zone(browser: Any, server: str, zone: str) ->
         expect(page.locator("#hold-list")).to_contain_text(label)
         page.get_by_role("button", name=re.compile("^Pay ")).click()
         page.get_by_role("button", name=re.compile(r"^Add ₩[\d,]+ and pay$")).click()
-        expect(page.locator("#receipt")).to_contain_text(f"{label} · Seat 9")
+        expect(page.locator("#receipt")).to_contain_text(f"{label} · Seat A-1-9")
         shot(page, "receipt-abroad")
     page.context.close()
 
@@ -264,7 +260,7 @@ def test_keyboard_buys_a_seat_in_few_presses(browser: Any, server: str) -> None:
     assert int(page.evaluate(focused)) == start + 10  # ten seats a row at this width
     press("ArrowUp")
     press("Enter")
-    expect(page.locator("#hold-list")).to_contain_text(f"Seat {start}")
+    expect(seat(page, start, "held by you")).to_be_visible()
     while page.evaluate("document.activeElement.id") != "pay":
         press("Tab")
         assert presses < 30
@@ -291,8 +287,8 @@ def test_skip_link_and_focus_after_a_lost_race(browser: Any, server: str) -> Non
 def test_messages_do_not_outlive_what_they_say(browser: Any, server: str, admit_batch: Any) -> None:
     page = in_turn(browser, server)
     seat(page, 31).click()
-    expect(page.locator("#msg-map")).to_contain_text("Seat 31 is yours")
-    page.get_by_role("button", name="Release Seat 31", exact=False).click()
+    expect(page.locator("#msg-map")).to_contain_text("Seat B-3-1 is yours")
+    page.get_by_role("button", name="Release Seat B-3-1", exact=False).click()
     expect(page.locator("#msg-map")).not_to_contain_text("is yours")
     page.context.close()
 

@@ -21,6 +21,11 @@ def open_page(
     return page
 
 
+def seat(page: Page, seat_no: int, state: str = "available") -> Any:
+    """A seat of the map by its seat_no; its accessible name ends with its state."""
+    return page.locator(f'#seat-map [data-seat="{seat_no}"][aria-label$=", {state}"]')
+
+
 def sign_in_and_join(page: Page) -> None:
     page.get_by_role("button", name="Continue as a guest").click()
     expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
@@ -43,23 +48,23 @@ def test_sign_in_to_receipt(browser: Any, server: str, tmp_path: Path) -> None:
     wait_for_turn(page)
     expect(page.locator("#session-left")).to_contain_text("min")
 
-    page.get_by_role("button", name=re.compile(r"^Seat 12, .*available")).click()
-    expect(page.locator("#hold-list")).to_contain_text("Seat 12")
-    expect(page.get_by_role("button", name=re.compile(r"^Seat 12, .*held by you"))).to_be_visible()
+    seat(page, 12).click()
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-1-2")
+    expect(seat(page, 12, "held by you")).to_be_visible()
     expect(page.locator("#cart-timer")).to_have_text(re.compile(r"[45]:\d\d left"))
     page.screenshot(path=tmp_path / "3-seat-map.png", full_page=True)
 
     # pay without money first: the page says why, and the hold stays
     page.get_by_role("button", name=re.compile("^Pay ")).click()
     expect(page.get_by_role("alert")).to_contain_text("balance is too low")
-    expect(page.locator("#hold-list")).to_contain_text("Seat 12")
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-1-2")
 
     page.get_by_label("Amount to add (won)").fill("200000")
     page.keyboard.press("Enter")  # keyboard submits the charge form
     expect(page.locator("#balance")).to_have_text("₩200,000")
     page.get_by_role("button", name=re.compile("^Pay ")).click()
     expect(page.get_by_role("heading", name="Your tickets are booked")).to_be_visible()
-    expect(page.locator("#receipt")).to_contain_text("Seat 12 · ₩80,000")
+    expect(page.locator("#receipt")).to_contain_text("Seat B-1-2 · ₩80,000")
     page.screenshot(path=tmp_path / "4-receipt.png", full_page=True)
     page.context.close()
 
@@ -70,15 +75,12 @@ def test_two_people_race_for_one_seat(browser: Any, server: str, tmp_path: Path)
         sign_in_and_join(page)
     for page in (alice, bob):
         wait_for_turn(page)
-    seat = re.compile(r"^Seat 33, .*available")
-    expect(bob.get_by_role("button", name=seat)).to_be_visible()  # bob's map shows it free
-    alice.get_by_role("button", name=seat).click()
-    expect(alice.locator("#hold-list")).to_contain_text("Seat 33")
-    bob.get_by_role("button", name=seat).click()
+    expect(seat(bob, 33)).to_be_visible()  # bob's map shows it free
+    seat(alice, 33).click()
+    expect(alice.locator("#hold-list")).to_contain_text("Seat B-3-3")
+    seat(bob, 33).click()
     expect(bob.get_by_role("alert")).to_contain_text("someone just took that seat")
-    expect(
-        bob.get_by_role("button", name=re.compile(r"^Seat 33, .*held by someone else"))
-    ).to_have_attribute("aria-disabled", "true")
+    expect(seat(bob, 33, "held by someone else")).to_have_attribute("aria-disabled", "true")
     bob.screenshot(path=tmp_path / "race-loser.png", full_page=True)
     for page in (alice, bob):
         page.context.close()
