@@ -455,7 +455,7 @@ function renderDates() {
   for (const d of state.dates) {
     const li = document.createElement("li");
     const button = document.createElement("button");
-    button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? "sold out" : `${d.available_seats} seats left`}`;
+    button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? "sold out" : `${d.available_seats.toLocaleString("en-US")} seats left`}`;
     button.setAttribute("aria-pressed", String(d.date === state.date));
     button.addEventListener("click", () => { state.date = d.date; state.cursor = null; state.section = null; renderDates(); busy(button, null, refreshSeats); });
     li.append(button);

@@ -1,0 +1,82 @@
+"""The page at stadium size: sections first, then a section's rows, best available."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_buyer_page import shot
+from tests.browser.test_waiting_room import open_page, wait_for_turn
+from tests.e2e.server import serve
+
+STADIUM = Path(__file__).parents[2] / "examples" / "stadium.json"
+
+
+@pytest.fixture(scope="module")
+def stadium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose catalog is one 50,000-seat date of the example stadium."""
+    tmp = tmp_path_factory.mktemp("stadium")
+    venue = json.loads(STADIUM.read_text())
+    venue["concerts"][0]["dates"] = venue["concerts"][0]["dates"][:1]
+    (tmp / "stadium.json").write_text(json.dumps(venue))
+    env = {
+        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'frontrow.db'}",
+        "FRONTROW_ADMIT_INTERVAL_S": "0.3",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(tmp / "stadium.json")],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with serve(env) as url:
+        yield url
+
+
+def join(page: Any) -> None:
+    page.get_by_role("button", name="Continue as a guest").click()
+    page.get_by_role("button", name="Join the queue").click()
+    expect(page.get_by_role("heading", name=re.compile("Choose your seats"))).to_be_visible()
+
+
+@pytest.mark.parametrize("size", [(1200, 900), (390, 844)])
+def test_pick_a_section_then_a_seat_then_best_available(
+    browser: Any, stadium: str, size: tuple[int, int]
+) -> None:
+    page = open_page(browser, stadium, width=size[0], height=size[1])
+    join(page)
+    sections = page.locator("#section-list button")
+    expect(sections).to_have_count(20)
+    expect(sections.first).to_contain_text(re.compile(r"^F1 · 2,500 left · ₩220,000$"))
+    expect(page.locator("#seat-map .seat")).to_have_count(0)  # no 50,000 buttons at once
+    page.get_by_role("button", name=re.compile(r"^A · ")).click()
+    expect(page.locator("#map-title")).to_contain_text("Section A")
+    expect(page.locator("#seat-map .seat-row")).to_have_count(50)
+    expect(page.locator("#seat-map .seat")).to_have_count(2_500)
+    wait_for_turn(page)
+    ready = page.evaluate("performance.getEntriesByName('map-ready').length")
+    assert ready == 1  # the page marks when the section's seats are click-ready
+    mine = f"A-{1 if size[0] > 800 else 2}-25"  # one seat a run: the server is shared
+    page.locator(f'#seat-map [aria-label^="Seat {mine},"]').click()
+    expect(page.locator("#hold-list")).to_contain_text(f"Seat {mine}")
+    page.get_by_label("Seats together").select_option("3")
+    page.get_by_role("button", name="Best available").click()
+    cart = page.locator("#hold-list li")
+    expect(cart).to_have_count(4)
+    found = re.findall(r"Seat (A-\d+-\d+)", page.locator("#hold-list").inner_text())
+    best = [label for label in found if label != mine]  # in section A, the open one
+    rows = {label.split("-")[1] for label in best}
+    numbers = sorted(int(label.split("-")[2]) for label in best)
+    assert len(rows) == 1 and numbers == list(range(numbers[0], numbers[0] + 3))
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"stadium-{size[0]}")
+    page.context.close()
