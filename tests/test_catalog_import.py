@@ -56,6 +56,9 @@ async def test_import_is_idempotent(make_store) -> None:
     )
     concert = (await load(store.db))[2]
     assert [s.date.isoformat() for s in concert.schedules] == ["2026-12-31", "2027-01-01"]
+    venue = concert.schedules[0].venue  # a flat file is one general-admission row
+    assert [s.name for s in venue.sections] == ["GA"]
+    assert venue.place(7) == {"section": "GA", "row": "1", "label": "GA-1-7"}
     assert concert.schedules[0].prices[1] == 150000 and concert.schedules[0].prices[100] == 90000
 
 
@@ -176,3 +179,58 @@ async def test_migrate_adds_seats_left_to_an_older_database(make_store: MakeStor
         zones = (await conn.execute(text("SELECT timezone FROM concerts"))).scalars().all()
     assert left == [50, 50, 50]
     assert zones == ["UTC"]  # an older catalog's times were UTC
+
+
+STADIUM = Path(__file__).parent.parent / "examples" / "stadium.json"
+
+
+async def test_sections_rows_and_the_stadium(make_store: MakeStore) -> None:
+    specs = validate(STADIUM.read_text())
+    (date, *_) = specs[0].dates
+    assert len(date.prices) == 50_000 and len(specs[0].dates) == 4
+    # seat numbers follow the venue's order: section F1 first, row by row
+    assert date.place(1) == ("F1", "1", 1) and date.place(101) == ("F1", "2", 1)
+    assert date.place(50_000) == ("P", "50", 50)
+    store = await make_store()
+    small = {
+        "concerts": [
+            {
+                "id": 3,
+                "title": "t",
+                "venue": "v",
+                "sections": [
+                    {"name": "Floor", "rows": [{"row": "AA", "seats": 3, "price": 9}]},
+                    {"name": "Upper", "rows": [{"from": 1, "to": 2, "seats": 2, "price": 5}]},
+                ],
+                "dates": [{"date": "2027-01-02", "starts_at": "2027-01-02T10:00:00Z"}],
+            }
+        ]
+    }
+    await apply(store.db, validate(json.dumps(small)))
+    venue = (await load(store.db))[3].schedules[0].venue
+    assert [(s.name, s.rows, s.total, s.first, s.last) for s in venue.sections] == [
+        ("Floor", 1, 3, 1, 3),
+        ("Upper", 2, 4, 4, 7),
+    ]
+    assert venue.place(6)["label"] == "Upper-2-1"
+    bad = json.loads(json.dumps(small))
+    bad["concerts"][0]["sections"] = [
+        {"name": "A-B", "rows": [{"row": "1", "seats": 1, "price": 1}]},
+        {"name": "C", "rows": [{"row": "1", "seats": 0, "price": 1}]},
+        {
+            "name": "D",
+            "rows": [
+                {"from": 1, "to": 2, "seats": 1, "price": 1},
+                {"row": "2", "seats": 1, "price": 1},
+            ],
+        },
+        {"name": "D", "rows": [{"seats": 1, "price": 1}]},
+    ]
+    with pytest.raises(CatalogError) as caught:
+        validate(json.dumps(bad, indent=1))
+    text = "\n".join(caught.value.errors)
+    assert "a section name is 1-32 characters, no '-'" in text
+    assert "seats must be a row length 1-1000" in text
+    assert "section D: row 2 twice" in text
+    assert "section D appears twice" in text
+    assert "give a row name (row) or numbers (from, to)" in text

@@ -131,9 +131,12 @@ async def test_large_answers_are_compressed(client: httpx.AsyncClient, store: St
     big = await client.get(seats_url(), headers=gzip_ok)
     assert len(big.content) >= 1000 and big.headers["content-encoding"] == "gzip"
     assert big.json()["seats"][0]["seat_no"] == 1  # httpx undid the gzip
-    assert "content-encoding" not in (
-        await client.get(seats_url(), headers={**bearer(token), "Accept-Encoding": "identity"})
-    ).headers
+    assert (
+        "content-encoding"
+        not in (
+            await client.get(seats_url(), headers={**bearer(token), "Accept-Encoding": "identity"})
+        ).headers
+    )
     small = await client.get("/holds", headers=gzip_ok)  # under 1 KB: not worth it
     assert "content-encoding" not in small.headers
 
