@@ -132,6 +132,7 @@ class Settings:
     hold_per_user: int = 60
     requests_per_ip: int = 600
     demo_logins_per_ip: int = 30
+    log_polls: bool = False
     key_prefix: str = "fr"
     log_level: str = "INFO"
     log_format: str = "json"
@@ -217,6 +218,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "hold_per_user": _int(0),
     "requests_per_ip": _int(0),
     "demo_logins_per_ip": _int(0),
+    "log_polls": _bool,
     "key_prefix": _text,
     "log_level": _log_level,
     "log_format": _log_format,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import httpx
 import orjson
@@ -135,10 +136,39 @@ async def test_polls_on_the_fast_path_are_counted_and_logged(
     before = (await client.get("/metrics")).text
     caplog.set_level(logging.INFO, logger="frontrow.access")
     _, token, _ = await core.enter(store, "poller", 1, True)
-    assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
+    for _ in range(3):
+        assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
     assert (await client.get("/queue/token", headers=bearer("forged"))).status_code == 401
     after = (await client.get("/metrics")).text
-    assert count(after, 200) == count(before, 200) + 1
+    assert count(after, 200) == count(before, 200) + 3
     assert count(after, 401) == count(before, 401) + 1
+    # by default a successful poll is counted, not logged; a failed one is both
     polls = [r for r in caplog.records if r.name == "frontrow.access" and r.route == "/queue/token"]
-    assert [(r.status, r.concert) for r in polls] == [(200, 1), (401, None)]
+    assert [(r.status, r.concert) for r in polls] == [(401, None)]
+
+
+async def test_log_polls_logs_every_poll(make_store: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from frontrow import catalog
+    from tests.conftest import app_client
+
+    store = await make_store(log_polls=True)
+    await catalog.seed_demo(store.db)
+    caplog.set_level(logging.INFO, logger="frontrow.access")
+    _, token, _ = await core.enter(store, "chatty", 1, True)
+    async with app_client(store) as client:
+        for _ in range(2):
+            await client.get("/queue/token", headers=bearer(token))
+    polls = [r for r in caplog.records if r.name == "frontrow.access" and r.route == "/queue/token"]
+    assert [(r.status, r.concert) for r in polls] == [(200, 1), (200, 1)]
+
+
+def test_slow_and_sampled_polls_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from frontrow import observe
+
+    caplog.set_level(logging.INFO, logger="frontrow.access")
+    observe.record_poll(200, observe.SLOW_POLL_S + 0.1, 1, False)
+    assert [r.duration_ms for r in caplog.records] == [600.0]
+    caplog.clear()
+    for _ in range(observe.POLL_LOG_SAMPLE):
+        observe.record_poll(200, 0.001, 1, False)
+    assert len(caplog.records) == 1  # one in POLL_LOG_SAMPLE

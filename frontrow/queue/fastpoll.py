@@ -18,7 +18,7 @@ import orjson
 
 from frontrow.auth import bearer
 from frontrow.errors import BACKEND_ERRORS, Problem, backend_unavailable, problem_response
-from frontrow.observe import record
+from frontrow.observe import record_poll
 from frontrow.queue import core
 
 log = logging.getLogger("frontrow")
@@ -60,10 +60,11 @@ class FastPoll:
         except Exception as exc:
             problem = _problem(exc)
             await problem_response(problem)(scope, receive, send)
-            record("GET", PATH, problem.status, time.perf_counter() - started, None)
+            record_poll(problem.status, time.perf_counter() - started, None, True)
             return
         body = orjson.dumps(core.poll_body(place, claims.concert_id))
         headers = [*HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        record("GET", PATH, 200, time.perf_counter() - started, claims.concert_id)
+        elapsed = time.perf_counter() - started
+        record_poll(200, elapsed, claims.concert_id, store.settings.log_polls)
