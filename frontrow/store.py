@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import fakeredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from frontrow.auth import Tokens
@@ -75,7 +77,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=10,
         max_overflow=20,
         pool_timeout=10,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every money move): a pooled
+        # connection that died is found by its first statement, which the
+        # money paths run again once (once_more_if_dropped).
         connect_args={"connect_timeout": max(1, int(settings.redis_timeout_s))},
     )
 
@@ -110,3 +114,17 @@ def open_store(settings: Settings, redis: Any = None, db: AsyncEngine | None = N
         tokens=Tokens(settings.auth_secret, settings.user_token_max_age_s),
         catalog=Catalog(db),
     )
+
+
+T = TypeVar("T")
+
+
+async def once_more_if_dropped(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` again once when its connection turned out to be dead (the
+    database restarted since the pool last used it); the pool has dropped it."""
+    try:
+        return await work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return await work()

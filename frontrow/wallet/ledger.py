@@ -6,14 +6,14 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from frontrow.errors import Problem, conflict, invalid
 from frontrow.schema import ledger, wallets
-from frontrow.store import Store
+from frontrow.store import Store, once_more_if_dropped
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")
 
@@ -35,9 +35,11 @@ async def ensure_wallet(conn: AsyncConnection, user_id: str) -> None:
 
 
 async def balance(store: Store, user_id: str) -> int:
-    async with store.db.connect() as conn:
-        value = await conn.scalar(select(wallets.c.balance).where(wallets.c.user_id == user_id))
-    return int(value or 0)
+    async def read() -> Any:
+        async with store.db.connect() as conn:
+            return await conn.scalar(select(wallets.c.balance).where(wallets.c.user_id == user_id))
+
+    return int(await once_more_if_dropped(read) or 0)
 
 
 def parse_amount(body: dict[str, Any], max_charge: int) -> int:
@@ -62,42 +64,111 @@ async def _replay(store: Store, user_id: str, key: str, amount: int) -> dict[str
                 )
             )
         ).first()
-    if row is None:
-        return None
-    if row.amount != amount:
-        raise conflict("IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used with another amount")
-    return {"user_id": user_id, "balance": row.balance_after, "charged": row.amount}
+    return None if row is None else _first(user_id, amount, row.amount, row.balance_after)
+
+
+# PostgreSQL: the whole charge is one statement, and one round trip in
+# autocommit: the replay of a key, the wallet's upsert under the balance
+# limit and the ledger row, each step fed by the one before it.
+CHARGE_ONCE = text(
+    """
+WITH prior AS (
+  SELECT amount, balance_after FROM ledger
+  WHERE user_id = :user AND kind = 'charge' AND idempotency_key = CAST(:key AS VARCHAR)
+), credited AS (
+  INSERT INTO wallets AS w (user_id, balance)
+  SELECT CAST(:user AS VARCHAR), CAST(:amount AS BIGINT)
+  WHERE :amount <= :limit AND NOT EXISTS (SELECT 1 FROM prior)
+  ON CONFLICT (user_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance
+  WHERE w.balance + EXCLUDED.balance <= :limit
+  RETURNING w.balance
+), booked AS (
+  INSERT INTO ledger (user_id, kind, amount, balance_after, idempotency_key, created_at)
+  SELECT :user, 'charge', :amount, balance, :key, :now FROM credited
+  RETURNING balance_after
+)
+SELECT (SELECT balance_after FROM booked) AS balance,
+       (SELECT amount FROM prior) AS prior_amount,
+       (SELECT balance_after FROM prior) AS prior_balance
+"""
+)
 
 
 async def charge(store: Store, user_id: str, amount: int, key: str | None) -> dict[str, Any]:
     """Credit the wallet once per Idempotency-Key; the answer to a retry is the first one."""
-    if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
-        return first
     limit = store.settings.max_balance
     try:
-        async with store.db.begin() as conn:
-            await ensure_wallet(conn, user_id)
-            new_balance = await conn.scalar(
-                update(wallets)
-                .where(wallets.c.user_id == user_id, wallets.c.balance + amount <= limit)
-                .values(balance=wallets.c.balance + amount)
-                .returning(wallets.c.balance)
-            )
-            if new_balance is None:
-                raise Problem(422, "BALANCE_LIMIT", f"the balance may not pass {limit} won")
-            await conn.execute(
-                insert(ledger).values(
-                    user_id=user_id,
-                    kind="charge",
-                    amount=amount,
-                    balance_after=new_balance,
-                    idempotency_key=key,
-                    created_at=dt.datetime.now(dt.UTC),
-                )
-            )
+        if store.db.dialect.name == "postgresql":
+            new_balance = await _charge_in_one_statement(store, user_id, amount, key, limit)
+        else:
+            new_balance = await _charge_in_steps(store, user_id, amount, key, limit)
     except IntegrityError:
         # The same key committed concurrently; our credit was rolled back.
         if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
             return first
         raise
+    if isinstance(new_balance, dict):
+        return new_balance
+    if new_balance is None:
+        raise Problem(422, "BALANCE_LIMIT", f"the balance may not pass {limit} won")
     return {"user_id": user_id, "balance": new_balance, "charged": amount}
+
+
+def _first(user_id: str, amount: int, first_amount: int, first_balance: int) -> dict[str, Any]:
+    """The first answer to a key, for a retry with the same amount."""
+    if first_amount != amount:
+        raise conflict("IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used with another amount")
+    return {"user_id": user_id, "balance": first_balance, "charged": first_amount}
+
+
+async def _charge_in_one_statement(
+    store: Store, user_id: str, amount: int, key: str | None, limit: int
+) -> int | dict[str, Any] | None:
+    params = {
+        "user": user_id,
+        "amount": amount,
+        "key": key,
+        "limit": limit,
+        "now": dt.datetime.now(dt.UTC),
+    }
+
+    async def run() -> Any:
+        async with store.db.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return (await conn.execute(CHARGE_ONCE, params)).one()
+
+    # Run again on a dead connection: the key (when given) makes that safe
+    row = await once_more_if_dropped(run)
+    if row.prior_amount is not None:
+        return _first(user_id, amount, row.prior_amount, row.prior_balance)
+    return None if row.balance is None else int(row.balance)
+
+
+async def _charge_in_steps(
+    store: Store, user_id: str, amount: int, key: str | None, limit: int
+) -> int | dict[str, Any] | None:
+    """SQLite (the embedded default) has no data-modifying CTEs: the same
+    steps in one IMMEDIATE transaction."""
+    if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
+        return first
+    async with store.db.begin() as conn:
+        await ensure_wallet(conn, user_id)
+        new_balance = await conn.scalar(
+            update(wallets)
+            .where(wallets.c.user_id == user_id, wallets.c.balance + amount <= limit)
+            .values(balance=wallets.c.balance + amount)
+            .returning(wallets.c.balance)
+        )
+        if new_balance is None:
+            return None
+        await conn.execute(
+            insert(ledger).values(
+                user_id=user_id,
+                kind="charge",
+                amount=amount,
+                balance_after=new_balance,
+                idempotency_key=key,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    return int(new_balance)

@@ -10,7 +10,7 @@ import secrets
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from frontrow.auth import QueueClaims
@@ -20,7 +20,7 @@ from frontrow.catalog import Concert, Schedule
 from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, invalid
 from frontrow.queue.core import ms, require_active
 from frontrow.schema import ledger, receipts, reservations, schedules, wallets
-from frontrow.store import Store
+from frontrow.store import Store, once_more_if_dropped
 from frontrow.wallet import receipts as receipt_views
 from frontrow.wallet.ledger import ensure_wallet
 
@@ -82,14 +82,12 @@ async def pay(
 
     A retry with the same key gets the first receipt and is not a second sale."""
     digest = request_hash(hold_ids)
-    # A retry comes after the token became DONE: answer it before the state check.
-    if key is not None and (first := await _replay(store, claims.user_id, key, digest)) is not None:
-        return first, True
     try:
         return await _purchase(store, claims, hold_ids, key, digest), False
     except Problem:
-        # A concurrent twin with the same key may have paid and ended the holds
-        # and the session between our replay check and now: its receipt is ours.
+        # A key that already paid is looked up only when paying fails: its
+        # retry finds the token DONE and the holds gone, and a concurrent twin
+        # may have paid first. Its receipt is the answer.
         if key is not None and (first := await _replay(store, claims.user_id, key, digest)):
             return first, True
         raise
@@ -119,8 +117,9 @@ async def _purchase(
     others = [ref for ref in map(parse_hold_id, outcome[2]) if ref is not None]
 
     # 2. one transaction: debit, reservations, receipt, ledger, seats left
+    commit = _commit_in_one_statement if store.db.dialect.name == "postgresql" else _commit
     try:
-        receipt, emptied = await _commit(store, concert, user_id, items, key, digest)
+        receipt, emptied = await commit(store, concert, user_id, items, key, digest)
     except Exception:
         await _unclaim(store, concert.id, user_id, pinned)
         raise
@@ -149,6 +148,124 @@ async def _purchase(
             exc,
         )
     return receipt
+
+
+# PostgreSQL: the money and the seats in one statement, one round trip in
+# autocommit, idempotency decided inside it. Each step is fed by the one
+# before (no debit, no receipt, no seats, no ledger row); a seat sold twice
+# breaks the unique reservation and undoes the whole statement. The per-date
+# seats_left update comes last, so its row lock is held only to the commit.
+PAY_ONCE = text(
+    """
+WITH prior AS (
+  SELECT id, request_hash FROM receipts
+  WHERE user_id = :user AND idempotency_key = CAST(:key AS VARCHAR)
+), debit AS (
+  UPDATE wallets SET balance = balance - :amount
+  WHERE user_id = :user AND balance >= :amount AND NOT EXISTS (SELECT 1 FROM prior)
+  RETURNING balance
+), receipt AS (
+  INSERT INTO receipts (id, user_id, concert_id, amount, balance_after, paid_at,
+                        idempotency_key, request_hash)
+  SELECT :receipt, :user, :concert, :amount, balance, :now, :key, :hash FROM debit
+  RETURNING id
+), sold AS (
+  INSERT INTO reservations (schedule_id, seat_no, user_id, receipt_id, price, created_at)
+  SELECT t.schedule_id, t.seat_no, :user, receipt.id, t.price, :now
+  FROM receipt, unnest(CAST(:schedules AS BIGINT[]), CAST(:seats AS INTEGER[]),
+                       CAST(:prices AS BIGINT[])) AS t(schedule_id, seat_no, price)
+  RETURNING id, schedule_id, seat_no
+), booked AS (
+  INSERT INTO ledger (user_id, kind, amount, balance_after, idempotency_key, receipt_id,
+                      created_at)
+  SELECT :user, 'payment', -CAST(:amount AS BIGINT), balance, :key, :receipt, :now FROM debit
+  RETURNING id
+), emptied AS (
+  UPDATE schedules SET seats_left = seats_left - c.n, sold_out = seats_left - c.n <= 0
+  FROM (SELECT schedule_id, count(*) AS n FROM sold GROUP BY schedule_id) AS c
+  WHERE schedules.id = c.schedule_id
+  RETURNING schedules.sold_out
+)
+SELECT (SELECT balance FROM debit) AS balance_after,
+       (SELECT id FROM prior) AS prior_id,
+       (SELECT request_hash FROM prior) AS prior_hash,
+       (SELECT coalesce(bool_or(sold_out), false) FROM emptied) AS emptied,
+       (SELECT count(*) FROM booked) AS booked,
+       (SELECT json_agg(json_build_array(id, schedule_id, seat_no)) FROM sold) AS seats
+"""
+)
+
+
+async def _commit_in_one_statement(
+    store: Store,
+    concert: Concert,
+    user_id: str,
+    items: list[Item],
+    key: str | None,
+    digest: str,
+) -> tuple[dict[str, Any], bool]:
+    amount = sum(price for _, _, price in items)
+    receipt_id = "r_" + secrets.token_urlsafe(12)
+    now = dt.datetime.now(dt.UTC)
+    params = {
+        "user": user_id,
+        "key": key,
+        "amount": amount,
+        "receipt": receipt_id,
+        "concert": concert.id,
+        "now": now,
+        "hash": digest,
+        "schedules": [ref.schedule_id for ref, _, _ in items],
+        "seats": [ref.seat_no for ref, _, _ in items],
+        "prices": [price for _, _, price in items],
+    }
+
+    async def run() -> Any:
+        async with store.db.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return (await conn.execute(PAY_ONCE, params)).one()
+
+    try:
+        # again on a dead connection: a second run of a statement that did
+        # commit finds its receipt (same key) or its seats sold, never pays twice
+        row = await once_more_if_dropped(run)
+    except IntegrityError:
+        # a seat sold meanwhile, or a same-key twin committed first (pay() replays that)
+        raise conflict("HOLD_EXPIRED", "a seat of these holds was sold meanwhile") from None
+    if row.prior_id is not None:
+        # a twin with this key paid first; pay() answers with its receipt
+        raise conflict("HOLD_EXPIRED", "these holds were paid by a request with this key")
+    if row.balance_after is None:
+        raise Problem(
+            402,
+            "INSUFFICIENT_BALANCE",
+            f"the wallet holds less than {amount} won; charge it and retry",
+        )
+    dates = {ref.schedule_id: schedule for ref, schedule, _ in items}
+    prices = {(ref.schedule_id, ref.seat_no): price for ref, _, price in items}
+    seats = sorted(
+        (dates[schedule_id].date, seat_no, schedule_id, reservation_id)
+        for reservation_id, schedule_id, seat_no in row.seats
+    )
+    receipt = {
+        "receipt_id": receipt_id,
+        "user_id": user_id,
+        "concert_id": concert.id,
+        "amount": amount,
+        "balance_after": int(row.balance_after),
+        "paid_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seats": [
+            {
+                "date": date.isoformat(),
+                "seat_no": seat_no,
+                **dates[schedule_id].venue.place(seat_no),
+                "price": prices[(schedule_id, seat_no)],
+                "reservation_id": reservation_id,
+            }
+            for date, seat_no, schedule_id, reservation_id in seats
+        ],
+    }
+    return receipt, bool(row.emptied)
 
 
 async def _commit(

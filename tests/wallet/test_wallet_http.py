@@ -163,3 +163,32 @@ async def test_the_largest_allowed_money_settings_never_overflow(make_store: Mak
         assert first.json()["balance"] == MONEY_LIMIT
         again = await client.post("/wallet/charge", headers=headers, json={"amount": MONEY_LIMIT})
         assert_problem(again, 422, "BALANCE_LIMIT")
+
+
+async def test_a_connection_the_database_dropped_is_used_once_more(store: Store) -> None:
+    """No ping before each checkout: a pooled connection that died fails its
+    first statement, and the charge runs once more on a fresh one."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from frontrow.wallet import ledger as money
+
+    if store.db.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    await money.charge(store, "dropped", 10, None)  # the pool now holds a connection
+    other = create_async_engine(store.settings.database_url)  # not the pool's own connection
+    async with other.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        killed = await conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND state = 'idle'"
+            )
+        )
+    await other.dispose()
+    assert killed >= 1
+    answer = await money.charge(store, "dropped", 5, "after-the-drop")
+    assert answer == {"user_id": "dropped", "balance": 15, "charged": 5}
+    assert await money.charge(store, "dropped", 5, "after-the-drop") == answer  # once
