@@ -42,9 +42,9 @@ schedules = Table(
     Column("date", Date, nullable=False),
     Column("starts_at", DateTime(timezone=True), nullable=False),
     Column("sold_out", Boolean, nullable=False, default=False),
-    # Seats neither sold nor removed, kept by the same UPDATE that sells
-    # them: concurrent last-seat payments serialize on this row, so the one
-    # that empties a date is the one that flags it sold out.
+    # Seats unsold at the last import, 0 once the date is found full
+    # (holds.mark_sold_out). Payments leave this row alone: a row that every
+    # sale of a date updates is a lock they all queue on.
     Column("seats_left", Integer, nullable=False, server_default="0"),
     UniqueConstraint("concert_id", "date", name="schedules_concert_date"),
 )

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import Metric
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from frontrow import metrics
 from frontrow.catalog import Concert, Run, Schedule, Section, Venue
 from frontrow.errors import conflict, forbidden, not_found
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms
-from frontrow.schema import reservations
+from frontrow.schema import reservations, schedules
 from frontrow.store import Store
 
 HOLD_ID = re.compile(r"h_([0-9]{1,15})\.([0-9]{1,15})\.([0-9]{1,9})\.[A-Za-z0-9_-]{16}")
@@ -45,8 +45,9 @@ def parse_hold_id(hold_id: str) -> HoldRef | None:
     return HoldRef(hold_id, concert_id, schedule_id, seat_no)
 
 
-async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> None:
-    """Rebuild one date's sold copy in Redis from the reservations in the database."""
+async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> int:
+    """Rebuild one date's sold copy in Redis from the reservations in the
+    database; returns how many of its seats are sold."""
     async with store.db.connect() as conn:
         sold = (
             (
@@ -57,7 +58,9 @@ async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> None:
             .scalars()
             .all()
         )
-    await store.scripts.load_sold(keys=[store.keys(concert.id).sold(schedule.id)], args=sold)
+    return int(
+        await store.scripts.load_sold(keys=[store.keys(concert.id).sold(schedule.id)], args=sold)
+    )
 
 
 async def refresh_sold_out(store: Store, concert: Concert) -> bool:
@@ -70,12 +73,28 @@ async def refresh_sold_out(store: Store, concert: Concert) -> bool:
     return bool(flag)
 
 
+async def mark_sold_out(store: Store, concert: Concert, full: list[Schedule]) -> None:
+    """Dates found full in Redis: flag them in the database (once a date, not
+    on every sale, so no row is a lock every payment of a date queues on) and
+    derive the concert's flag."""
+    if full:
+        async with store.db.begin() as conn:
+            await conn.execute(
+                update(schedules)
+                .where(schedules.c.id.in_([s.id for s in full]), ~schedules.c.sold_out)
+                .values(sold_out=True, seats_left=0)
+            )
+    await refresh_sold_out(store, concert)
+
+
 async def rebuild_all(store: Store) -> None:
     """Load every upcoming date's sold copy (start-up and periodic repair)."""
     for concert in (await store.catalog.concerts()).values():
+        full = []
         for schedule in concert.upcoming():
-            await load_sold(store, concert, schedule)
-        await refresh_sold_out(store, concert)
+            if await load_sold(store, concert, schedule) >= len(schedule.prices):
+                full.append(schedule)
+        await mark_sold_out(store, concert, full)
 
 
 SOLD_OR_FREE = str.maketrans("01", "AS")

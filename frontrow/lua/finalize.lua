@@ -18,7 +18,8 @@
 -- ARGV[2 + 2i]    paid hold id i,  ARGV[3 + 2i] its seat number
 -- ARGV[2 + 2n + 2j] other hold id j, ARGV[3 + 2n + 2j] its seat number
 --
--- Returns the number of seats marked sold.
+-- Returns, for each paid seat i, how many seats of its date are sold now
+-- (the copy only grows: the finalize that runs last sees a date full).
 local rcall = redis.call
 local uholds, active, cap, done, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token, user, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -50,4 +51,8 @@ rcall('ZADD', done, now_ms, token)
 if rcall('HGET', users, user) == token then
   rcall('HDEL', users, user)
 end
-return n
+local counts = {}
+for i = 1, n do
+  counts[i] = rcall('BITCOUNT', KEYS[5 + 3 * i]) - rcall('GETBIT', KEYS[5 + 3 * i], 0)
+end
+return counts

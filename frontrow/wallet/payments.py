@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections import Counter
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
@@ -19,7 +18,7 @@ from frontrow.booking.holds import HoldRef, parse_hold_id
 from frontrow.catalog import Concert, Schedule
 from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, invalid
 from frontrow.queue.core import ms, require_active
-from frontrow.schema import ledger, receipts, reservations, schedules, wallets
+from frontrow.schema import ledger, receipts, reservations, wallets
 from frontrow.store import Store, once_more_if_dropped
 from frontrow.wallet import receipts as receipt_views
 from frontrow.wallet.ledger import ensure_wallet
@@ -116,10 +115,10 @@ async def _purchase(
     pinned = [(ref, deadline) for (ref, _, _), deadline in deadlines if deadline]
     others = [ref for ref in map(parse_hold_id, outcome[2]) if ref is not None]
 
-    # 2. one transaction: debit, reservations, receipt, ledger, seats left
+    # 2. one transaction: debit, reservations, receipt, ledger
     commit = _commit_in_one_statement if store.db.dialect.name == "postgresql" else _commit
     try:
-        receipt, emptied = await commit(store, concert, user_id, items, key, digest)
+        receipt = await commit(store, concert, user_id, items, key, digest)
     except Exception:
         await _unclaim(store, concert.id, user_id, pinned)
         raise
@@ -138,9 +137,10 @@ async def _purchase(
         fin_keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
         fin_args += [ref.hold_id, ref.seat_no]
     try:
-        await store.scripts.finalize(keys=fin_keys, args=fin_args)
-        if emptied:
-            await holds.refresh_sold_out(store, concert)
+        sold = await store.scripts.finalize(keys=fin_keys, args=fin_args)
+        full = {s.id: s for (_, s, _), n in zip(items, sold, strict=True) if n >= len(s.prices)}
+        if full:
+            await holds.mark_sold_out(store, concert, list(full.values()))
     except BACKEND_ERRORS as exc:
         log.warning(
             "payment %s committed but finalize failed (%r); reconciler repairs",
@@ -153,8 +153,9 @@ async def _purchase(
 # PostgreSQL: the money and the seats in one statement, one round trip in
 # autocommit, idempotency decided inside it. Each step is fed by the one
 # before (no debit, no receipt, no seats, no ledger row); a seat sold twice
-# breaks the unique reservation and undoes the whole statement. The per-date
-# seats_left update comes last, so its row lock is held only to the commit.
+# breaks the unique reservation and undoes the whole statement. No row is
+# shared by the payments of a date: whether a date is full is learnt from
+# Redis at finalize (holds.mark_sold_out).
 PAY_ONCE = text(
     """
 WITH prior AS (
@@ -180,16 +181,10 @@ WITH prior AS (
                       created_at)
   SELECT :user, 'payment', -CAST(:amount AS BIGINT), balance, :key, :receipt, :now FROM debit
   RETURNING id
-), emptied AS (
-  UPDATE schedules SET seats_left = seats_left - c.n, sold_out = seats_left - c.n <= 0
-  FROM (SELECT schedule_id, count(*) AS n FROM sold GROUP BY schedule_id) AS c
-  WHERE schedules.id = c.schedule_id
-  RETURNING schedules.sold_out
 )
 SELECT (SELECT balance FROM debit) AS balance_after,
        (SELECT id FROM prior) AS prior_id,
        (SELECT request_hash FROM prior) AS prior_hash,
-       (SELECT coalesce(bool_or(sold_out), false) FROM emptied) AS emptied,
        (SELECT count(*) FROM booked) AS booked,
        (SELECT json_agg(json_build_array(id, schedule_id, seat_no)) FROM sold) AS seats
 """
@@ -203,7 +198,7 @@ async def _commit_in_one_statement(
     items: list[Item],
     key: str | None,
     digest: str,
-) -> tuple[dict[str, Any], bool]:
+) -> dict[str, Any]:
     amount = sum(price for _, _, price in items)
     receipt_id = "r_" + secrets.token_urlsafe(12)
     now = dt.datetime.now(dt.UTC)
@@ -247,7 +242,7 @@ async def _commit_in_one_statement(
         (dates[schedule_id].date, seat_no, schedule_id, reservation_id)
         for reservation_id, schedule_id, seat_no in row.seats
     )
-    receipt = {
+    receipt: dict[str, Any] = {
         "receipt_id": receipt_id,
         "user_id": user_id,
         "concert_id": concert.id,
@@ -265,7 +260,7 @@ async def _commit_in_one_statement(
             for date, seat_no, schedule_id, reservation_id in seats
         ],
     }
-    return receipt, bool(row.emptied)
+    return receipt
 
 
 async def _commit(
@@ -275,12 +270,11 @@ async def _commit(
     items: list[Item],
     key: str | None,
     digest: str,
-) -> tuple[dict[str, Any], bool]:
-    """The money and the seats in one transaction; returns (receipt, a date sold out)."""
+) -> dict[str, Any]:
+    """The money and the seats in one transaction (SQLite): the same steps."""
     amount = sum(price for _, _, price in items)
     receipt_id = "r_" + secrets.token_urlsafe(12)
     now = dt.datetime.now(dt.UTC)
-    per_date = Counter(ref.schedule_id for ref, _, _ in items)
     try:
         async with store.db.begin() as conn:
             await ensure_wallet(conn, user_id)
@@ -333,24 +327,12 @@ async def _commit(
                     created_at=now,
                 )
             )
-            emptied = False
-            # Last, so the row lock that orders concurrent sales of one date is held briefly.
-            for schedule_id, sold in sorted(per_date.items()):
-                left = schedules.c.seats_left - sold
-                emptied |= bool(
-                    await conn.scalar(
-                        update(schedules)
-                        .where(schedules.c.id == schedule_id)
-                        .values(seats_left=left, sold_out=left <= 0)
-                        .returning(schedules.c.sold_out)
-                    )
-                )
             row = (await conn.execute(select(receipts).where(receipts.c.id == receipt_id))).one()
             receipt = (await receipt_views.render(conn, [row]))[0]
     except IntegrityError:
         # a seat sold meanwhile, or a same-key twin committed first (pay() replays that)
         raise conflict("HOLD_EXPIRED", "a seat of these holds was sold meanwhile") from None
-    return receipt, emptied
+    return receipt
 
 
 async def _unclaim(
