@@ -383,6 +383,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["rush"]:  # python -m bench rush: a whole on-sale (bench/rush.py)
+        from bench import rush
+
+        rush.main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="waiting tokens")

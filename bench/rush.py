@@ -1,0 +1,332 @@
+"""python -m bench rush: an on-sale end to end, in one command.
+
+Real Redis and PostgreSQL (databases it may wipe). Imports the stadium
+(examples/stadium.json, 4 dates x 50,000 seats), starts `frontrow serve`
+and one `frontrow admitter`, then lets N buyers loose, each an asyncio task
+of this process: enter the queue, poll as told, list the dates, then either
+ask for the best seats or open a section's map and hold seats in it (1-4),
+charge what the wallet lacks, pay. Every buyer wants the first date that is
+not sold out, so the first date sells out on the way.
+
+Reports orders/s and seats/s, the time the first date took from its first
+sale to its last seat, p50/p99 per route from the server's own metrics,
+the 5xx count, this client's own CPU time (so nobody mistakes the client
+for the server), and the invariants read back from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import httpx
+
+from bench.__main__ import ROOT, SECRET, frontrow_env, server
+
+STADIUM = ROOT / "examples" / "stadium.json"
+CONCERT = 10
+
+
+class Rush:
+    def __init__(self, url: str, buyers: int) -> None:
+        self.url = url
+        self.buyers = buyers
+        self.orders: list[tuple[float, str, int]] = []  # (time, date, seats)
+        self.gave_up = Counter[str]()
+        self.statuses = Counter[int]()
+        self.started = time.monotonic()
+
+    async def call(
+        self, session: Any, method: str, path: str, token: str, **kw: Any
+    ) -> tuple[int, Any]:
+        """(status, JSON body or None); 429/503 and dropped connections are retried."""
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        status, body = 0, None
+        for _ in range(20):
+            try:
+                async with session.request(method, self.url + path, headers=headers, **kw) as r:
+                    status = r.status
+                    body = await r.json() if r.content_type == "application/json" else None
+                    retry_after = float(r.headers.get("Retry-After", "1"))
+            except aiohttp.ClientError:  # a kept-alive connection the server closed
+                self.statuses[0] += 1
+                continue
+            self.statuses[status] += 1
+            if status not in (429, 503):
+                break
+            await asyncio.sleep(retry_after)
+        return status, body
+
+    async def buyer(self, client: Any, i: int) -> None:
+        from frontrow.auth import Tokens
+
+        user = Tokens(SECRET, 86_400).user_token(f"r{i}")
+        status, place = await self.call(client, "POST", f"/concerts/{CONCERT}/queue", user)
+        if status not in (200, 201):
+            self.gave_up["closed"] += 1
+            return
+        token = place["token"]
+        while place["status"] == "WAITING":
+            await asyncio.sleep(place["poll_after_ms"] / 1000)
+            _, place = await self.call(client, "GET", "/queue/token", token)
+        if place["status"] != "ACTIVE":
+            self.gave_up[place["status"].lower()] += 1
+            return
+        want = random.randint(1, 4)
+        for _ in range(4):
+            _, dates = await self.call(client, "GET", f"/concerts/{CONCERT}/dates", token)
+            open_dates = [d for d in dates.get("dates", []) if d["available_seats"] >= want]
+            if not open_dates:
+                self.gave_up["sold out"] += 1
+                break
+            date = open_dates[0]["date"]
+            held = await self.pick(client, token, date, want)
+            if not held:
+                continue
+            total = sum(h["price"] for h in held)
+            await self.call(
+                client,
+                "POST",
+                "/wallet/charge",
+                user,
+                json={"amount": total},
+                headers={"Idempotency-Key": f"c-{i}-{uuid.uuid4().hex}"},
+            )
+            paid, _ = await self.call(
+                client,
+                "POST",
+                "/payments",
+                token,
+                json={"hold_ids": [h["hold_id"] for h in held]},
+                headers={"Idempotency-Key": f"p-{i}"},
+            )
+            if paid == 201:
+                self.orders.append((time.monotonic(), date, len(held)))
+                return
+            if paid != 409:
+                break
+        else:
+            self.gave_up["no seats after 4 tries"] += 1
+            return
+        await self.call(client, "DELETE", "/queue/token", token)
+
+    async def pick(self, client: Any, token: str, date: str, want: int) -> list[dict[str, Any]]:
+        base = f"/concerts/{CONCERT}/dates/{date}"
+        if random.random() < 0.5:  # let the house choose
+            status, best = await self.call(
+                client, "POST", f"{base}/best-available", token, json={"count": want}
+            )
+            return list(best["holds"]) if status == 201 else []
+        _, overview = await self.call(client, "GET", f"{base}/sections", token)
+        sections = overview["sections"]
+        roomy = [s for s in sections if s["available_seats"] >= want]
+        if not roomy:
+            return []
+        name = random.choice(roomy[:5])["name"]  # most buyers want the front
+        _, seat_map = await self.call(
+            client, "GET", f"{base}/seats?section={name}&form=rows", token
+        )
+        rows = seat_map["rows"]
+        free = [r["seat_no"] + j for r in rows for j, c in enumerate(r["status"]) if c == "A"]
+        held = []
+        for seat_no in random.sample(free, min(want, len(free))):
+            status, hold = await self.call(client, "POST", f"{base}/seats/{seat_no}/hold", token)
+            if status in (200, 201):
+                held.append(hold)
+        return held
+
+    async def run(self, connections: int) -> None:
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await asyncio.gather(*(self.buyer(session, i) for i in range(self.buyers)))
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """A quantile from cumulative histogram buckets, interpolated inside the bucket."""
+    total = buckets[-1][1]
+    if not total:
+        return 0.0
+    target, low_bound, low_count = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= target:
+            if bound == float("inf"):
+                return low_bound
+            share = (target - low_count) / max(count - low_count, 1e-9)
+            return low_bound + (bound - low_bound) * share
+        low_bound, low_count = bound, count
+    return low_bound
+
+
+def route_latencies(metrics: str) -> dict[str, tuple[float, float, float]]:
+    """(count, p50 ms, p99 ms) per method and route, from the server's histogram."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(metrics):
+        if family.name != "frontrow_http_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                name = f"{sample.labels['method']} {sample.labels['route']}"
+                found.setdefault(name, []).append((float(sample.labels["le"]), sample.value))
+    out = {}
+    for name, buckets in found.items():
+        buckets.sort()
+        out[name] = (buckets[-1][1], quantile(buckets, 0.5) * 1000, quantile(buckets, 0.99) * 1000)
+    return out
+
+
+async def invariants(database_url: str) -> dict[str, Any]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        one = lambda sql: conn.scalar(text(sql))  # noqa: E731
+        out = {
+            "seats sold": await one("SELECT count(*) FROM reservations"),
+            "seats sold twice": await one(
+                "SELECT count(*) FROM (SELECT schedule_id, seat_no FROM reservations"
+                " GROUP BY 1, 2 HAVING count(*) > 1) AS twice"
+            ),
+            "wallets whose balance is not their ledger": await one(
+                "SELECT count(*) FROM wallets w WHERE w.balance <>"
+                " (SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.user_id = w.user_id)"
+            ),
+            "receipts whose amount is not their seats": await one(
+                "SELECT count(*) FROM receipts r WHERE r.amount <>"
+                " (SELECT coalesce(sum(price), 0) FROM reservations s WHERE s.receipt_id = r.id)"
+            ),
+            "money in = money paid + money left": await one(
+                "SELECT (SELECT sum(amount) FROM ledger WHERE kind = 'charge') ="
+                " (SELECT -sum(amount) FROM ledger WHERE kind = 'payment')"
+                " + (SELECT sum(balance) FROM wallets)"
+            ),
+            "dates flagged sold out": await one("SELECT count(*) FROM schedules WHERE sold_out"),
+        }
+    await engine.dispose()
+    return out
+
+
+@contextmanager
+def admitter(env: dict[str, str]) -> Any:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "frontrow", "admitter"],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def reset(args: argparse.Namespace) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from frontrow.catalog import migrate
+    from frontrow.config import Settings
+    from frontrow.schema import metadata
+    from frontrow.store import open_store
+
+    engine = create_async_engine(args.database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+    await migrate(engine)
+    await engine.dispose()
+    store = open_store(
+        Settings(redis_url=args.redis_url, database_url=args.database_url, auth_secret=SECRET)
+    )
+    await store.redis.flushdb()
+    await store.close()
+
+
+def import_stadium(args: argparse.Namespace) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
+        env={**os.environ, **frontrow_env(args)},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench rush", description=__doc__)
+    parser.add_argument("--buyers", type=int, default=22_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=128, help="the client's pool")
+    parser.add_argument("--admit-batch", type=int, default=200, help="k")
+    parser.add_argument("--admit-interval", type=float, default=0.5, help="n, seconds")
+    parser.add_argument("--max-active", type=int, default=400)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(reset(args))
+    import_s = import_stadium(args)
+    env = frontrow_env(
+        args,
+        FRONTROW_ADMIT_BATCH=str(args.admit_batch),
+        FRONTROW_ADMIT_INTERVAL_S=str(args.admit_interval),
+        FRONTROW_MAX_ACTIVE=str(args.max_active),
+        FRONTROW_ABANDON_AFTER_S="300",
+    )
+    cpu0 = time.process_time()
+    with server(
+        [sys.executable, "-m", "frontrow", "serve", "--workers", str(args.workers)], env
+    ) as url:
+        with admitter(env):
+            rush = Rush(url, args.buyers)
+            asyncio.run(rush.run(args.connections))
+        metrics = httpx.get(url + "/metrics").text
+    client_cpu = time.process_time() - cpu0
+    wall = time.monotonic() - rush.started
+    facts = asyncio.run(invariants(args.database_url))
+
+    first_date = rush.orders and min(d for _, d, _ in rush.orders)
+    on_first = sorted((t, n) for t, d, n in rush.orders if d == first_date)
+    seats = sum(n for _, _, n in rush.orders)
+    print(
+        f"stadium import: {import_s:.1f} s; {args.buyers:,} buyers, {args.workers} workers,"
+        f" k={args.admit_batch} every {args.admit_interval} s, at most {args.max_active} active"
+    )
+    print(
+        f"orders: {len(rush.orders):,} in {wall:.0f} s = {len(rush.orders) / wall:.1f} orders/s,"
+        f" {seats / wall:.1f} seats/s"
+    )
+    if on_first:
+        sold = sum(n for _, n in on_first)
+        span = on_first[-1][0] - on_first[0][0]
+        print(f"first date {first_date}: {sold:,} seats sold in {span:.0f} s from its first sale")
+    print(f"buyers who gave up: {dict(rush.gave_up)}")
+    print(
+        f"answers by status: {dict(sorted(rush.statuses.items()))};"
+        f" 5xx: {sum(n for s, n in rush.statuses.items() if s >= 500)}"
+    )
+    print(f"this client's CPU: {client_cpu:.0f} s of {wall:.0f} s wall")
+    print("server latency by route (from /metrics):")
+    for name, (count, p50, p99) in sorted(route_latencies(metrics).items()):
+        if count:
+            print(f"  {name:60} {count:>9,.0f}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+    print("invariants (PostgreSQL):")
+    for name, value in facts.items():
+        print(f"  {name}: {value}")
+    print(json.dumps({"orders": len(rush.orders), "seats": seats, "wall_s": round(wall, 1)}))
