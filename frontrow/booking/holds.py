@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import secrets
@@ -106,15 +107,17 @@ class SeatMap:
 
     base: int  # the seat number of bits[0]
     bits: str  # '1' = sold, one character per seat
-    held: frozenset[int]
+    held: tuple[int, ...]  # sorted: a row finds its own by bisection
 
     def statuses(self, first: int, count: int) -> str:
         """One letter per seat for seats first .. first + count - 1."""
         i = first - self.base
         letters = self.bits[i : i + count].ljust(count, "0").translate(SOLD_OR_FREE)
-        held = [n - first for n in self.held if first <= n < first + count]
-        if not held:
+        lo = bisect.bisect_left(self.held, first)
+        hi = bisect.bisect_left(self.held, first + count, lo)
+        if lo == hi:
             return letters
+        held = [n - first for n in self.held[lo:hi]]
         chars = list(letters)
         for j in held:
             if chars[j] == "A":
@@ -154,7 +157,7 @@ async def seat_map(
     lo, hi = first // 8, last // 8
     ((_, sold, held),) = await _seats_script(store, concert, [schedule], ["1", lo, hi])
     bits = bin(int(sold, 16))[2:].zfill(len(sold) * 4) if sold else ""
-    return SeatMap(lo * 8, bits, frozenset(int(n) for n in held))
+    return SeatMap(lo * 8, bits, tuple(sorted(int(n) for n in held)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +250,19 @@ async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
     return sorted(found, key=lambda h: (h.date, h.seat_no))
 
 
-def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> list[int]:
-    """The best.lua groups: (row rank, first seat, count, 2 x row centre) for
-    the seats of these sections at or under max_price, best rows first."""
-    args: list[int] = []
+_best_rows: dict[tuple[int, tuple[str, ...], int | None], tuple[Venue, str]] = {}
+
+
+def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> str:
+    """best.lua's rows, best first, as one string of 'rank,first,count,centre2;'
+    groups for the seats of these sections at or under max_price. One string,
+    not thousands of arguments (packing those was a seventh of a worker's CPU
+    in a rush), built once per venue and ask: the venue never changes."""
+    key = (id(venue), tuple(s.name for s in sections), max_price)
+    cached = _best_rows.get(key)
+    if cached is not None and cached[0] is venue:
+        return cached[1]
+    groups: list[str] = []
     rows: dict[tuple[str, str], list[Run]] = {}
     for section in sections:
         for run in section.runs:
@@ -264,9 +276,13 @@ def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None)
                 if fits and start is None:
                     start = i
                 elif not fits and start is not None:
-                    args += [rank, run.first + start, i - start, centre2]
+                    groups.append(f"{rank},{run.first + start},{i - start},{centre2};")
                     start = None
-    return args
+    if len(_best_rows) > 1024:  # old catalog versions' venues
+        _best_rows.clear()
+    packed = "".join(groups)
+    _best_rows[key] = (venue, packed)
+    return packed
 
 
 async def best_available(
@@ -299,8 +315,8 @@ async def best_available(
                 s.max_holds_per_user,
                 k.hold_prefix(schedule.id),
                 f"h_{concert.id}.{schedule.id}.",
+                rows,
                 *(secrets.token_urlsafe(12) for _ in range(count)),
-                *rows,
             ],
         )
         if outcome[0] != "RELOAD":

@@ -11,9 +11,10 @@
 --         the locks are the date's own keys, in the concert's hash slot, but
 --         which ones is only known here
 -- ARGV[6] the hold id without the seat (h_<concert>.<schedule>.)
--- ARGV[7 .. 6 + n] a random suffix for each hold id
--- then groups of four: row rank, first seat, seat count, 2 x row centre
---   (a row may come in several groups: gaps, or seats over a price cap)
+-- ARGV[7] the rows, best first: 'rank,first seat,seat count,2 x row centre;'
+--   groups (a row may come in several: gaps, or seats over a price cap),
+--   read only as far as the first row that has a block
+-- ARGV[8 .. 7 + n] a random suffix for each hold id
 --
 -- Returns {'HELD', expires_at_ms, seat, hold_id, seat, hold_id, ...}
 --   | {'NONE'} | {'LIMIT'} | {'RELOAD'} (the sold copy is missing)
@@ -38,9 +39,8 @@ for _, seat in ipairs(rcall('ZRANGEBYSCORE', holds, '(' .. now_ms, '+inf')) do
 end
 
 local best, best_distance, best_rank
-for i = 7 + n, #ARGV, 4 do
-  local rank, first, count, centre2 =
-    tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+for r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+);') do
+  local rank, first, count, centre2 = tonumber(r), tonumber(f), tonumber(c), tonumber(m)
   if best_rank and rank ~= best_rank then
     break -- an earlier row has a block: it is better than anything further back
   end
@@ -72,7 +72,7 @@ local expires = now_ms + ttl_ms
 local out = {'HELD', expires}
 for j = 0, n - 1 do
   local seat = best + j
-  local hold_id = id_prefix .. seat .. '.' .. ARGV[7 + j]
+  local hold_id = id_prefix .. seat .. '.' .. ARGV[8 + j]
   rcall('SET', lock_prefix .. seat, hold_id .. '|' .. user, 'PX', ttl_ms)
   rcall('ZADD', holds, expires, seat)
   rcall('ZADD', uholds, expires, hold_id)

@@ -116,7 +116,7 @@ const seatName = (s) => `Seat ${s.label}`;
 function leaveQueueState() {
   stopTimers();
   for (const key of QUEUE_KEYS) store.removeItem(key);
-  Object.assign(state, { holds: [], date: null, warnedTurn: false, warnedHold: null, announced: null });
+  Object.assign(state, { holds: [], date: null, warnedTurn: false, warnedHold: null, announced: null, small: null, section: null, sections: [], rows: [] });
 }
 
 function forgetEverything() {
