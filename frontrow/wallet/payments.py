@@ -96,7 +96,6 @@ async def _purchase(
     store: Store, claims: QueueClaims, hold_ids: list[str], key: str | None, digest: str
 ) -> dict[str, Any]:
     user_id = claims.user_id
-    await require_active(store, claims, claims.concert_id)
     concert = await store.catalog.get(claims.concert_id)
     if concert is None:
         raise conflict("HOLD_EXPIRED", "the concert of these holds no longer exists")
@@ -104,11 +103,15 @@ async def _purchase(
     k = store.keys(concert.id)
 
     # 1. claim: every hold live and this user's, pinned while we commit
-    claim_keys, claim_args = [k.uholds(user_id)], [user_id, ms(CLAIM_GRACE_S)]
+    claim_keys = [k.uholds(user_id), k.active, k.users]
+    claim_args: list[Any] = [user_id, ms(CLAIM_GRACE_S), claims.token_id]
     for ref, _, _ in items:
         claim_keys += [k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id)]
         claim_args += [ref.hold_id, ref.seat_no]
     outcome = await store.scripts.claim(keys=claim_keys, args=claim_args)
+    if outcome[0] == "NOT_ACTIVE":
+        await require_active(store, claims, concert.id)  # says which state (401)
+        raise conflict("HOLD_EXPIRED", "the session ended while paying; nothing was charged")
     if outcome[0] != "OK":
         raise conflict("HOLD_EXPIRED", f"hold {outcome[1]} has expired or is not yours")
     deadlines = zip(items, map(int, outcome[1]), strict=True)
