@@ -191,6 +191,20 @@ class Queue:
         return [self.store.tokens.queue_token(f"b{i}", concert_id, f"t_b{i}") for i in picks]
 
 
+async def fresh_database(database_url: str) -> None:
+    """Drop frontrow's tables and create them again (benches that load a catalog)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from frontrow.catalog import migrate
+    from frontrow.schema import metadata
+
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+    await migrate(engine)
+    await engine.dispose()
+
+
 def frontrow_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
     return {
         "FRONTROW_REDIS_URL": args.redis_url,

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import ROOT, SECRET, frontrow_env, row, server, uvicorn
+from bench.__main__ import ROOT, SECRET, fresh_database, frontrow_env, row, server, uvicorn
 
 WRK_MONEY = Path(__file__).with_name("wrk_money.lua")
 
@@ -55,18 +55,14 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
 
     from bench import money_ceiling
     from frontrow.booking import holds
-    from frontrow.catalog import migrate
     from frontrow.catalog_import import apply, validate
     from frontrow.config import Settings
     from frontrow.queue import core
-    from frontrow.schema import metadata
     from frontrow.store import open_store
     from frontrow.wallet import ledger
 
+    await fresh_database(args.database_url)
     engine = create_async_engine(args.database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-    await migrate(engine)
     venue = json.loads((ROOT / "examples" / "stadium.json").read_text())
     venue["concerts"][0]["dates"] = venue["concerts"][0]["dates"][:1]
     await apply(engine, validate(json.dumps(venue)))

@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.__main__ import ROOT, SECRET, frontrow_env, server
+from bench.__main__ import ROOT, SECRET, fresh_database, frontrow_env, server
 
 STADIUM = ROOT / "examples" / "stadium.json"
 CONCERT = 10
@@ -236,18 +236,10 @@ def admitter(env: dict[str, str]) -> Any:
 
 
 async def reset(args: argparse.Namespace) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from frontrow.catalog import migrate
     from frontrow.config import Settings
-    from frontrow.schema import metadata
     from frontrow.store import open_store
 
-    engine = create_async_engine(args.database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-    await migrate(engine)
-    await engine.dispose()
+    await fresh_database(args.database_url)
     store = open_store(
         Settings(redis_url=args.redis_url, database_url=args.database_url, auth_secret=SECRET)
     )

@@ -25,22 +25,19 @@ from typing import Any
 
 import httpx
 
-from bench.__main__ import ROOT, SAMPLE, SECRET, Queue, frontrow_env, row, server, wrk
+from bench.__main__ import (
+    ROOT,
+    SAMPLE,
+    SECRET,
+    Queue,
+    fresh_database,
+    frontrow_env,
+    row,
+    server,
+    wrk,
+)
 
 STADIUM = ROOT / "examples" / "stadium.json"
-
-
-async def reset(args: argparse.Namespace) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from frontrow.catalog import migrate
-    from frontrow.schema import metadata
-
-    engine = create_async_engine(args.database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-    await migrate(engine)
-    await engine.dispose()
 
 
 async def bump_every(args: argparse.Namespace, every_s: float, stop: threading.Event) -> None:
@@ -91,7 +88,7 @@ def sizes(url: str) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    await reset(args)
+    await fresh_database(args.database_url)
     queue = Queue(args.redis_url)
     await queue.flush()
     await queue.grow(100_000)
