@@ -785,7 +785,9 @@ async function pay() {
 async function offerTopUp(error) {
   await refreshWallet();
   const missing = totalHeld() - (state.balance || 0);
-  if (missing <= 0) return pay();
+  if (missing <= 0) {  // the wallet was topped up meanwhile (another tab): let the buyer press Pay again
+    return say("pay", "Your wallet now holds enough. Press Pay again.", "info");
+  }
   const button = Object.assign(document.createElement("button"), { className: "primary", textContent: `Add ${formatWon(missing)} and pay` });
   button.addEventListener("click", () => busy(button, "Paying…", async () => {
     clearMessages();
