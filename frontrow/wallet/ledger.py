@@ -99,19 +99,17 @@ async def charge(store: Store, user_id: str, amount: int, key: str | None) -> di
     limit = store.settings.max_balance
     try:
         if store.db.dialect.name == "postgresql":
-            new_balance = await _charge_in_one_statement(store, user_id, amount, key, limit)
+            answer = await _charge_in_one_statement(store, user_id, amount, key, limit)
         else:
-            new_balance = await _charge_in_steps(store, user_id, amount, key, limit)
+            answer = await _charge_in_steps(store, user_id, amount, key, limit)
     except IntegrityError:
         # The same key committed concurrently; our credit was rolled back.
         if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
             return first
         raise
-    if isinstance(new_balance, dict):
-        return new_balance
-    if new_balance is None:
+    if answer is None:
         raise Problem(422, "BALANCE_LIMIT", f"the balance may not pass {limit} won")
-    return {"user_id": user_id, "balance": new_balance, "charged": amount}
+    return answer
 
 
 def _first(user_id: str, amount: int, first_amount: int, first_balance: int) -> dict[str, Any]:
@@ -123,7 +121,8 @@ def _first(user_id: str, amount: int, first_amount: int, first_balance: int) -> 
 
 async def _charge_in_one_statement(
     store: Store, user_id: str, amount: int, key: str | None, limit: int
-) -> int | dict[str, Any] | None:
+) -> dict[str, Any] | None:
+    """The answer, or None when the balance would pass the limit."""
     params = {
         "user": user_id,
         "amount": amount,
@@ -141,12 +140,14 @@ async def _charge_in_one_statement(
     row = await once_more_if_dropped(run)
     if row.prior_amount is not None:
         return _first(user_id, amount, row.prior_amount, row.prior_balance)
-    return None if row.balance is None else int(row.balance)
+    if row.balance is None:
+        return None
+    return {"user_id": user_id, "balance": int(row.balance), "charged": amount}
 
 
 async def _charge_in_steps(
     store: Store, user_id: str, amount: int, key: str | None, limit: int
-) -> int | dict[str, Any] | None:
+) -> dict[str, Any] | None:
     """SQLite (the embedded default) has no data-modifying CTEs: the same
     steps in one IMMEDIATE transaction."""
     if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
@@ -171,4 +172,4 @@ async def _charge_in_steps(
                 created_at=dt.datetime.now(dt.UTC),
             )
         )
-    return int(new_balance)
+    return {"user_id": user_id, "balance": int(new_balance), "charged": amount}

@@ -162,7 +162,7 @@ async def _purchase(
 PAY_ONCE = text(
     """
 WITH prior AS (
-  SELECT id, request_hash FROM receipts
+  SELECT id FROM receipts
   WHERE user_id = :user AND idempotency_key = CAST(:key AS VARCHAR)
 ), debit AS (
   UPDATE wallets SET balance = balance - :amount
@@ -179,16 +179,13 @@ WITH prior AS (
   FROM receipt, unnest(CAST(:schedules AS BIGINT[]), CAST(:seats AS INTEGER[]),
                        CAST(:prices AS BIGINT[])) AS t(schedule_id, seat_no, price)
   RETURNING id, schedule_id, seat_no
-), booked AS (
+), booked AS (  -- read by nobody: PostgreSQL runs every data-modifying CTE anyway
   INSERT INTO ledger (user_id, kind, amount, balance_after, idempotency_key, receipt_id,
                       created_at)
   SELECT :user, 'payment', -CAST(:amount AS BIGINT), balance, :key, :receipt, :now FROM debit
-  RETURNING id
 )
 SELECT (SELECT balance FROM debit) AS balance_after,
        (SELECT id FROM prior) AS prior_id,
-       (SELECT request_hash FROM prior) AS prior_hash,
-       (SELECT count(*) FROM booked) AS booked,
        (SELECT json_agg(json_build_array(id, schedule_id, seat_no)) FROM sold) AS seats
 """
 )
@@ -241,28 +238,20 @@ async def _commit_in_one_statement(
         )
     dates = {ref.schedule_id: schedule for ref, schedule, _ in items}
     prices = {(ref.schedule_id, ref.seat_no): price for ref, _, price in items}
-    seats = sorted(
-        (dates[schedule_id].date, seat_no, schedule_id, reservation_id)
+    seats = [
+        receipt_views.seat_view(
+            dates[schedule_id].date,
+            seat_no,
+            dates[schedule_id].venue.place(seat_no),
+            prices[(schedule_id, seat_no)],
+            reservation_id,
+        )
         for reservation_id, schedule_id, seat_no in row.seats
+    ]
+    seats.sort(key=lambda seat: (seat["date"], seat["seat_no"]))  # as a receipt read back
+    receipt = receipt_views.receipt_view(
+        receipt_id, user_id, concert.id, amount, int(row.balance_after), now, seats
     )
-    receipt: dict[str, Any] = {
-        "receipt_id": receipt_id,
-        "user_id": user_id,
-        "concert_id": concert.id,
-        "amount": amount,
-        "balance_after": int(row.balance_after),
-        "paid_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seats": [
-            {
-                "date": date.isoformat(),
-                "seat_no": seat_no,
-                **dates[schedule_id].venue.place(seat_no),
-                "price": prices[(schedule_id, seat_no)],
-                "reservation_id": reservation_id,
-            }
-            for date, seat_no, schedule_id, reservation_id in seats
-        ],
-    }
     return receipt
 
 

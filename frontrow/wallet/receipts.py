@@ -49,29 +49,61 @@ async def render(conn: AsyncConnection, rows: list[Any]) -> list[dict[str, Any]]
     ).all()
     by_receipt: dict[str, list[dict[str, Any]]] = {}
     for s in seat_rows:
+        section, row = s.section or "GA", s.seat_row or "1"
+        place = {
+            "section": section,
+            "row": row,
+            "label": seat_label(section, row, s.number or s.seat_no),
+        }
         by_receipt.setdefault(s.receipt_id, []).append(
-            {
-                "date": s.date.isoformat(),
-                "seat_no": s.seat_no,
-                "section": s.section or "GA",
-                "row": s.seat_row or "1",
-                "label": seat_label(s.section or "GA", s.seat_row or "1", s.number or s.seat_no),
-                "price": s.price,
-                "reservation_id": s.id,
-            }
+            seat_view(s.date, s.seat_no, place, s.price, s.id)
         )
     return [
-        {
-            "receipt_id": r.id,
-            "user_id": r.user_id,
-            "concert_id": r.concert_id,
-            "amount": r.amount,
-            "balance_after": r.balance_after,
-            "paid_at": _iso(r.paid_at),
-            "seats": by_receipt.get(r.id, []),
-        }
+        receipt_view(
+            r.id,
+            r.user_id,
+            r.concert_id,
+            r.amount,
+            r.balance_after,
+            r.paid_at,
+            by_receipt.get(r.id, []),
+        )
         for r in rows
     ]
+
+
+def seat_view(
+    date: dt.date, seat_no: int, place: dict[str, str], price: int, reservation_id: int
+) -> dict[str, Any]:
+    """One seat of a receipt as the API shows it; place is section, row, label."""
+    return {
+        "date": date.isoformat(),
+        "seat_no": seat_no,
+        **place,
+        "price": price,
+        "reservation_id": reservation_id,
+    }
+
+
+def receipt_view(
+    receipt_id: str,
+    user_id: str,
+    concert_id: int,
+    amount: int,
+    balance_after: int,
+    paid_at: dt.datetime,
+    seats: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A receipt as the API shows it, whether read back or just written."""
+    return {
+        "receipt_id": receipt_id,
+        "user_id": user_id,
+        "concert_id": concert_id,
+        "amount": amount,
+        "balance_after": balance_after,
+        "paid_at": _iso(paid_at),
+        "seats": seats,
+    }
 
 
 async def by_key(conn: AsyncConnection, user_id: str, key: str) -> Any:
