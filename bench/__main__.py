@@ -174,15 +174,18 @@ class Queue:
         self.size = 0
 
     async def grow(self, size: int, concert_id: int = 1) -> None:
-        k = self.store.keys(concert_id)
-        keys = [k.wait, k.seen, k.users, k.active, k.cfg, k.stats]
+        from frontrow.queue.core import enter_call
+
+        # a line, not a calm queue: nobody is let straight in (enter.lua's fifo rule)
+        await self.store.redis.set(self.store.keys(concert_id).calm, 10**12, px=86_400_000)
         batch = 5_000
         for start in range(self.size, size, batch):
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 for i in range(start, min(size, start + batch)):
-                    await self.store.scripts.enter(
-                        keys=keys, args=[f"b{i}", f"t_b{i}", "1", 86_400_000], client=pipe
+                    keys, args = enter_call(
+                        self.store, f"b{i}", concert_id, True, token_id=f"t_b{i}"
                     )
+                    await self.store.scripts.enter(keys=keys, args=args, client=pipe)
                 await pipe.execute()
         self.size = max(self.size, size)
 

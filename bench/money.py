@@ -54,6 +54,7 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from bench import money_ceiling
+    from frontrow.auth import QueueClaims
     from frontrow.booking import holds
     from frontrow.catalog_import import apply, validate
     from frontrow.config import Settings
@@ -85,17 +86,15 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
     users = [f"p{i}" for i in range(buyers)]
     async with store.redis.pipeline(transaction=False) as pipe:
         for user in users:
-            await store.scripts.enter(
-                keys=[k.wait, k.seen, k.users, k.active, k.cfg, k.stats],
-                args=[user, f"t_{user}", "1", 86_400_000],
-                client=pipe,
-            )
+            keys, args = core.enter_call(store, user, 10, True, token_id=f"t_{user}")
+            await store.scripts.enter(keys=keys, args=args, client=pipe)
         await pipe.execute()
     await store.redis.hset(k.cfg, mapping={"admit_batch": buyers})
     await core.admit(store, 10, "bench")
 
     async def ready(i: int, user: str) -> str:
-        _, hold = await holds.hold(store, concert, schedule, i + 1, user)
+        claims = QueueClaims(user, 10, f"t_{user}", 0)
+        _, hold = await holds.hold(store, concert, schedule, i + 1, claims, f"bench{i}")
         await ledger.charge(store, user, hold.price, None)
         return json.dumps({"hold_ids": [hold.hold_id]})
 

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -267,6 +268,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admit-batch", type=int, default=200, help="k")
     parser.add_argument("--admit-interval", type=float, default=0.5, help="n, seconds")
     parser.add_argument("--max-active", type=int, default=400)
+    parser.add_argument(
+        "--target-p99-ms",
+        type=int,
+        default=0,
+        help="let the admitter choose k for this booking p99 (0: k is --admit-batch)",
+    )
+    parser.add_argument("--batch-max", type=int, default=1000, help="largest k with a target")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
@@ -279,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         FRONTROW_ADMIT_BATCH=str(args.admit_batch),
         FRONTROW_ADMIT_INTERVAL_S=str(args.admit_interval),
         FRONTROW_MAX_ACTIVE=str(args.max_active),
+        FRONTROW_ADMIT_TARGET_P99_MS=str(args.target_p99_ms),
+        FRONTROW_ADMIT_BATCH_MAX=str(args.batch_max),
         FRONTROW_ABANDON_AFTER_S="300",
     )
     cpu0 = time.process_time()
@@ -296,9 +306,16 @@ def main(argv: list[str] | None = None) -> None:
     first_date = rush.orders and min(d for _, d, _ in rush.orders)
     on_first = sorted((t, n) for t, d, n in rush.orders if d == first_date)
     seats = sum(n for _, _, n in rush.orders)
+    k = f"k={args.admit_batch}"
+    if args.target_p99_ms:
+        final = re.search(r"^frontrow_queue_admit_batch\{[^}]*\} (\S+)", metrics, re.M)
+        k = (
+            f"k chosen for a booking p99 of {args.target_p99_ms} ms (from {args.admit_batch},"
+            f" at most {args.batch_max}; {float(final[1]) if final else '?':g} at the end)"
+        )
     print(
         f"stadium import: {import_s:.1f} s; {args.buyers:,} buyers, {args.workers} workers,"
-        f" k={args.admit_batch} every {args.admit_interval} s, at most {args.max_active} active"
+        f" {k} every {args.admit_interval} s, at most {args.max_active} active"
     )
     print(
         f"orders: {len(rush.orders):,} in {wall:.0f} s = {len(rush.orders) / wall:.1f} orders/s,"

@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 from frontrow import catalog
 from frontrow.config import ConfigError, Settings
@@ -211,6 +212,43 @@ def user_token(args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
 
 
+def lottery_verify(args: argparse.Namespace) -> None:
+    """Fetch a concert's lottery and its whole draw from public endpoints and
+    check them; exit 1 when anything does not hold."""
+    import json
+    import urllib.request
+
+    from frontrow.sale import check_draw
+
+    base = f"{args.url.rstrip('/')}/concerts/{args.concert_id}/queue/lottery"
+
+    def get(url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body: dict[str, Any] = json.load(response)
+        return body
+
+    lottery = get(base)
+    keys: list[str] = []
+    while lottery.get("seed"):
+        after = f"&after={keys[-1]}" if keys else ""
+        page = get(f"{base}/draw?limit=10000{after}")["keys"]
+        keys += page
+        if len(page) < 10_000:
+            break
+    problems, rank = check_draw(lottery, keys, args.concert_id, args.user)
+    print(f"commitment {lottery.get('commitment')}")
+    print(f"seed       {lottery.get('seed')}")
+    print(f"entries    {lottery.get('entries')}, keys fetched {len(keys)}")
+    if args.user is not None:
+        where = f"rank {rank:,} of {len(keys):,}" if rank else "not in the draw"
+        print(f"user {args.user}: {where}")
+    for problem in problems:
+        print(f"FAIL: {problem}", file=sys.stderr)
+    if problems:
+        raise SystemExit(1)
+    print("OK: the seed matches the commitment; the draw is complete and in key order")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="frontrow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +293,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = sub.add_parser("seed-demo", help="load the demo concert into an empty catalog")
     p.set_defaults(func=seed_demo)
+
+    p = sub.add_parser("lottery", help="check a concert's pre-queue lottery")
+    lottery_sub = p.add_subparsers(dest="lottery_command", required=True)
+    p = lottery_sub.add_parser("verify", help="check the seed, the draw and a user's rank")
+    p.add_argument("concert_id", type=int)
+    p.add_argument(
+        "--url", required=True, help="the frontrow service, e.g. https://tickets.example"
+    )
+    p.add_argument("--user", help="a user id whose rank to find")
+    p.set_defaults(func=lottery_verify)
 
     p = sub.add_parser("user-token", help="print a user token for USER_ID")
     p.add_argument("user_id")

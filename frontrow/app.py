@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog, logs, metrics, openapi, ratelimit, server
+from frontrow import catalog, logs, metrics, openapi, pace, ratelimit, server
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
@@ -133,6 +133,7 @@ async def list_concerts(request: Request) -> Response:
                     "timezone": concert.timezone,
                     "open": live.get(concert.id, concert.on_sale),
                     "dates": len(upcoming),
+                    **concert.sale.as_dict(),
                 }
             )
     return JSONResponse({"concerts": listed}, headers={"Cache-Control": "public, max-age=5"})
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             log.warning("could not rebuild the sold copy at start-up: %r", exc)
         stop = asyncio.Event()
         tasks = loops.start(store, stop) if store.settings.schedulers else []
+        tasks.append(asyncio.create_task(pace.reporter(store, loops.owner_id(), stop)))
         if owned:
             # Start-up garbage is long-lived; freezing it keeps the collector's
             # pauses out of the poll's tail latency.

@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from frontrow.errors import BACKEND_ERRORS
+from frontrow.sale import Sale
 from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
 
 CHECK_AFTER_S = 5.0
@@ -158,6 +159,7 @@ class Concert:
     on_sale: bool
     schedules: tuple[Schedule, ...]
     timezone: str = "UTC"
+    sale: Sale = field(default_factory=Sale)
 
     def upcoming(self, now: dt.datetime | None = None) -> list[Schedule]:
         now = now or dt.datetime.now(dt.UTC)
@@ -187,12 +189,23 @@ class Catalog:
             async with self._lock:  # the first copy: every request waits for it
                 if not self._loaded:
                     await self._reload(force=True)
-        elif time.monotonic() - self._checked_at > self._check_after_s:
-            # Later copies are read in the background; requests keep the old one.
-            if self._refresh is None or self._refresh.done():
-                self._checked_at = time.monotonic()
-                self._refresh = asyncio.create_task(self._refresh_quietly())
+        else:
+            self._refresh_when_due()
         return self._concerts
+
+    def cached(self, concert_id: int) -> Concert | None:
+        """The concert in the copy this process has, never waiting on the
+        database (the poll answers with PostgreSQL down); a missing or stale
+        copy is read in the background."""
+        self._refresh_when_due()
+        return self._concerts.get(concert_id)
+
+    def _refresh_when_due(self) -> None:
+        # Later copies are read in the background; requests keep the old one.
+        due = not self._loaded or time.monotonic() - self._checked_at > self._check_after_s
+        if due and (self._refresh is None or self._refresh.done()):
+            self._checked_at = time.monotonic()
+            self._refresh = asyncio.create_task(self._refresh_quietly())
 
     async def _refresh_quietly(self) -> None:
         async with self._lock:
@@ -215,6 +228,11 @@ class Catalog:
 
     async def get(self, concert_id: int) -> Concert | None:
         return (await self.concerts()).get(concert_id)
+
+    async def close(self) -> None:
+        """Let a background read in flight finish before the engine goes away."""
+        if self._refresh is not None:
+            await asyncio.gather(self._refresh, return_exceptions=True)
 
     def expire(self) -> None:
         """Make the next read check the version (in the background, as usual)."""
@@ -278,6 +296,7 @@ async def _load(conn: AsyncConnection) -> dict[int, Concert]:
             row.on_sale,
             tuple(by_concert.get(row.id, ())),
             row.timezone,
+            sale_of(row),
         )
         for row in concert_rows
     }
@@ -288,9 +307,41 @@ async def bump_version(conn: AsyncConnection) -> None:
     await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
 
 
+def sale_of(row: Any) -> Sale:
+    """The sale of a concerts row."""
+    return Sale(
+        _utc(row.prequeue_from) if row.prequeue_from else None,
+        _utc(row.opens_at) if row.opens_at else None,
+        row.mode,
+        row.pow_bits,
+        row.lottery_seed,
+    )
+
+
+def sale_values(sale: Sale) -> dict[str, Any]:
+    """A concert row's sale columns; a seed once made is kept (COALESCE)."""
+    return {
+        "prequeue_from": sale.prequeue_from,
+        "opens_at": sale.opens_at,
+        "mode": sale.mode,
+        "pow_bits": sale.pow_bits,
+        "lottery_seed": func.coalesce(concerts.c.lottery_seed, sale.seed),
+    }
+
+
+async def save_sale(db: AsyncEngine, concert_id: int, sale: Sale) -> None:
+    """Store a concert's sale (admin API) and tell every process's catalog."""
+    async with db.begin() as conn:
+        await conn.execute(
+            update(concerts).where(concerts.c.id == concert_id).values(**sale_values(sale))
+        )
+        await bump_version(conn)
+
+
 async def migrate(db: AsyncEngine) -> None:
     """Create every table that does not exist yet, add columns that later
     versions need to tables that do; safe to run again."""
+    stamp = "TIMESTAMP WITH TIME ZONE" if db.dialect.name == "postgresql" else "DATETIME"
     async with db.begin() as conn:
         await conn.run_sync(metadata.create_all)
         columns = await conn.run_sync(
@@ -311,10 +362,16 @@ async def migrate(db: AsyncEngine) -> None:
                 await conn.execute(text(ddl))
         if await conn.scalar(select(func.count()).select_from(catalog_version)) == 0:
             await conn.execute(insert(catalog_version).values(id=1, version=1))
-        if ("concerts", "timezone") not in columns:
-            await conn.execute(
-                text("ALTER TABLE concerts ADD COLUMN timezone VARCHAR(64) NOT NULL DEFAULT 'UTC'")
-            )
+        for column, ddl in (
+            ("timezone", "VARCHAR(64) NOT NULL DEFAULT 'UTC'"),
+            ("prequeue_from", f"{stamp} NULL"),
+            ("opens_at", f"{stamp} NULL"),
+            ("mode", "VARCHAR(16) NOT NULL DEFAULT 'fifo'"),
+            ("pow_bits", "INTEGER NOT NULL DEFAULT 0"),
+            ("lottery_seed", "VARCHAR(64) NULL"),
+        ):
+            if ("concerts", column) not in columns:
+                await conn.execute(text(f"ALTER TABLE concerts ADD COLUMN {column} {ddl}"))
         if ("schedules", "seats_left") not in columns:
             await conn.execute(
                 text("ALTER TABLE schedules ADD COLUMN seats_left INTEGER NOT NULL DEFAULT 0")

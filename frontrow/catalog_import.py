@@ -12,6 +12,8 @@ dates by (concert, date), seats by number. A seat that is already sold
 keeps its price and cannot be removed; the whole import is refused then.
 Dates missing from the file are left as they are. `date` is the show's
 day in the venue's `timezone` (default UTC); `starts_at` may carry any offset.
+A concert may also carry its sale (frontrow/sale.py): `prequeue_from`,
+`opens_at`, `mode`, `pow_bits`; fields left out keep their stored value.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from frontrow.catalog import bump_version
+from frontrow import sale
+from frontrow.catalog import bump_version, sale_of, sale_values
+from frontrow.errors import Problem
 from frontrow.schema import concerts, reservations, schedules, seats
 
 MAX_SEAT = 100_000
@@ -90,6 +94,7 @@ class ConcertSpec:
     line: int
     timezone: str = "UTC"
     dates: list[DateSpec] = field(default_factory=list)
+    sale: dict[str, Any] = field(default_factory=dict)  # the sale fields the file gives
 
 
 def _int(value: Any, low: int, high: int) -> TypeGuard[int]:
@@ -146,7 +151,12 @@ def validate(source: str) -> list[ConcertSpec]:
             on_sale is True,
             _line(c),
             zone.key if zone else "UTC",
+            sale={name: c[name] for name in sale.FIELDS if name in c},
         )
+        try:
+            sale.changed(sale.Sale(), spec.sale)
+        except Problem as bad:
+            err(c, f"concert {c['id']}: {bad.detail}")
         dates = c.get("dates", [])
         if not isinstance(dates, list):
             err(c, f"concert {c['id']}: dates must be a list")
@@ -332,6 +342,16 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                 await conn.execute(insert(concerts).values(id=c.id, **values))
             else:
                 await conn.execute(update(concerts).where(concerts.c.id == c.id).values(**values))
+            if c.sale:
+                stored = (await conn.execute(select(concerts).where(concerts.c.id == c.id))).one()
+                try:
+                    new = sale.changed(sale_of(stored), c.sale)
+                except Problem as bad:
+                    errors.append(f"line {c.line}: concert {c.id}: {bad.detail}")
+                else:
+                    await conn.execute(
+                        update(concerts).where(concerts.c.id == c.id).values(**sale_values(new))
+                    )
             for d in c.dates:
                 schedule_id = await conn.scalar(
                     select(schedules.c.id).where(

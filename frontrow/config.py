@@ -118,10 +118,14 @@ class Settings:
     admit_batch: int = 100
     admit_interval_s: float = 1.0
     max_active: int = 0
+    admit_target_p99_ms: int = 0
+    admit_batch_min: int = 1
+    admit_batch_max: int = 1000
     sweep_interval_s: float = 5.0
     session_ttl_s: float = 1800
     session_max_s: float = 0
     abandon_after_s: float = 120
+    prequeue_spread_s: float = 30
     hold_ttl_s: float = 300
     max_holds_per_user: int = 4
     max_charge: int = 10_000_000
@@ -175,6 +179,8 @@ class Settings:
             raise ConfigError(
                 "FRONTROW_AUTH_SECRET is invalid: must be at least 32 bytes (HS256 key)"
             )
+        if values.get("admit_batch_min", 1) > values.get("admit_batch_max", 1000):
+            raise ConfigError("FRONTROW_ADMIT_BATCH_MIN is above FRONTROW_ADMIT_BATCH_MAX")
         if values.get("redis_cluster") and embedded:
             raise ConfigError("FRONTROW_REDIS_CLUSTER=1 needs FRONTROW_REDIS_URL")
         return cls(**values)
@@ -204,10 +210,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "admit_batch": _int(0, 1_000_000),
     "admit_interval_s": _positive_float,
     "max_active": _int(0),
+    "admit_target_p99_ms": _int(0, 600_000),
+    "admit_batch_min": _int(1, 1_000_000),
+    "admit_batch_max": _int(1, 1_000_000),
     "sweep_interval_s": _positive_float,
     "session_ttl_s": _positive_float,
     "session_max_s": _float(0, allow_low=True),
     "abandon_after_s": _positive_float,
+    "prequeue_spread_s": _positive_float,
     "hold_ttl_s": _positive_float,
     "max_holds_per_user": _int(1, 100),
     "max_charge": _int(1, MONEY_LIMIT),

@@ -13,10 +13,12 @@ class ConcertKeys:
     __slots__ = (
         "active",
         "base",
+        "calm",
         "cap",
         "cfg",
         "concert_id",
         "done",
+        "draw",
         "seen",
         "stats",
         "tick",
@@ -36,6 +38,12 @@ class ConcertKeys:
         self.cfg = self.base + ":cfg"  # HASH live settings from the admin API
         self.tick = self.base + ":tick"  # admission lease, one tick per interval
         self.stats = self.base + ":stats"  # HASH counters and observed admission rate
+        self.draw = self.base + ":draw"  # ZSET lottery key (hex) -> 0, the pre-queued places
+        self.calm = self.base + ":calm"  # STRING places let in at once this interval, PX interval
+
+    def pow(self, challenge: str) -> str:
+        """STRING user id a proof-of-work challenge was given to, PX its life."""
+        return f"{self.base}:pow:{challenge}"
 
     def hold(self, schedule_id: int, seat_no: int) -> str:
         """STRING hold_id|user_id with PX = hold ttl: the seat's lock."""

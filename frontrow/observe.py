@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from frontrow import pace
 from frontrow.metrics import LATENCY, REQUESTS
 
 access = logging.getLogger("frontrow.access")
@@ -42,6 +43,7 @@ def record(
     requests, latency = _children(method, template, status)
     requests.inc()
     latency.observe(elapsed)
+    pace.sample(template, elapsed)
     if log and access.isEnabledFor(logging.INFO):
         access.info(
             "request",

@@ -56,7 +56,14 @@ SCHEMAS: dict[str, Any] = {
             "expires_at": nullable(TIME),
             "concert_id": INT,
             "sold_out": BOOL,
-        }
+        },
+        {
+            "prequeue": {
+                "type": "boolean",
+                "description": "true while the place waits unranked for the opening's draw",
+            },
+            "opens_at": nullable(TIME),
+        },
     ),
     "Concerts": obj(
         {
@@ -70,7 +77,13 @@ SCHEMAS: dict[str, Any] = {
                         "timezone": STR,
                         "open": BOOL,
                         "dates": INT,
-                    }
+                    },
+                    {
+                        "prequeue_from": nullable(TIME),
+                        "opens_at": nullable(TIME),
+                        "mode": STR,
+                        "pow_bits": INT,
+                    },
                 ),
             }
         }
@@ -194,6 +207,16 @@ SCHEMAS: dict[str, Any] = {
             "admit_interval_s": {"type": "number", "minimum": 0.05, "maximum": 3600},
             "max_active": {"type": "integer", "minimum": 0, "maximum": 100_000_000},
             "open": BOOL,
+            "admit_target_p99_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 600_000,
+                "description": "booking p99 the admitter steers k to (0 = fixed k)",
+            },
+            "prequeue_from": nullable({"type": "string", "format": "date-time"}),
+            "opens_at": nullable({"type": "string", "format": "date-time"}),
+            "mode": {"enum": ["fifo", "random", "passthrough", "reject"]},
+            "pow_bits": {"type": "integer", "minimum": 0, "maximum": 26},
         },
     },
     "QueueStats": obj(
@@ -205,10 +228,33 @@ SCHEMAS: dict[str, Any] = {
             "expired_total": INT,
             "admit_batch": INT,
             "admit_interval_s": {"type": "number"},
+            "admit_target_p99_ms": INT,
             "max_active": INT,
             "admit_rate_per_s": {"type": "number"},
         },
-        {"open": BOOL, "sold_out": BOOL},
+        {
+            "open": BOOL,
+            "sold_out": BOOL,
+            "prequeue_from": nullable(TIME),
+            "opens_at": nullable(TIME),
+            "mode": STR,
+            "pow_bits": INT,
+            "commitment": nullable(STR),
+        },
+    ),
+    "Challenge": obj({"challenge": STR, "bits": INT, "expires_at": TIME}),
+    "Lottery": obj(
+        {
+            "concert_id": INT,
+            "prequeue_from": TIME,
+            "opens_at": TIME,
+            "commitment": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "seed": nullable({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+            "entries": nullable(INT),
+        }
+    ),
+    "Draw": obj(
+        {"keys": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}
     ),
 }
 
@@ -216,11 +262,14 @@ ERRORS = {
     400: "BAD_REQUEST: malformed JSON or wrong content type",
     401: "UNAUTHENTICATED, TOKEN_WAITING, TOKEN_EXPIRED or TOKEN_DONE",
     402: "INSUFFICIENT_BALANCE",
-    403: "FORBIDDEN: another concert's token or another user's resource",
+    403: "FORBIDDEN: another concert's token or another user's resource;"
+    " PROOF_OF_WORK_INVALID: a wrong, spent, expired or another user's proof",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
-    409: "SEAT_UNAVAILABLE, HOLD_LIMIT, HOLD_EXPIRED, QUEUE_CLOSED or IDEMPOTENCY_MISMATCH",
+    409: "SEAT_UNAVAILABLE, HOLD_LIMIT, HOLD_EXPIRED, QUEUE_CLOSED (with opens_at and"
+    " prequeue_from) or IDEMPOTENCY_MISMATCH",
     413: "PAYLOAD_TOO_LARGE: body over 16 KiB",
+    428: "PROOF_OF_WORK_REQUIRED: entering needs a Proof-Of-Work header",
     422: "VALIDATION_FAILED or BALANCE_LIMIT",
     429: "TOO_MANY_REQUESTS: a per-user or per-address limit (Retry-After set)",
     503: "BACKEND_UNAVAILABLE: Redis or the database is unreachable (Retry-After set)",
@@ -284,6 +333,13 @@ IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[!-~]+$"},
 }
 CONCERT = path_param("concert_id", {"type": "integer", "minimum": 0})
+PROOF_OF_WORK = {
+    "name": "Proof-Of-Work",
+    "in": "header",
+    "required": False,
+    "description": "<challenge>:<nonce> when the concert's pow_bits is above 0",
+    "schema": {"type": "string", "maxLength": 200},
+}
 DATE_P = path_param("date", DATE)
 SEAT = path_param("seat_no", {"type": "integer", "minimum": 0})
 PAGE = {"description": "the waiting-room page", "content": {"text/html": {}}}
@@ -314,9 +370,38 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": op(
             "Enter the queue (201 new place, 200 the place you already hold)",
             {201: ok("Entered", "a new place"), 200: ok("Entered", "your existing place")},
-            (404, 409, 429),
+            (403, 404, 409, 428, 429),
+            auth="userToken",
+            params=(CONCERT, PROOF_OF_WORK),
+        )
+    },
+    "/concerts/{concert_id}/queue/challenge": {
+        "post": op(
+            "A proof-of-work challenge for entering (2 minutes, one use)",
+            {201: ok("Challenge", "created")},
+            (404, 429),
             auth="userToken",
             params=(CONCERT,),
+        )
+    },
+    "/concerts/{concert_id}/queue/lottery": {
+        "get": op(
+            "The pre-queue lottery: commitment, then the seed from opens_at",
+            {200: ok("Lottery")},
+            (404, 503),
+            params=(CONCERT,),
+        )
+    },
+    "/concerts/{concert_id}/queue/lottery/draw": {
+        "get": op(
+            "The drawn keys in order (after the opening), a page at a time",
+            {200: ok("Draw")},
+            (404, 422, 503),
+            params=(
+                CONCERT,
+                query_param("after", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}),
+            ),
         )
     },
     "/queue/token": {

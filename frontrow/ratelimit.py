@@ -12,7 +12,7 @@ from frontrow.store import Store
 ADMIN_FAILURES_PER_ADDRESS = 10
 
 
-def _too_many(action: str, wait_ms: int) -> Problem:
+def too_many(action: str, wait_ms: int) -> Problem:
     retry_after = max(1, math.ceil(wait_ms / 1000))
     return Problem(
         429,
@@ -31,22 +31,27 @@ async def _count(store: Store, action: str, limits: list[tuple[str, int]]) -> No
         args=[int(store.settings.rate_window_s * 1000), *(n for _, n in limits)],
     )
     if wait_ms:
-        raise _too_many(action, wait_ms)
+        raise too_many(action, wait_ms)
+
+
+def counters(
+    store: Store, concert_id: int, action: str, user_id: str, address: str
+) -> list[tuple[str, int]]:
+    """The (counter key, most attempts per window) pairs an attempt counts
+    against: per user and per address in the concert (0 = no limit). The hold
+    scripts count them inside their own call."""
+    s = store.settings
+    per_user = s.enter_per_user if action == "enter" else s.hold_per_user
+    k = store.keys(concert_id)
+    return [
+        (k.rate(action, f"u:{user_id}"), per_user),
+        (k.rate(action, f"ip:{address}"), s.requests_per_ip),
+    ]
 
 
 async def check(store: Store, concert_id: int, action: str, user_id: str, address: str) -> None:
     """Count this attempt; raise 429 with Retry-After when a limit is passed."""
-    s = store.settings
-    per_user = s.enter_per_user if action == "enter" else s.hold_per_user
-    k = store.keys(concert_id)
-    await _count(
-        store,
-        action,
-        [
-            (k.rate(action, f"u:{user_id}"), per_user),
-            (k.rate(action, f"ip:{address}"), s.requests_per_ip),
-        ],
-    )
+    await _count(store, action, counters(store, concert_id, action, user_id, address))
 
 
 async def check_address(store: Store, action: str, address: str, limit: int) -> None:
@@ -63,4 +68,4 @@ async def refuse_when_spent(store: Store, action: str, address: str, limit: int)
         pipe.pttl(key)
         used, ttl_ms = await pipe.execute()
     if used is not None and int(used) >= limit:
-        raise _too_many(action, max(ttl_ms, 1000))
+        raise too_many(action, max(ttl_ms, 1000))

@@ -32,6 +32,14 @@ concerts = Table(
     # The venue's IANA time zone: dates and show times are shown in it, so a
     # buyer abroad and the ticket agree on the day.
     Column("timezone", String(64), nullable=False, server_default="UTC"),
+    # The sale event (frontrow/queue/sale.py): pre-queue window, opening,
+    # queueing mode, proof-of-work bits, and the lottery's secret seed (hex;
+    # made once when a pre-queue is first scheduled, published at opens_at).
+    Column("prequeue_from", DateTime(timezone=True), nullable=True),
+    Column("opens_at", DateTime(timezone=True), nullable=True),
+    Column("mode", String(16), nullable=False, server_default="fifo"),
+    Column("pow_bits", Integer, nullable=False, server_default="0"),
+    Column("lottery_seed", String(64), nullable=True),
 )
 
 schedules = Table(

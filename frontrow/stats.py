@@ -53,7 +53,10 @@ async def rows(store: Store) -> list[tuple[str, ...]]:
                 f"{q['waiting']:,}",
                 f"{q['active']:,}",
                 str(q["max_active"] or "-"),
-                f"{q['admit_batch']}/{q['admit_interval_s']:g}s",
+                # k chosen by the admitter for a p99 target reads "auto 40/1s (p99 500ms)"
+                (f"auto {q['admit_batch']}" if q["admit_target_p99_ms"] else str(q["admit_batch"]))
+                + f"/{q['admit_interval_s']:g}s"
+                + (f" (p99 {q['admit_target_p99_ms']}ms)" if q["admit_target_p99_ms"] else ""),
                 f"{q['admit_rate_per_s']:.1f}",
                 _eta(q["waiting"], q["admit_rate_per_s"]),
                 f"{q['admitted_total']:,}",

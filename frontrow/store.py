@@ -99,6 +99,7 @@ class Store:
         return concert_keys(self.settings.key_prefix, concert_id)
 
     async def close(self) -> None:
+        await self.catalog.close()
         await self.redis.aclose()
         await self.db.dispose()
 

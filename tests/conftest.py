@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from frontrow import catalog
 from frontrow.app import create_app
 from frontrow.config import Settings
+from frontrow.keys import concert_keys
 from frontrow.schema import metadata
 from frontrow.store import Store, make_engine, make_redis, open_store
 
@@ -80,6 +81,7 @@ async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
         await _reset_database(db)
     else:
         await catalog.migrate(db)
+    await keep_the_line(redis, first)
     stores: list[Store] = []
 
     async def make(**overrides: Any) -> Store:
@@ -89,8 +91,24 @@ async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
         return store
 
     yield make
+    for store in stores:
+        await store.catalog.close()
     await redis.aclose()
     await db.dispose()
+
+
+async def keep_the_line(redis: Any, settings: Settings, concert_ids: Any = range(1, 11)) -> None:
+    """Tests study the line, so entering waits in it: this interval's pass-through
+    budget is spent for these concerts. By default (fifo, nobody waiting) the
+    first k entrants of an interval go straight in; tests/queue/test_sale.py
+    turns that back on with `let_calm_pass`."""
+    for concert_id in concert_ids:
+        key = concert_keys(settings.key_prefix, concert_id).calm
+        await redis.set(key, 1_000_000_000, px=86_400_000)
+
+
+async def let_calm_pass(store: Store, concert_id: int = 1) -> None:
+    await store.redis.delete(store.keys(concert_id).calm)
 
 
 @pytest.fixture

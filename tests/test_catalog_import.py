@@ -234,3 +234,41 @@ async def test_sections_rows_and_the_stadium(make_store: MakeStore) -> None:
     assert "section D: row 2 twice" in text
     assert "section D appears twice" in text
     assert "give a row name (row) or numbers (from, to)" in text
+
+
+async def test_a_concert_s_sale_from_the_file(make_store: MakeStore) -> None:
+    """prequeue_from, opens_at, mode and pow_bits come from the concert object;
+    the seed is made once; a field left out keeps its value; bad ones name their line."""
+    store = await make_store()
+    concert = {
+        "id": 5,
+        "title": "on sale at ten",
+        "venue": "stadium",
+        "prequeue_from": "2099-06-01T09:30:00+09:00",
+        "opens_at": "2099-06-01T10:00:00+09:00",
+        "mode": "fifo",
+        "pow_bits": 20,
+    }
+    await apply(store.db, validate(json.dumps({"concerts": [concert]})))
+    sale = (await load(store.db))[5].sale
+    assert sale.opens_at is not None and sale.opens_at.isoformat() == "2099-06-01T01:00:00+00:00"
+    assert sale.pow_bits == 20 and sale.seed is not None and sale.commitment
+    # again, without pow_bits and with another mode: the seed stays, pow_bits too
+    del concert["pow_bits"]
+    concert["mode"] = "random"
+    await apply(store.db, validate(json.dumps({"concerts": [concert]})))
+    again = (await load(store.db))[5].sale
+    assert (again.seed, again.pow_bits, again.mode) == (sale.seed, 20, "random")
+
+    source = """{"concerts": [
+  {"id": 6, "title": "t", "venue": "v", "mode": "lifo"},
+  {"id": 7, "title": "t", "venue": "v", "pow_bits": 40},
+  {"id": 8, "title": "t", "venue": "v", "prequeue_from": "2099-01-01T00:00:00Z"}
+]}"""
+    with pytest.raises(CatalogError) as caught:
+        validate(source)
+    assert caught.value.errors == [
+        "line 2: concert 6: mode must be one of fifo, random, passthrough, reject",
+        "line 3: concert 7: pow_bits must be an integer from 0 to 26",
+        "line 4: concert 8: prequeue_from must come before opens_at",
+    ]

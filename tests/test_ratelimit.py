@@ -53,7 +53,12 @@ async def test_holds_are_limited_per_user_and_refusals_change_nothing(
         assert (await client.post(seats_url(2), headers=bearer(token))).status_code == 201
         response = await client.post(seats_url(3), headers=bearer(token))
         assert_problem(response, 429, "TOO_MANY_REQUESTS")
+        best = seats_url().replace("/seats", "/best-available")
+        response = await client.post(best, headers=bearer(token), json={"count": 1})
+        assert_problem(response, 429, "TOO_MANY_REQUESTS")
+        assert int(response.headers["Retry-After"]) >= 1
         seats = (await client.get(seats_url(), headers=bearer(token))).json()["seats"]
+        assert [s["status"] for s in seats].count("HELD") == 2
         assert seats[2]["status"] == "AVAILABLE"
         import asyncio
 

@@ -13,11 +13,12 @@ from typing import Any
 from prometheus_client.core import Metric
 from sqlalchemy import select, update
 
-from frontrow import metrics
+from frontrow import metrics, ratelimit
+from frontrow.auth import QueueClaims
 from frontrow.catalog import Concert, Run, Schedule, Section, Venue
-from frontrow.errors import conflict, forbidden, not_found
+from frontrow.errors import conflict, forbidden, not_found, unauthenticated
 from frontrow.metrics import HOLDS
-from frontrow.queue.core import iso_ms, ms
+from frontrow.queue.core import iso_ms, ms, require_active
 from frontrow.schema import reservations, schedules
 from frontrow.store import Store
 
@@ -182,15 +183,47 @@ class Hold:
         }
 
 
+def _gate(store: Store, claims: QueueClaims, address: str) -> tuple[list[str], list[Any]]:
+    """The keys and arguments with which a hold script checks the token's
+    session and counts the attempt against the rate limits itself, so a hold
+    is one Redis call (_lib.lua: live_session, count_attempt)."""
+    s = store.settings
+    k = store.keys(claims.concert_id)
+    (user_key, per_user), (address_key, per_address) = ratelimit.counters(
+        store, claims.concert_id, "hold", claims.user_id, address
+    )
+    return (
+        [k.active, k.cap, k.users, user_key, address_key],
+        [claims.token_id, ms(s.session_ttl_s), ms(s.rate_window_s), per_user, per_address],
+    )
+
+
+async def _refused(store: Store, claims: QueueClaims, outcome: str, wait_ms: int) -> None:
+    """Raise what a hold script's refusal of the caller means, if it is one."""
+    if outcome == "NOT_ACTIVE":
+        await require_active(store, claims, claims.concert_id)  # which state it is (401)
+        raise unauthenticated("the queue token is not ACTIVE", code="TOKEN_EXPIRED")
+    if outcome == "RATE":
+        raise ratelimit.too_many("hold", wait_ms)
+
+
 async def hold(
-    store: Store, concert: Concert, schedule: Schedule, seat_no: int, user_id: str
+    store: Store,
+    concert: Concert,
+    schedule: Schedule,
+    seat_no: int,
+    claims: QueueClaims,
+    address: str,
 ) -> tuple[bool, Hold]:
-    """Hold a seat for the user; returns (new, hold). Re-holding your seat is not new."""
+    """Hold a seat for the token's user; returns (new, hold). Re-holding your
+    seat is not new. The session check and rate limits are in the same call."""
     price = schedule.prices.get(seat_no)
     if price is None:
         raise not_found(f"no seat {seat_no} on {schedule.date.isoformat()}")
     s = store.settings
     k = store.keys(concert.id)
+    user_id = claims.user_id
+    gate_keys, gate_args = _gate(store, claims, address)
     for _ in range(2):
         outcome, hold_id, expires = await store.scripts.hold(
             keys=[
@@ -198,6 +231,7 @@ async def hold(
                 k.holds(schedule.id),
                 k.uholds(user_id),
                 k.sold(schedule.id),
+                *gate_keys,
             ],
             args=[
                 seat_no,
@@ -205,11 +239,13 @@ async def hold(
                 user_id,
                 ms(s.hold_ttl_s),
                 s.max_holds_per_user,
+                *gate_args,
             ],
         )
         if outcome != "RELOAD":
             break
         await load_sold(store, concert, schedule)
+    await _refused(store, claims, outcome, expires)
     HOLDS.labels(str(concert.id), outcome.lower()).inc()
     if outcome in ("SOLD", "TAKEN", "RELOAD"):
         raise conflict("SEAT_UNAVAILABLE", f"seat {seat_no} is already held or sold")
@@ -289,12 +325,15 @@ async def best_available(
     store: Store,
     concert: Concert,
     schedule: Schedule,
-    user_id: str,
+    claims: QueueClaims,
+    address: str,
     count: int,
     section: str | None,
     max_price: int | None,
 ) -> list[Hold]:
-    """Hold `count` adjacent seats of one row, the best block first, all or none."""
+    """Hold `count` adjacent seats of one row for the token's user, the best
+    block first, all or none; the session check and rate limits are in the
+    same call."""
     venue = schedule.venue
     sections = list(venue.sections)
     if section is not None:
@@ -305,9 +344,11 @@ async def best_available(
     s = store.settings
     k = store.keys(concert.id)
     rows = _rows_for_best(venue, sections, max_price)
+    user_id = claims.user_id
+    gate_keys, gate_args = _gate(store, claims, address)
     for _ in range(2):
         outcome = await store.scripts.best(
-            keys=[k.sold(schedule.id), k.holds(schedule.id), k.uholds(user_id)],
+            keys=[k.sold(schedule.id), k.holds(schedule.id), k.uholds(user_id), *gate_keys],
             args=[
                 count,
                 user_id,
@@ -316,12 +357,14 @@ async def best_available(
                 k.hold_prefix(schedule.id),
                 f"h_{concert.id}.{schedule.id}.",
                 rows,
+                *gate_args,
                 *(secrets.token_urlsafe(12) for _ in range(count)),
             ],
         )
         if outcome[0] != "RELOAD":
             break
         await load_sold(store, concert, schedule)
+    await _refused(store, claims, outcome[0], int(outcome[1]) if outcome[0] == "RATE" else 0)
     if outcome[0] == "LIMIT":
         HOLDS.labels(str(concert.id), "limit").inc()
         raise conflict(

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frontrow import ratelimit
 from frontrow.auth import QueueClaims
 from frontrow.booking import holds
 from frontrow.catalog import Concert, Schedule
@@ -17,14 +16,22 @@ from frontrow.http import JSONResponse, client_address, queue_claims_of, read_js
 from frontrow.queue.core import require_active
 
 
-async def _active_concert(request: Request) -> tuple[QueueClaims, Concert]:
-    store = store_of(request)
+async def _concert(request: Request) -> tuple[QueueClaims, Concert]:
+    """The token's claims and the path's concert (the token must be for it);
+    the session is checked by the caller: a hold checks it inside its script."""
     claims = queue_claims_of(request)
     concert_id = request.path_params["concert_id"]
-    await require_active(store, claims, concert_id)
-    concert = await store.catalog.get(concert_id)
+    if claims.concert_id != concert_id:
+        raise forbidden("this queue token is for another concert")
+    concert = await store_of(request).catalog.get(concert_id)
     if concert is None:
         raise not_found("no such concert")
+    return claims, concert
+
+
+async def _active_concert(request: Request) -> tuple[QueueClaims, Concert]:
+    claims, concert = await _concert(request)
+    await require_active(store_of(request), claims, concert.id)
     return claims, concert
 
 
@@ -148,16 +155,18 @@ async def list_sections(request: Request) -> Response:
 
 
 async def hold_seat(request: Request) -> Response:
-    claims, concert = await _active_concert(request)
+    claims, concert = await _concert(request)
     schedule = _schedule(concert, request.path_params["date"])
     body = await read_json(request, optional=True)
     if body:
         raise invalid("this request takes no fields; send no body or {}")
-    store = store_of(request)
-    address = client_address(request)
-    await ratelimit.check(store, concert.id, "hold", claims.user_id, address)
     created, hold = await holds.hold(
-        store, concert, schedule, request.path_params["seat_no"], claims.user_id
+        store_of(request),
+        concert,
+        schedule,
+        request.path_params["seat_no"],
+        claims,
+        client_address(request),
     )
     return JSONResponse(hold.as_dict(), status_code=201 if created else 200)
 
@@ -166,7 +175,7 @@ BEST_FIELDS = ("count", "section", "max_price")
 
 
 async def best_available(request: Request) -> Response:
-    claims, concert = await _active_concert(request)
+    claims, concert = await _concert(request)
     schedule = _schedule(concert, request.path_params["date"])
     store = store_of(request)
     body = await read_json(request)
@@ -181,9 +190,8 @@ async def best_available(request: Request) -> Response:
         raise invalid("section must be a section's name")
     if max_price is not None and (type(max_price) is not int or max_price < 0):
         raise invalid("max_price must be a whole number of won >= 0")
-    await ratelimit.check(store, concert.id, "hold", claims.user_id, client_address(request))
     held = await holds.best_available(
-        store, concert, schedule, claims.user_id, count, section, max_price
+        store, concert, schedule, claims, client_address(request), count, section, max_price
     )
     return JSONResponse({"holds": [h.as_dict() for h in held]}, status_code=201)
 

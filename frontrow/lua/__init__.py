@@ -10,8 +10,13 @@ from importlib.resources import files
 from typing import Any
 
 
-def source(name: str) -> str:
+def _read(name: str) -> str:
     return files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def source(name: str) -> str:
+    """A script as Redis runs it: the shared helpers of _lib.lua, then the script."""
+    return _read("_lib") + _read(name)
 
 
 class Scripts:
@@ -19,7 +24,11 @@ class Scripts:
 
     # every .lua file of this package, so a new script needs no list to update
     NAMES = tuple(
-        sorted(f.name[:-4] for f in files(__package__).iterdir() if f.name.endswith(".lua"))
+        sorted(
+            f.name[:-4]
+            for f in files(__package__).iterdir()
+            if f.name.endswith(".lua") and not f.name.startswith("_")
+        )
     )
 
     def __init__(self, redis: Any) -> None:

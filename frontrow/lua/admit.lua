@@ -2,13 +2,23 @@
 -- the admitter that gets it admits up to k waiting tokens in arrival order,
 -- bounded by the active-session cap, dropping tokens that stopped polling.
 --
+-- With a target booking p99 (cfg 'admit_target_p99_ms', else ARGV[8]; 0 =
+-- off), k is not the configured one but stats 'auto_batch', which this
+-- script moves within [ARGV[11], ARGV[12]] once per new p99 report
+-- (frontrow/pace.py): over the target it drops by a quarter; under 0.8 of
+-- it, and only when this tick's batch was full (people are waiting for
+-- more), it grows by a tenth. TCP's shape (slow up, fast down), kept gentle
+-- because the people admitted now load the booking path minutes later.
+--
 -- KEYS[1] tick    STRING lease 'taken_at_ms|owner', PX interval
 -- KEYS[2] wait    ZSET token -> entered_at
 -- KEYS[3] seen    ZSET waiting token -> last poll (ms)
 -- KEYS[4] active  ZSET token -> session expiry (ms)
 -- KEYS[5] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[6] cfg     HASH live settings: admit_batch, admit_interval_s, max_active
--- KEYS[7] stats   HASH admitted_total, abandoned_total, rate, ticks, last_tick_ms, sold_out
+-- KEYS[7] stats   HASH admitted_total, abandoned_total, rate, ticks, last_tick_ms, sold_out,
+--                 opened_ms and entries (the opening), batch, auto_batch, auto_report_ms
+-- KEYS[8] draw    ZSET the pre-queued places' lottery keys
 -- ARGV[1] default admit batch (k)
 -- ARGV[2] default admit interval (ms)
 -- ARGV[3] default max active (0 = no cap)
@@ -16,15 +26,28 @@
 -- ARGV[5] absolute session cap (ms, 0 = none)
 -- ARGV[6] abandon after (ms)
 -- ARGV[7] lease owner (for debugging who ticked)
+-- ARGV[8] default target booking p99 (ms, 0 = fixed k)
+-- ARGV[9] observed booking p99 (ms), ARGV[10] its report's time (ms, 0 = none)
+-- ARGV[11] smallest k, ARGV[12] largest k
+-- ARGV[13] opens_at (ms, 0 = open now): nobody is admitted before it, and
+--          the first tick from then on is the opening (once: HSETNX)
+-- ARGV[14] mode: 'random' admits uniformly among the present waiting
+--          places; any other mode in line order (pre-queued places first,
+--          by lottery key, then arrivals)
 --
--- Returns {admitted, abandoned, next_tick_in_ms}; admitted is -1 when
--- another admitter already ticked in this interval.
-local rcall = redis.call
-local tick, wait, seen, active, cap, cfg, stats =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- Returns {admitted, abandoned, next_tick_in_ms, opened}; admitted is -1
+-- when another admitter already ticked in this interval; opened is 1 for
+-- the one tick that opened the sale. stats 'batch' is the k
+-- of the last tick.
+local tick, wait, seen, active, cap, cfg, stats, draw =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local opens_at, mode = tonumber(ARGV[13]), ARGV[14]
 
-local conf = rcall('HMGET', cfg, 'admit_batch', 'admit_interval_s', 'max_active')
+local conf = rcall('HMGET', cfg, 'admit_batch', 'admit_interval_s', 'max_active',
+  'admit_target_p99_ms')
 local k = tonumber(conf[1] or ARGV[1])
+local target = tonumber(conf[4] or ARGV[8])
+local k_min, k_max = tonumber(ARGV[11]), tonumber(ARGV[12])
 local interval_ms = tonumber(ARGV[2])
 if conf[2] then
   interval_ms = math.max(1, math.floor(tonumber(conf[2]) * 1000))
@@ -32,19 +55,32 @@ end
 local max_active = tonumber(conf[3] or ARGV[3])
 local ttl_ms, session_max_ms, abandon_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
+if now_ms < opens_at then
+  return {0, 0, math.min(interval_ms, opens_at - now_ms), 0}
+end
 -- The lease says when it was taken, not only until when: a shorter interval
 -- set meanwhile frees it at taken + new interval, not at the old expiry.
 local lease = rcall('GET', tick)
 local taken = lease and tonumber(string.match(lease, '^(%d+)|'))
 if taken and taken + interval_ms > now_ms then
-  return {-1, 0, taken + interval_ms - now_ms}
+  return {-1, 0, taken + interval_ms - now_ms, 0}
 end
 rcall('SET', tick, now_ms .. '|' .. ARGV[7], 'PX', interval_ms)
-local st = rcall('HMGET', stats, 'sold_out', 'rate', 'ticks', 'last_tick_ms')
+local st = rcall('HMGET', stats, 'sold_out', 'rate', 'ticks', 'last_tick_ms', 'auto_batch',
+  'auto_report_ms')
+local opened = 0
+if opens_at > 0 and rcall('HSETNX', stats, 'opened_ms', now_ms) == 1 then
+  -- The opening: the draw is whatever was pre-queued before opens_at (enter.lua
+  -- adds to it only then), so counting it is all there is to do, whatever its size.
+  rcall('HSET', stats, 'entries', rcall('ZCARD', draw))
+  opened = 1
+end
 if st[1] == '1' then
-  return {0, 0, interval_ms}
+  return {0, 0, interval_ms, opened}
+end
+if target > 0 then
+  k = math.max(k_min, math.min(k_max, tonumber(st[5] or k)))
 end
 
 local quota = k
@@ -53,32 +89,35 @@ if max_active > 0 then
   quota = math.max(0, math.min(quota, max_active - live))
 end
 
-local expires = now_ms + ttl_ms
-local deadline = 0
-if session_max_ms > 0 then
-  deadline = now_ms + session_max_ms
-  expires = math.min(expires, deadline)
-end
 local cutoff = now_ms - abandon_ms
 local admitted, abandoned = 0, 0
-while admitted < quota do
-  local popped = rcall('ZPOPMIN', wait, quota - admitted)
-  if #popped == 0 then
-    break
+local function take(token)
+  local last = tonumber(rcall('ZSCORE', seen, token) or 0)
+  rcall('ZREM', seen, token)
+  if last < cutoff then
+    abandoned = abandoned + 1
+  else
+    start_session(active, cap, token, now_ms, ttl_ms, session_max_ms)
+    admitted = admitted + 1
   end
-  for i = 1, #popped, 2 do
-    local token = popped[i]
-    local last = tonumber(rcall('ZSCORE', seen, token) or 0)
-    rcall('ZREM', seen, token)
-    if last < cutoff then
-      abandoned = abandoned + 1
-    else
-      rcall('ZADD', active, expires, token)
-      if deadline > 0 then
-        rcall('HSET', cap, token, deadline)
-      end
-      admitted = admitted + 1
+end
+while admitted < quota do
+  local taken_now
+  if mode == 'random' then
+    taken_now = rcall('ZRANDMEMBER', wait, quota - admitted)
+    for _, token in ipairs(taken_now) do
+      rcall('ZREM', wait, token)
+      take(token)
     end
+  else
+    local popped = rcall('ZPOPMIN', wait, quota - admitted)
+    taken_now = popped
+    for i = 1, #popped, 2 do
+      take(popped[i])
+    end
+  end
+  if #taken_now == 0 then
+    break
   end
 end
 
@@ -101,11 +140,23 @@ if rcall('ZCARD', wait) > 0 then
     rate = 0.8 * rate + 0.2 * observed
   end
 end
-rcall('HSET', stats, 'rate', string.format('%.3f', rate), 'ticks', ticks, 'last_tick_ms', now_ms)
+rcall('HSET', stats, 'rate', string.format('%.3f', rate), 'ticks', ticks, 'last_tick_ms', now_ms,
+  'batch', k)
+
+local p99, report_ms = tonumber(ARGV[9]), tonumber(ARGV[10])
+if target > 0 and report_ms > tonumber(st[6] or 0) then
+  local next_k = k
+  if p99 > target then
+    next_k = math.max(k_min, math.floor(k * 0.75))
+  elseif p99 < 0.8 * target and admitted >= k then
+    next_k = math.min(k_max, k + math.max(1, math.floor(k / 10)))
+  end
+  rcall('HSET', stats, 'auto_batch', next_k, 'auto_report_ms', report_ms)
+end
 if admitted > 0 then
   rcall('HINCRBY', stats, 'admitted_total', admitted)
 end
 if abandoned > 0 then
   rcall('HINCRBY', stats, 'abandoned_total', abandoned)
 end
-return {admitted, abandoned, interval_ms}
+return {admitted, abandoned, interval_ms, opened}

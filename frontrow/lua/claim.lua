@@ -24,13 +24,11 @@
 -- Or {'NOT_ACTIVE'} when the token's session is not live (or not this
 -- user's place), or {'EXPIRED', hold_id} for the first hold that is not live
 -- and this user's; nothing is changed then.
-local rcall = redis.call
 local uholds, active, users = KEYS[1], KEYS[2], KEYS[3]
 local user, grace_ms, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local n = (#KEYS - 3) / 2
 
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 local session = tonumber(rcall('ZSCORE', active, token) or 0)
 if session <= now_ms or rcall('HGET', users, user) ~= token then
   return {'NOT_ACTIVE'}

@@ -20,30 +20,20 @@
 --
 -- Returns, for each paid seat i, how many seats of its date are sold now
 -- (the copy only grows: the finalize that runs last sees a date full).
-local rcall = redis.call
 local uholds, active, cap, done, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token, user, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local m = (#KEYS - 5 - 3 * n) / 2
 
-local function drop(hold, holds, hold_id, seat)
-  if rcall('GET', hold) == hold_id .. '|' .. user then
-    rcall('DEL', hold)
-    rcall('ZREM', holds, seat)
-  end
-  rcall('ZREM', uholds, hold_id)
-end
-
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 for i = 1, n do
   -- Sold even when the copy is not loaded: a later load only adds members.
   rcall('SETBIT', KEYS[5 + 3 * i], ARGV[3 + 2 * i], 1)
   rcall('ZREM', KEYS[4 + 3 * i], ARGV[3 + 2 * i])
-  drop(KEYS[3 + 3 * i], KEYS[4 + 3 * i], ARGV[2 + 2 * i], ARGV[3 + 2 * i])
+  drop_hold(KEYS[3 + 3 * i], KEYS[4 + 3 * i], uholds, ARGV[2 + 2 * i], ARGV[3 + 2 * i], user)
 end
 for j = 1, m do
-  drop(KEYS[4 + 3 * n + 2 * j], KEYS[5 + 3 * n + 2 * j], ARGV[2 + 2 * n + 2 * j],
-    ARGV[3 + 2 * n + 2 * j])
+  drop_hold(KEYS[4 + 3 * n + 2 * j], KEYS[5 + 3 * n + 2 * j], uholds, ARGV[2 + 2 * n + 2 * j],
+    ARGV[3 + 2 * n + 2 * j], user)
 end
 rcall('ZREM', active, token)
 rcall('HDEL', cap, token)

@@ -1,33 +1,47 @@
 -- hold: hold one seat for one user, atomically: refuse a sold seat, a seat
--- held by anyone else, and a user at the per-concert hold limit.
+-- held by anyone else, and a user at the per-concert hold limit. The
+-- token's session check (slid, as a poll slides it) and the rate limits
+-- are part of the same call: a hold is one round trip.
 --
 -- KEYS[1] hold    STRING hold_id|user_id, PX = hold ttl (the lock itself)
 -- KEYS[2] holds   ZSET seat -> hold expiry (ms), the date's held seats
 -- KEYS[3] uholds  ZSET hold_id -> hold expiry (ms), this user's holds in the concert
 -- KEYS[4] sold    BITMAP sold seats of the date, bit 0 set once loaded
+-- KEYS[5] active  ZSET token -> session expiry (ms)
+-- KEYS[6] cap     HASH token -> absolute session deadline (ms)
+-- KEYS[7] users   HASH user -> token
+-- KEYS[8], KEYS[9] STRING rate counters, per user and per address
 -- ARGV[1] seat number
 -- ARGV[2] hold id to use for a new hold
 -- ARGV[3] user id
 -- ARGV[4] hold ttl (ms)
 -- ARGV[5] most live holds per user in this concert
+-- ARGV[6] token id, ARGV[7] session ttl (ms)
+-- ARGV[8] rate window (ms), ARGV[9], ARGV[10] most attempts of KEYS[8], KEYS[9] (0 = no limit)
 --
 -- Returns {outcome, hold_id, expires_at_ms}
 --   outcome: 'HELD' | 'ALREADY' (this user's own hold) | 'SOLD' | 'TAKEN'
 --            | 'LIMIT' | 'RELOAD' (the sold copy is missing: load it, retry)
-local rcall = redis.call
+--            | 'NOT_ACTIVE' (the session is not live: nothing counted)
+--            | 'RATE' (too many attempts; the third field is the ms to wait)
 local hold, holds, uholds, sold = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seat, hold_id, user = ARGV[1], ARGV[2], ARGV[3]
 local ttl_ms, max_holds = tonumber(ARGV[4]), tonumber(ARGV[5])
 
+local now_ms = clock_ms()
+if not live_session(KEYS[5], KEYS[6], KEYS[7], ARGV[6], user, tonumber(ARGV[7]), now_ms) then
+  return {'NOT_ACTIVE', '', 0}
+end
 if rcall('GETBIT', sold, 0) == 0 then
   return {'RELOAD', '', 0}
+end
+local wait_ms = count_attempt({KEYS[8], KEYS[9]}, {ARGV[9], ARGV[10]}, tonumber(ARGV[8]))
+if wait_ms > 0 then
+  return {'RATE', '', wait_ms}
 end
 if rcall('GETBIT', sold, seat) == 1 then
   return {'SOLD', '', 0}
 end
-
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local current = rcall('GET', hold)
 if current then

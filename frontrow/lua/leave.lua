@@ -15,7 +15,6 @@
 --
 -- Returns 1 when a place or session was given up, 0 when there was none
 -- (then no hold is touched: an old token does not end a newer session's holds).
-local rcall = redis.call
 local wait, seen, active, cap, users, uholds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local token, user = ARGV[1], ARGV[2]
 
@@ -29,11 +28,6 @@ if removed == 0 then
   return 0
 end
 for j = 1, (#KEYS - 6) / 2 do
-  local hold, holds, hold_id, seat = KEYS[5 + 2 * j], KEYS[6 + 2 * j], ARGV[1 + 2 * j], ARGV[2 + 2 * j]
-  if rcall('GET', hold) == hold_id .. '|' .. user then
-    rcall('DEL', hold)
-    rcall('ZREM', holds, seat)
-  end
-  rcall('ZREM', uholds, hold_id)
+  drop_hold(KEYS[5 + 2 * j], KEYS[6 + 2 * j], uholds, ARGV[1 + 2 * j], ARGV[2 + 2 * j], user)
 end
 return 1

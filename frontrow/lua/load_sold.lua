@@ -5,7 +5,6 @@
 -- ARGV[1..] sold seat numbers
 --
 -- Returns the number of seats sold.
-local rcall = redis.call
 local sold = KEYS[1]
 rcall('SETBIT', sold, 0, 1)
 for i = 1, #ARGV do

@@ -7,16 +7,4 @@
 --
 -- Returns 0 when allowed, else the ms until the tightest full window resets.
 -- A refused attempt is still counted, so hammering does not pay.
-local rcall = redis.call
-local window_ms = tonumber(ARGV[1])
-local wait_ms = 0
-for i, key in ipairs(KEYS) do
-  local count = rcall('INCR', key)
-  if count == 1 then
-    rcall('PEXPIRE', key, window_ms)
-  end
-  if count > tonumber(ARGV[1 + i]) then
-    wait_ms = math.max(wait_ms, rcall('PTTL', key))
-  end
-end
-return wait_ms
+return count_attempt(KEYS, {unpack(ARGV, 2)}, tonumber(ARGV[1]))

@@ -8,7 +8,6 @@
 -- ARGV[3] user id asking
 --
 -- Returns 'RELEASED' | 'GONE' (no such live hold) | 'NOT_YOURS'
-local rcall = redis.call
 local hold, holds, uholds = KEYS[1], KEYS[2], KEYS[3]
 local seat, hold_id, user = ARGV[1], ARGV[2], ARGV[3]
 

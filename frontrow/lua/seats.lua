@@ -11,10 +11,8 @@
 -- is missing (load it from the database and ask again). With seats, sold is
 -- the bitmap's bytes in hex (the client reads bits; hex because replies are
 -- decoded as text) and held the list of held seats; else both are counts.
-local rcall = redis.call
 local with_seats = ARGV[1] == '1'
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 
 local function hex(bytes)
   local out = {}

@@ -8,7 +8,6 @@
 -- ARGV[i]     number of seats of date i
 --
 -- Returns 1 when the concert is sold out, else 0.
-local rcall = redis.call
 local stats = KEYS[1]
 local full = #KEYS > 1
 for i = 2, #KEYS do

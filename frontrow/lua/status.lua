@@ -3,7 +3,9 @@
 -- (heartbeat) and slides each active session's expiry.
 --
 -- KEYS[1] wait    ZSET token -> entered_at (µs)
--- KEYS[2] seen    ZSET waiting token -> last poll (ms)
+-- KEYS[2] seen    ZSET waiting token -> when it is expected back (ms): now +
+--                 the poll interval it was told; it is lost when not back
+--                 within the abandon window after that
 -- KEYS[3] active  ZSET token -> session expiry (ms)
 -- KEYS[4] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[5] done    ZSET token -> done at (ms)
@@ -12,23 +14,29 @@
 -- ARGV[1] session ttl (ms)
 -- ARGV[2] abandon after (ms)
 -- ARGV[3] heartbeat (ms): a waiting token's presence is rewritten at most this often
--- ARGV[4..] token id, user id, token id, user id, ... (as the signed token says)
+-- ARGV[4] admissions per second to assume before any is observed
+-- ARGV[5], ARGV[6] the shortest and longest poll interval (ms)
+-- ARGV[7] '1' when the concert's mode is random (every place is the median one)
+-- ARGV[8..] token id, user id, token id, user id, ... (as the signed token says)
 --
 -- An active token whose user's place is another token reads EXPIRED: a
 -- token that pairs one user with another's place (it takes the secret to
 -- sign one) books nothing.
 --
--- Returns {rate, sold_out, state_1, rank_1, expires_at_ms_1, state_2, ...}
---   state: 'WAITING' | 'ACTIVE' | 'DONE' | 'EXPIRED'; rank is 1-based
-local rcall = redis.call
+-- Returns {rate, sold_out, now_ms, waiting, state_1, rank_1, ms_1, state_2, ...}
+--   state: 'WAITING' | 'ACTIVE' | 'DONE' | 'EXPIRED'; rank is 1-based; ms is
+--   the poll interval (ms) of a waiting token, the session's expiry of an active one
 local wait, seen, active, cap, done, stats, users =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ttl_ms, abandon_ms, heartbeat_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 local live = rcall('HMGET', stats, 'rate', 'sold_out')
-local out = {live[1] or '', live[2] or ''}
+local waiting = rcall('ZCARD', wait)
+local out = {live[1] or '', live[2] or '', now_ms, waiting}
+local rate = tonumber(live[1] or '') or tonumber(ARGV[4])
+local min_ms, max_ms, random = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
+local median = math.max(1, math.floor(waiting / 2))
 local abandoned = 0
 
 -- Waiting is by far the most common state in a rush: look there first.
@@ -42,27 +50,15 @@ local function one(token, user)
       abandoned = abandoned + 1
       return 'EXPIRED', 0, 0
     end
+    local interval = poll_interval(random and median or rank + 1, rate, min_ms, max_ms)
     -- presence only needs to be fresh to within a heartbeat; skip the write
-    if last <= now_ms - heartbeat_ms then
-      rcall('ZADD', seen, now_ms, token)
+    if now_ms + interval > last + heartbeat_ms then
+      rcall('ZADD', seen, now_ms + interval, token)
     end
-    return 'WAITING', rank + 1, 0
+    return 'WAITING', rank + 1, interval
   end
-  local expires = rcall('ZSCORE', active, token)
+  local expires = live_session(active, cap, users, token, user, ttl_ms, now_ms)
   if expires then
-    expires = tonumber(expires)
-    if expires <= now_ms or rcall('HGET', users, user) ~= token then
-      return 'EXPIRED', 0, 0
-    end
-    local slid = now_ms + ttl_ms
-    local deadline = rcall('HGET', cap, token)
-    if deadline and tonumber(deadline) < slid then
-      slid = tonumber(deadline)
-    end
-    if slid > expires then
-      rcall('ZADD', active, 'XX', slid, token)
-      expires = slid
-    end
     return 'ACTIVE', 0, expires
   end
   if rcall('ZSCORE', done, token) then
@@ -71,7 +67,7 @@ local function one(token, user)
   return 'EXPIRED', 0, 0
 end
 
-for i = 4, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local state, rank, expires = one(ARGV[i], ARGV[i + 1])
   out[#out + 1] = state
   out[#out + 1] = rank

@@ -20,13 +20,11 @@
 --
 -- Returns {expired, abandoned, stale_seen}; call again while expired or
 -- stale_seen equals the limit.
-local rcall = redis.call
 local active, cap, wait, seen, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local users = KEYS[7]
 local abandon_ms, done_keep_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 
 local expired = rcall('ZRANGEBYSCORE', active, '-inf', now_ms, 'LIMIT', 0, limit)
 for _, token in ipairs(expired) do

@@ -11,12 +11,10 @@
 -- ARGV[1 + 3i]          hold i's own deadline (ms)
 --
 -- Returns the number of holds given back their deadline or ended.
-local rcall = redis.call
 local uholds, user = KEYS[1], ARGV[1]
 local n = (#KEYS - 1) / 2
 
-local t = rcall('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = clock_ms()
 local restored = 0
 for i = 1, n do
   local hold, holds = KEYS[1 + 2 * i - 1], KEYS[1 + 2 * i]

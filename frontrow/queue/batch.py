@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from frontrow.queue.pollrule import POLL_MIN_MS, WAIT_POLL_MAX_MS, default_rate
 from frontrow.store import Store
 
-Result = tuple[str, int, int, str, str]  # state, rank, expires_at_ms, rate, sold_out
+# state, rank, poll interval (waiting) or session expiry (active), all in ms,
+# then the line's: rate, sold_out, now_ms (Redis), waiting
+Result = tuple[str, int, int, str, str, int, int]
 Waiter = tuple[str, str, asyncio.Future[Result]]  # token id, user id, answer
 MAX_BATCH = 500
 HEARTBEAT_MAX_MS = 5_000
@@ -64,6 +67,8 @@ class StatusBatcher:
     async def _call(self, concert_id: int, batch: list[Waiter]) -> None:
         s = self._store.settings
         k = self._store.keys(concert_id)
+        concert = self._store.catalog.cached(concert_id)
+        random_mode = concert is not None and concert.sale.mode == "random"
         try:
             reply: list[Any] = await self._store.scripts.status(
                 keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users],
@@ -71,6 +76,10 @@ class StatusBatcher:
                     int(s.session_ttl_s * 1000),
                     int(s.abandon_after_s * 1000),
                     heartbeat_ms(s.abandon_after_s),
+                    default_rate(s),
+                    POLL_MIN_MS,
+                    WAIT_POLL_MAX_MS,
+                    "1" if random_mode else "0",
                     *(part for token_id, user_id, _ in batch for part in (token_id, user_id)),
                 ],
             )
@@ -81,8 +90,8 @@ class StatusBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        rate, sold_out = reply[0], reply[1]
+        line = (reply[0], reply[1], int(reply[2]), int(reply[3]))
         for i, (_, _, future) in enumerate(batch):
             if not future.done():
-                base = 2 + 3 * i
-                future.set_result((reply[base], reply[base + 1], reply[base + 2], rate, sold_out))
+                base = 4 + 3 * i
+                future.set_result((reply[base], reply[base + 1], reply[base + 2], *line))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,16 +15,22 @@ from frontrow import metrics
 from frontrow.auth import QueueClaims, new_token_id
 from frontrow.catalog import Concert
 from frontrow.config import Settings
-from frontrow.errors import BACKEND_ERRORS, Problem, conflict, forbidden, unauthenticated
+from frontrow.errors import BACKEND_ERRORS, Problem, forbidden, unauthenticated
 from frontrow.queue.batch import StatusBatcher
+from frontrow.queue.pollrule import (
+    POLL_MAX_MS,
+    POLL_MIN_MS,
+    WAIT_POLL_MAX_MS,
+    default_rate,
+    poll_after_ms,
+    spread_ms,
+)
+from frontrow.sale import LATE, Sale, epoch_ms, iso, lottery_key, place_of
 from frontrow.store import Store
 
 DONE_KEEP_MS = 24 * 3600 * 1000
 SWEEP_LIMIT = 1000
-POLL_MIN_MS = 1_000
-POLL_MAX_MS = 30_000
-POLL_MS_PER_RANK = 30
-ACTIVE_POLL_MS = 15_000
+NO_SALE = Sale()
 
 
 def ms(seconds: float) -> int:
@@ -36,20 +41,6 @@ def iso_ms(epoch_ms: int) -> str:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def poll_after_ms(state: str, rank: int, expires_at_ms: int, now_ms: int) -> int:
-    """When the browser should ask again.
-
-    Waiting: 30 ms per place ahead, between 1 s (the next ~33) and 30 s
-    (rank 1,000 and beyond, i.e. at most two polls a minute). Far back, a
-    place moves slowly relative to the poll, so polling faster buys nothing.
-    """
-    if state == "WAITING":
-        return min(POLL_MAX_MS, max(POLL_MIN_MS, POLL_MS_PER_RANK * rank))
-    if state == "ACTIVE":
-        return max(POLL_MIN_MS, min(ACTIVE_POLL_MS, expires_at_ms - now_ms))
-    return POLL_MAX_MS
-
-
 @dataclass(frozen=True, slots=True)
 class Place:
     status: str
@@ -58,6 +49,8 @@ class Place:
     poll_after_ms: int
     expires_at: str | None
     sold_out: bool
+    prequeue: bool = False
+    opens_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +60,19 @@ class Place:
             "poll_after_ms": self.poll_after_ms,
             "expires_at": self.expires_at,
             "sold_out": self.sold_out,
+            "prequeue": self.prequeue,
+            "opens_at": self.opens_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """What a status or enter call says of the whole line, read with the place."""
+
+    rate: str  # observed admissions per second ('' before the first ticks)
+    sold_out: str  # '1' when nothing is left to sell
+    now_ms: int  # Redis's clock
+    waiting: int
 
 
 def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
@@ -75,50 +80,155 @@ def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
 
 
 def place(
-    settings: Settings, state: str, rank: int, expires_ms: int, rate: str, sold_out: str
+    settings: Settings,
+    sale: Sale,
+    token_id: str,
+    state: str,
+    rank: int,
+    ms_: int,
+    line: Line,
 ) -> Place:
-    now_ms = int(time.time() * 1000)
-    if state == "WAITING" and sold_out == "1":
+    """The answer for a place; `ms_` is what Redis said beside its state:
+    the poll interval of a waiting place, the expiry of an active session."""
+    now_ms = line.now_ms
+    opens_ms = epoch_ms(sale.opens_at)
+    opens_at = iso(sale.opens_at)
+    sold_out = line.sold_out == "1"
+    if state == "WAITING" and now_ms < opens_ms:
+        # pre-queued: unranked until the draw; back just after the opening
+        return Place(
+            state,
+            None,
+            None,
+            opens_ms - now_ms + spread_ms(settings, token_id),
+            None,
+            False,
+            True,
+            opens_at,
+        )
+    if state == "WAITING" and sold_out:
         # nobody is admitted any more: no estimate, and no reason to ask often
-        return Place(state, rank, None, POLL_MAX_MS, None, True)
+        return Place(state, rank, None, POLL_MAX_MS, None, True, False, opens_at)
     if state == "WAITING":
-        admit_rate = float(rate) if rate else settings.admit_batch / settings.admit_interval_s
+        admit_rate = float(line.rate) if line.rate else default_rate(settings)
+        shown: int | None = rank
+        if sale.mode == "random":
+            # every draw is among all who wait: the median place is the estimate
+            shown, rank = None, max(1, line.waiting // 2)
         eta = math.ceil(rank / admit_rate) if admit_rate > 0 else None
-        return Place(state, rank, eta, poll_after_ms(state, rank, 0, now_ms), None, False)
+        return Place(state, shown, eta, ms_, None, False, False, opens_at)
     if state == "ACTIVE":
         return Place(
             state,
             0,
             0,
-            poll_after_ms(state, 0, expires_ms, now_ms),
-            iso_ms(expires_ms),
-            sold_out == "1",
+            poll_after_ms(state, ms_, now_ms),
+            iso_ms(ms_),
+            sold_out,
+            False,
+            opens_at,
         )
-    return Place(state, None, None, poll_after_ms(state, 0, 0, now_ms), None, sold_out == "1")
+    return Place(
+        state, None, None, poll_after_ms(state, 0, now_ms), None, sold_out, False, opens_at
+    )
+
+
+ENTER_REFUSALS = {
+    "POW_REQUIRED": (
+        428,
+        "PROOF_OF_WORK_REQUIRED",
+        "entering needs a proof of work (Proof-Of-Work header)",
+    ),
+    "POW_INVALID": (
+        403,
+        "PROOF_OF_WORK_INVALID",
+        "the proof of work is wrong, spent, expired or not yours",
+    ),
+}
+
+
+def enter_call(
+    store: Store,
+    user_id: str,
+    concert_id: int,
+    open_by_default: bool,
+    sale: Sale = NO_SALE,
+    proof: str = "",
+    challenge: str = "",
+    token_id: str | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of enter.lua for this user (bench.Queue fills a
+    line with it too)."""
+    s = store.settings
+    k = store.keys(concert_id)
+    pre_token, pre_score, key = "", 0, ""
+    if sale.has_lottery and sale.seed is not None:
+        key = lottery_key(sale.seed, concert_id, user_id)
+        pre_score, pre_token = place_of(key)
+    keys = [k.wait, k.seen, k.users, k.active, k.cfg, k.stats, k.cap, k.draw, k.calm]
+    return [*keys, k.pow(challenge)], [
+        user_id,
+        token_id or new_token_id(),
+        "1" if open_by_default else "0",
+        ms(s.abandon_after_s),
+        sale.mode,
+        epoch_ms(sale.prequeue_from),
+        epoch_ms(sale.opens_at),
+        pre_token,
+        pre_score,
+        key,
+        proof,
+        ms(s.session_ttl_s),
+        ms(s.session_max_s),
+        s.admit_batch,
+        ms(s.admit_interval_s),
+        s.max_active,
+        ms(s.prequeue_spread_s),
+        LATE,
+        default_rate(s),
+        POLL_MIN_MS,
+        WAIT_POLL_MAX_MS,
+    ]
 
 
 async def enter(
-    store: Store, user_id: str, concert_id: int, open_by_default: bool
+    store: Store,
+    user_id: str,
+    concert_id: int,
+    open_by_default: bool,
+    sale: Sale = NO_SALE,
+    proof: str = "",
+    challenge: str = "",
 ) -> tuple[bool, str, Place]:
-    """Take (or get back) this user's place; returns (created, queue token, place)."""
-    s = store.settings
-    k = store.keys(concert_id)
-    outcome, token_id, rank, expires, rate, sold_out = await store.scripts.enter(
-        keys=[k.wait, k.seen, k.users, k.active, k.cfg, k.stats],
-        args=[user_id, new_token_id(), "1" if open_by_default else "0", ms(s.abandon_after_s)],
-    )
+    """Take (or get back) this user's place; returns (created, queue token, place).
+
+    `proof` says what the Proof-Of-Work header held ('' when none is asked,
+    'missing', 'bad', or 'ok' for a hash that holds: `challenge` is then
+    checked against Redis and spent)."""
+    keys, args = enter_call(store, user_id, concert_id, open_by_default, sale, proof, challenge)
+    reply = await store.scripts.enter(keys=keys, args=args)
+    outcome, token_id, rank, expires, rate, sold_out, now_ms, waiting, poll = reply
+    times = {"prequeue_from": iso(sale.prequeue_from), "opens_at": iso(sale.opens_at)}
     if outcome == "CLOSED":
-        raise conflict("QUEUE_CLOSED", f"concert {concert_id} is not on sale")
+        raise Problem(409, "QUEUE_CLOSED", f"concert {concert_id} is not on sale", extra=times)
+    if outcome == "EARLY":
+        first = sale.prequeue_from or sale.opens_at
+        raise Problem(409, "QUEUE_CLOSED", f"the queue opens at {iso(first)}", extra=times)
     if outcome == "SOLD_OUT":
         raise Problem(
             409,
             "QUEUE_CLOSED",
             f"concert {concert_id} is sold out",
-            extra={"sold_out": True},
+            extra={"sold_out": True, **times},
         )
-    state = "ACTIVE" if outcome == "ACTIVE" else "WAITING"
+    if outcome in ENTER_REFUSALS:
+        raise Problem(*ENTER_REFUSALS[outcome])
+    state = "ACTIVE" if outcome in ("ACTIVE", "IN") else "WAITING"
     token = store.tokens.queue_token(user_id, concert_id, token_id)
-    return outcome == "NEW", token, place(s, state, rank, expires, rate, sold_out)
+    line = Line(rate, sold_out, int(now_ms), int(waiting))
+    created = outcome in ("NEW", "PRE", "IN")
+    ms_ = expires if state == "ACTIVE" else poll
+    return created, token, place(store.settings, sale, token_id, state, rank, ms_, line)
 
 
 _batchers: weakref.WeakKeyDictionary[Store, StatusBatcher] = weakref.WeakKeyDictionary()
@@ -129,10 +239,13 @@ async def status(store: Store, claims: QueueClaims) -> Place:
     batcher = _batchers.get(store)
     if batcher is None:
         batcher = _batchers[store] = StatusBatcher(store)
-    state, rank, expires, rate, sold_out = await batcher.status(
+    state, rank, expires, rate, sold_out, now_ms, waiting = await batcher.status(
         claims.concert_id, claims.token_id, claims.user_id
     )
-    return place(store.settings, state, rank, expires, rate, sold_out)
+    concert = store.catalog.cached(claims.concert_id)
+    sale = concert.sale if concert is not None else NO_SALE
+    line = Line(rate, sold_out, now_ms, waiting)
+    return place(store.settings, sale, claims.token_id, state, rank, expires, line)
 
 
 async def require_active(
@@ -170,14 +283,24 @@ class Tick:
     admitted: int  # -1: another admitter holds this interval's lease
     abandoned: int
     next_in_s: float
+    opened: bool = False  # this tick opened the sale (once per sale)
 
 
-async def admit(store: Store, concert_id: int, owner: str) -> Tick:
-    """Run one admission tick for a concert, if this interval's lease is free."""
+async def admit(
+    store: Store,
+    concert_id: int,
+    owner: str,
+    p99: tuple[float, int] = (0.0, 0),
+) -> Tick:
+    """Run one admission tick for a concert, if this interval's lease is free.
+    `p99` is the booking p99 (ms) and its report's time (pace.observed): with
+    a target set, admit.lua moves k by it."""
+    concert = await store.catalog.get(concert_id)
+    sale = concert.sale if concert is not None else NO_SALE  # its opening and mode
     s = store.settings
     k = store.keys(concert_id)
-    admitted, abandoned, next_ms = await store.scripts.admit(
-        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats],
+    admitted, abandoned, next_ms, opened = await store.scripts.admit(
+        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats, k.draw],
         args=[
             s.admit_batch,
             ms(s.admit_interval_s),
@@ -186,9 +309,16 @@ async def admit(store: Store, concert_id: int, owner: str) -> Tick:
             ms(s.session_max_s),
             ms(s.abandon_after_s),
             owner,
+            s.admit_target_p99_ms,
+            p99[0],
+            p99[1],
+            s.admit_batch_min,
+            s.admit_batch_max,
+            epoch_ms(sale.opens_at),
+            sale.mode,
         ],
     )
-    return Tick(admitted, abandoned, next_ms / 1000)
+    return Tick(admitted, abandoned, next_ms / 1000, opened == 1)
 
 
 async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
@@ -207,7 +337,7 @@ async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
             return expired_total, abandoned_total
 
 
-LIVE_SETTINGS = ("admit_batch", "admit_interval_s", "max_active", "open")
+LIVE_SETTINGS = ("admit_batch", "admit_interval_s", "max_active", "open", "admit_target_p99_ms")
 
 
 async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict[str, Any]:
@@ -223,6 +353,9 @@ async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict
         waiting, active, stats, cfg = await pipe.execute()
     interval_s = float(cfg.get("admit_interval_s", s.admit_interval_s))
     batch = int(cfg.get("admit_batch", s.admit_batch))
+    target = int(cfg.get("admit_target_p99_ms", s.admit_target_p99_ms))
+    if target > 0:  # k is the admitter's own (admit.lua), not the one set
+        batch = int(stats.get("auto_batch", max(s.admit_batch_min, min(s.admit_batch_max, batch))))
     return {
         "waiting": waiting,
         "active": active,
@@ -231,6 +364,7 @@ async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict
         "expired_total": int(stats.get("expired_total", 0)),
         "admit_batch": batch,
         "admit_interval_s": interval_s,
+        "admit_target_p99_ms": target,
         "max_active": int(cfg.get("max_active", s.max_active)),
         "open": cfg.get("open", "1" if open_by_default else "0") == "1",
         "admit_rate_per_s": float(stats.get("rate", batch / interval_s)),
@@ -270,7 +404,10 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     waiting = gauge("frontrow_queue_waiting", "Tokens waiting in line")
     active = gauge("frontrow_queue_active", "Live active sessions")
     rate = gauge("frontrow_queue_admit_rate_per_second", "Observed admission rate")
-    batch = gauge("frontrow_queue_admit_batch", "Live admit batch (k)")
+    batch = gauge(
+        "frontrow_queue_admit_batch", "Live admit batch (k), the admitter's own with a target"
+    )
+    target = gauge("frontrow_queue_admit_target_p99_ms", "Booking p99 target for k (0 = fixed k)")
     interval = gauge("frontrow_queue_admit_interval_seconds", "Live admit interval (n)")
     cap = gauge("frontrow_queue_max_active", "Live active-session cap (0 = none)")
     admitted = counter("frontrow_queue_admitted", "Tokens admitted")
@@ -283,9 +420,10 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
         active.add_metric(label, q["active"])
         rate.add_metric(label, q["admit_rate_per_s"])
         batch.add_metric(label, q["admit_batch"])
+        target.add_metric(label, q["admit_target_p99_ms"])
         interval.add_metric(label, q["admit_interval_s"])
         cap.add_metric(label, q["max_active"])
         admitted.add_metric(label, q["admitted_total"])
         abandoned.add_metric(label, q["abandoned_total"])
         expired.add_metric(label, q["expired_total"])
-    return [waiting, active, rate, batch, interval, cap, admitted, abandoned, expired]
+    return [waiting, active, rate, batch, target, interval, cap, admitted, abandoned, expired]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import re
+import secrets
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frontrow import ratelimit
+from frontrow import catalog, ratelimit, sale
 from frontrow.auth import bearer
 from frontrow.booking import holds
 from frontrow.catalog import Concert
-from frontrow.errors import invalid, not_found, unauthenticated
+from frontrow.errors import Problem, invalid, not_found, unauthenticated
 from frontrow.http import (
     JSONResponse,
     client_address,
@@ -23,18 +26,112 @@ from frontrow.http import (
     user_id_of,
 )
 from frontrow.queue import core
+from frontrow.store import Store
+
+
+async def _concert(request: Request) -> Concert:
+    concert = await store_of(request).catalog.get(request.path_params["concert_id"])
+    if concert is None:
+        raise not_found("no such concert")
+    return concert
+
+
+CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _proof(request: Request, bits: int) -> tuple[str, str]:
+    """(what the Proof-Of-Work header holds for core.enter, its challenge):
+    the hash is checked here, the challenge's owner and one use in Redis."""
+    if bits == 0:
+        return "", ""
+    header = request.headers.get("proof-of-work")
+    if header is None:
+        return "missing", ""
+    challenge, _, nonce = header.partition(":")
+    if CHALLENGE.fullmatch(challenge) and 0 < len(nonce) <= 64:
+        if sale.proof_ok(challenge, nonce, bits):
+            return "ok", challenge
+    return "bad", ""
 
 
 async def enter(request: Request) -> Response:
     store = store_of(request)
     user_id = user_id_of(request)
-    concert = await store.catalog.get(request.path_params["concert_id"])
-    if concert is None:
-        raise not_found("no such concert")
+    concert = await _concert(request)
     await ratelimit.check(store, concert.id, "enter", user_id, client_address(request))
-    created, token, place = await core.enter(store, user_id, concert.id, concert.on_sale)
+    proof, challenge = _proof(request, concert.sale.pow_bits)
+    created, token, place = await core.enter(
+        store, user_id, concert.id, concert.on_sale, concert.sale, proof, challenge
+    )
     body = {"token": token, **place.as_dict(), "concert_id": concert.id}
     return JSONResponse(body, status_code=201 if created else 200)
+
+
+async def challenge(request: Request) -> Response:
+    """A proof-of-work challenge for this user and concert: 2 minutes, one use."""
+    store = store_of(request)
+    user_id = user_id_of(request)
+    concert = await _concert(request)
+    await ratelimit.check(store, concert.id, "enter", user_id, client_address(request))
+    given = secrets.token_urlsafe(16)
+    await store.redis.set(
+        store.keys(concert.id).pow(given), user_id, px=core.ms(sale.CHALLENGE_LIFE_S)
+    )
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=sale.CHALLENGE_LIFE_S)
+    return JSONResponse(
+        {"challenge": given, "bits": concert.sale.pow_bits, "expires_at": sale.iso(expires)},
+        status_code=201,
+    )
+
+
+def _lottery_of(concert: Concert) -> sale.Sale:
+    if not concert.sale.has_lottery:
+        raise not_found(f"concert {concert.id} has no pre-queue lottery")
+    return concert.sale
+
+
+async def lottery(request: Request) -> Response:
+    store = store_of(request)
+    concert = await _concert(request)
+    drawn = _lottery_of(concert)
+    opened = drawn.opened()
+    entries = await store.redis.zcard(store.keys(concert.id).draw) if opened else None
+    return JSONResponse(
+        {
+            "concert_id": concert.id,
+            "prequeue_from": sale.iso(drawn.prequeue_from),
+            "opens_at": sale.iso(drawn.opens_at),
+            "commitment": drawn.commitment,
+            "seed": drawn.seed if opened else None,
+            "entries": entries,
+        }
+    )
+
+
+KEY = re.compile(r"[0-9a-f]{64}")
+
+
+async def lottery_draw(request: Request) -> Response:
+    store = store_of(request)
+    concert = await _concert(request)
+    drawn = _lottery_of(concert)
+    if not drawn.opened():
+        raise Problem(
+            404,
+            "NOT_FOUND",
+            f"the draw is published at {sale.iso(drawn.opens_at)}",
+            extra={"opens_at": sale.iso(drawn.opens_at)},
+        )
+    after = request.query_params.get("after")
+    if after is not None and not KEY.fullmatch(after):
+        raise invalid("after must be a drawn key: 64 lowercase hex digits")
+    raw = request.query_params.get("limit", "1000")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise invalid("limit must be an integer from 1 to 10000")
+    keys = await store.redis.zrangebylex(
+        store.keys(concert.id).draw, f"({after}" if after else "-", "+", start=0, num=int(raw)
+    )
+    return JSONResponse({"keys": keys})
 
 
 async def poll(request: Request) -> Response:
@@ -99,22 +196,60 @@ def parse_live_settings(body: dict[str, Any]) -> dict[str, Any]:
         value = body["max_active"]
         if not _is_int(value) or not 0 <= value <= 100_000_000:
             raise invalid("max_active must be an integer >= 0 (0 = no cap)")
+    if "admit_target_p99_ms" in body:
+        value = body["admit_target_p99_ms"]
+        if not _is_int(value) or not 0 <= value <= 600_000:
+            raise invalid("admit_target_p99_ms must be an integer from 0 (fixed k) to 600000")
     if "open" in body and type(body["open"]) is not bool:
         raise invalid("open must be true or false")
     return body
+
+
+ADMIN_FIELDS = (*core.LIVE_SETTINGS, *sale.FIELDS)
+
+
+async def _reread(store: Store, concert_id: int) -> Concert:
+    await store.catalog.invalidate()
+    concert = await store.catalog.get(concert_id)
+    if concert is None:
+        raise not_found("no such concert")
+    return concert
+
+
+def _admin_view(queue: dict[str, Any], concert: Concert) -> dict[str, Any]:
+    return {**queue, **concert.sale.as_dict(), "commitment": concert.sale.commitment}
 
 
 async def admin_queue(request: Request) -> Response:
     store = store_of(request)
     concert = await _admin_concert(request)
     if request.method == "PATCH":
-        changes = parse_live_settings(await read_json(request))
-        await core.configure(store, concert.id, changes)
-    return JSONResponse(await core.overview(store, concert.id, concert.on_sale))
+        body = await read_json(request)
+        unknown = sorted(set(body) - set(ADMIN_FIELDS))
+        if unknown or not body:
+            raise invalid(f"give one or more of {', '.join(ADMIN_FIELDS)}")
+        # everything is checked before anything is stored
+        queue_changes = {n: v for n, v in body.items() if n in core.LIVE_SETTINGS}
+        sale_changes = {n: v for n, v in body.items() if n in sale.FIELDS}
+        if queue_changes:
+            parse_live_settings(queue_changes)
+        if sale_changes:
+            # from the database, not this process's copy: another process may
+            # have changed the sale in the last seconds, and every field is written
+            concert = await _reread(store, concert.id)
+            new_sale = sale.changed(concert.sale, sale_changes)
+            await catalog.save_sale(store.db, concert.id, new_sale)
+            concert = await _reread(store, concert.id)
+        await core.configure(store, concert.id, queue_changes)
+    queue = await core.overview(store, concert.id, concert.on_sale)
+    return JSONResponse(_admin_view(queue, concert))
 
 
 routes = [
     Route("/admin/concerts/{concert_id:id}/queue", admin_queue, methods=["GET", "PATCH"]),
     Route("/concerts/{concert_id:id}/queue", enter, methods=["POST"]),
+    Route("/concerts/{concert_id:id}/queue/challenge", challenge, methods=["POST"]),
+    Route("/concerts/{concert_id:id}/queue/lottery", lottery, methods=["GET"]),
+    Route("/concerts/{concert_id:id}/queue/lottery/draw", lottery_draw, methods=["GET"]),
     Route("/queue/token", queue_token, methods=["GET", "DELETE"]),
 ]

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from frontrow import pace
 from frontrow.booking import holds
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.queue import core
@@ -36,11 +37,15 @@ async def admitter(store: Store, stop: asyncio.Event, owner: str | None = None) 
     due: dict[int, float] = {}
     while not stop.is_set():
         try:
-            concert_ids = list(await store.catalog.concerts())
+            concerts = await store.catalog.concerts()
+            concert_ids = list(concerts)
             now = time.monotonic()
+            p99 = await pace.observed(store)
             for concert_id in concert_ids:
                 if due.get(concert_id, 0.0) <= now:
-                    tick = await core.admit(store, concert_id, owner)
+                    tick = await core.admit(store, concert_id, owner, p99)
+                    if tick.opened:
+                        log.info("concert %s: the sale opened", concert_id)
                     if tick.admitted > 0 or tick.abandoned > 0:
                         log.debug(
                             "concert %s: admitted %s, dropped %s abandoned",

@@ -1,11 +1,12 @@
 // The frontrow HTTP API, and its errors as sentences a person understands.
 
 export class ApiError extends Error {
-  constructor(status, code, detail, retryAfter) {
+  constructor(status, code, detail, retryAfter, data = {}) {
     super(detail || code);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.data = data;  // the whole problem body (opens_at of a queue not open yet, ...)
   }
 }
 
@@ -44,7 +45,7 @@ export async function call(method, path, { token, body, headers } = {}) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     throw new ApiError(response.status, data.code || "HTTP_" + response.status, data.detail,
-      Number(response.headers.get("Retry-After")) || null);
+      Number(response.headers.get("Retry-After")) || null, data);
   }
   return data;
 }
@@ -67,6 +68,8 @@ export function explain(error, context = {}) {
     case "TOKEN_DONE": return "You have already completed a purchase with this place in line.";
     case "UNAUTHENTICATED": return "Your sign-in is no longer valid. Please sign in again.";
     case "FORBIDDEN": return "That belongs to someone else.";
+    case "PROOF_OF_WORK_REQUIRED":
+    case "PROOF_OF_WORK_INVALID": return "This browser's check did not go through. Press the button again.";
     case "NOT_FOUND": return "We couldn't find that. It may have ended or never existed.";
     case "TOO_MANY_REQUESTS": return "You're going a little fast." + wait;
     case "BACKEND_UNAVAILABLE": return "The service is very busy right now. Nothing was changed." + wait;

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 // localStorage, not sessionStorage: every tab of this browser shares one sign-in
 // and one place in line, and learns from the others through "storage" events.
 const store = localStorage;
-const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertTz", "firstRank", "payKey"];
+const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertTz", "firstRank", "payKey", "prequeued"];
 const TITLE = document.title;
 const state = {
   pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null, holds: [],
@@ -83,7 +83,8 @@ function confirmAction(text, yes) {
 function stopTimers() {
   clearTimeout(state.pollTimer);
   clearInterval(state.tickTimer);
-  state.pollTimer = state.tickTimer = null;
+  clearInterval(state.countdownTimer);
+  state.pollTimer = state.tickTimer = state.countdownTimer = null;
 }
 
 function duration(seconds) {
@@ -178,10 +179,10 @@ function signIn(userId, token) {
 $("signout").addEventListener("click", async () => {
   const queueToken = store.getItem("queueToken");
   if (queueToken && !(await confirmAction("Sign out? You will leave the queue and lose your place and any seats you hold.", "Yes, sign out"))) return;
+  forgetEverything();  // first: a poll answering during the DELETE must not show the concerts
   await busy($("signout"), "Signing out…", async () => {
     if (queueToken) await call("DELETE", "/queue/token", { token: queueToken }).catch(() => {});
   });
-  forgetEverything();
   clearMessages();
   showSignin();
 });
@@ -203,19 +204,61 @@ async function showConcerts() {
     const meta = Object.assign(document.createElement("p"), {
       className: "muted", textContent: `${c.venue} · ${c.dates} date${c.dates === 1 ? "" : "s"}`,
     });
+    const sale = saleState(c);
     const join = Object.assign(document.createElement("button"), {
-      className: "primary", textContent: c.open ? "Join the queue" : "Not on sale", disabled: !c.open,
+      className: "primary", textContent: sale.button, disabled: !c.open || sale.closed,
     });
     join.addEventListener("click", () => busy(join, "Joining…", () => joinQueue(c)));
-    item.append(title, meta, join);
+    item.append(title, meta);
+    if (sale.note) item.append(Object.assign(document.createElement("p"), { className: "sale-note", textContent: sale.note }));
+    item.append(join);
     list.append(item);
   }
+}
+
+// Where a concert's sale stands for the list: the button, and a line on the times.
+function saleState(c) {
+  if (!c.open) return { button: "Not on sale", closed: true };
+  const now = serverNow();
+  const opens = c.opens_at ? Date.parse(c.opens_at) : null;
+  const pre = c.prequeue_from ? Date.parse(c.prequeue_from) : null;
+  if (opens && now < opens) {
+    const at = `${dayTime(opens)}`;
+    if (pre && now >= pre) return { button: "Join the pre-queue", note: `The sale opens at ${at}. Everyone who joins before then is placed in a random order drawn at the opening.` };
+    if (pre) return { button: `Pre-queue opens at ${clockTime(pre)}`, closed: true, note: `The sale opens at ${at}; you can join the pre-queue from ${dayTime(pre)}.` };
+    return { button: `Opens at ${clockTime(opens)}`, closed: true, note: `The sale opens at ${at}.` };
+  }
+  return { button: "Join the queue" };
+}
+
+const dayTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleString([], { weekday: "short", hour: "numeric", minute: "2-digit" });
+
+// Proof of work, when the concert asks for it: a few seconds of this
+// device's time, in a worker, with the progress shown.
+async function proveWork(concert) {
+  const token = store.getItem("userToken");
+  const { challenge, bits } = await call("POST", `/concerts/${concert.concert_id}/queue/challenge`, { token });
+  const expected = 2 ** bits;
+  say("concerts", "Checking this browser before it joins (this takes a few seconds)…", "info");
+  const nonce = await new Promise((resolve, reject) => {
+    const worker = new Worker("/static/pow.js");
+    worker.onmessage = ({ data }) => {
+      if (data.nonce !== undefined) { worker.terminate(); return resolve(data.nonce); }
+      const pct = Math.min(99, Math.round((data.tried / expected) * 100));
+      say("concerts", `Checking this browser before it joins… ${pct} %`, "info");
+    };
+    worker.onerror = (e) => { worker.terminate(); reject(e); };
+    worker.postMessage({ challenge, bits });
+  });
+  say("concerts", "");
+  return `${challenge}:${nonce}`;
 }
 
 async function joinQueue(concert) {
   clearMessages();
   try {
-    const place = await call("POST", `/concerts/${concert.concert_id}/queue`, { token: store.getItem("userToken") });
+    const headers = concert.pow_bits > 0 ? { "Proof-Of-Work": await proveWork(concert) } : {};
+    const place = await call("POST", `/concerts/${concert.concert_id}/queue`, { token: store.getItem("userToken"), headers });
     store.setItem("queueToken", place.token);
     store.setItem("concertId", concert.concert_id);
     store.setItem("concertTitle", concert.title);
@@ -225,6 +268,10 @@ async function joinQueue(concert) {
     render(place);
   } catch (e) {
     if (e.code === "UNAUTHENTICATED") return handle(e);
+    if (e.code === "QUEUE_CLOSED" && e.data.opens_at && Date.parse(e.data.opens_at) > serverNow()) {
+      const first = e.data.prequeue_from && Date.parse(e.data.prequeue_from) > serverNow() ? e.data.prequeue_from : e.data.opens_at;
+      return say("concerts", `The queue opens at ${dayTime(Date.parse(first))}. Come back then: refreshing before does not help.`);
+    }
     say("concerts", explain(e));
   }
 }
@@ -239,12 +286,14 @@ async function poll() {
   try {
     place = await call("GET", "/queue/token", { token });
   } catch (e) {
+    if (store.getItem("queueToken") !== token) return;  // left or signed out meanwhile
     if (e.code === "UNAUTHENTICATED") return handle(e);
     state.trouble = $("view-booking").hidden ? "queue" : "map";
     say(state.trouble, explain(e));
     state.pollTimer = setTimeout(poll, Math.max(2000, (e.retryAfter || 2) * 1000));
     return;
   }
+  if (store.getItem("queueToken") !== token) return;  // an answer about a place already given up
   if (state.trouble) { say(state.trouble, ""); state.trouble = null; }  // back online: the warning goes
   render(place);
 }
@@ -260,9 +309,40 @@ function render(place) {
   showConcerts();
 }
 
-function renderWaiting(place) {
+function renderPrequeue(place) {
   show("queue");
+  store.setItem("prequeued", "1");
+  $("queue-title").textContent = `You are in the pre-queue for ${store.getItem("concertTitle") || "this concert"}`;
+  $("q-pre").hidden = false;
+  $("q-facts").hidden = $("q-progress").hidden = true;
+  const opens = Date.parse(place.opens_at);
+  $("q-opens").textContent = dayTime(opens);
+  $("q-lottery").href = `/concerts/${store.getItem("concertId")}/queue/lottery`;
+  const count = () => {
+    const left = Math.max(0, Math.round((opens - serverNow()) / 1000));
+    $("q-countdown").textContent = duration(left);
+    if (left === 0) clearInterval(state.countdownTimer);
+  };
+  clearInterval(state.countdownTimer);
+  count();
+  state.countdownTimer = setInterval(count, 1000);
+  $("q-status").textContent = `Your place is kept. This page checks back just after the opening (in ${duration(place.poll_after_ms / 1000)}).`;
+  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+}
+
+function renderWaiting(place) {
+  if (place.prequeue) return renderPrequeue(place);
+  show("queue");
+  clearInterval(state.countdownTimer);
+  $("q-pre").hidden = true;
+  $("q-facts").hidden = $("q-progress").hidden = false;
   $("queue-title").textContent = `You are in the queue for ${store.getItem("concertTitle") || "this concert"}`;
+  if (store.getItem("prequeued") && place.rank !== null) {
+    store.removeItem("prequeued");
+    store.setItem("firstRank", place.rank);
+    say("queue", `The draw is done: you are number ${place.rank.toLocaleString("en-US")} in line.`, "info");
+  }
+  if (place.rank === null) return renderUnranked(place);
   const first = Math.max(Number(store.getItem("firstRank")) || place.rank, place.rank);
   store.setItem("firstRank", first);
   $("q-rank").textContent = place.rank.toLocaleString("en-US");
@@ -277,6 +357,17 @@ function renderWaiting(place) {
   $("q-status").textContent = `Checked at ${new Date().toLocaleTimeString()}. Next check in ${duration(place.poll_after_ms / 1000)}.`;
   $("q-soldout").hidden = !place.sold_out;
   announceRank(place);
+  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+}
+
+// mode "random": everyone who waits has the same chance at each admission
+function renderUnranked(place) {
+  $("q-rank").textContent = "drawn at random";
+  $("q-ahead").textContent = "–";
+  $("q-eta").textContent = place.eta_s === null ? "–" : `about ${duration(place.eta_s)} (typical)`;
+  $("q-progress").hidden = true;
+  $("q-status").textContent = `Checked at ${new Date().toLocaleTimeString()}. Next check in ${duration(place.poll_after_ms / 1000)}.`;
+  $("q-soldout").hidden = !place.sold_out;
   state.pollTimer = setTimeout(poll, place.poll_after_ms);
 }
 
@@ -309,8 +400,14 @@ $("leave-session").addEventListener("click", async () => {
 });
 
 async function leaveQueue(where) {
+  stopTimers();
   try { await call("DELETE", "/queue/token", { token: store.getItem("queueToken") }); }
-  catch (e) { if (e.code !== "UNAUTHENTICATED") return say(where, explain(e)); }
+  catch (e) {
+    if (e.code !== "UNAUTHENTICATED") {
+      state.pollTimer = setTimeout(poll, 2000);  // still in line: keep the place alive
+      return say(where, explain(e));
+    }
+  }
   leaveQueueState();
   clearMessages();
   notify("You left the queue. Any seats you held are free for others again.", "info");

@@ -12,8 +12,9 @@ import httpx
 from frontrow.booking import holds
 from frontrow.catalog_import import apply, validate
 from frontrow.errors import Problem
+from frontrow.queue import core
 from frontrow.store import Store
-from tests.conftest import active_token, bearer
+from tests.conftest import active_token, admit_all, bearer
 from tests.e2e.test_queue_http import assert_problem
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
@@ -106,9 +107,18 @@ async def test_a_thousand_pairs_race_for_one_section(store: Store) -> None:
     assert concert is not None
     (schedule,) = concert.schedules
 
+    for i in range(1000):
+        await core.enter(store, f"u{i}", 7, open_by_default=True)
+    await admit_all(store, 7)
+
     async def ask(i: int) -> list[holds.Hold] | None:
+        _, token, _ = await core.enter(store, f"u{i}", 7, open_by_default=True)
+        claims = store.tokens.verify_queue(token)
+        address = f"10.0.{i // 256}.{i % 256}"
         try:
-            return await holds.best_available(store, concert, schedule, f"u{i}", 2, "A", None)
+            return await holds.best_available(
+                store, concert, schedule, claims, address, 2, "A", None
+            )
         except Problem as refused:
             assert refused.code == "SEAT_UNAVAILABLE"
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 import httpx
 
@@ -315,3 +316,59 @@ async def test_a_date_that_has_started_sells_nothing(
     assert_problem(
         await client.post(seats_url(1, past.isoformat()), headers=bearer(token)), 404, "NOT_FOUND"
     )
+
+
+async def test_a_hold_is_one_redis_call_that_checks_the_session(make_store: MakeStore) -> None:
+    """The session check and the rate limits are inside the hold's own script:
+    one Redis command a hold; a token that is not ACTIVE holds and counts nothing."""
+    store = await make_store(hold_per_user=100, requests_per_ip=100)
+    await catalog.seed_demo(store.db)
+    async with app_client(store) as client:
+        await _one_call_a_hold(client, store)
+
+
+async def _one_call_a_hold(client: httpx.AsyncClient, store: Store) -> None:
+    _, waiting, _ = await core.enter(store, "wait", 1, True)
+    best = f"/concerts/1/dates/{first_date()}/best-available"
+    assert_problem(await client.post(seats_url(4), headers=bearer(waiting)), 401, "TOKEN_WAITING")
+    assert_problem(
+        await client.post(best, headers=bearer(waiting), json={"count": 2}), 401, "TOKEN_WAITING"
+    )
+    k = store.keys(1)
+    assert await store.redis.keys(k.rate("hold", "*")) == []  # nothing counted
+    assert await store.redis.zcard(k.holds(await _first_schedule(store))) == 0
+
+    token = await active_token(store, "ann")
+    claims = store.tokens.verify_queue(token)
+    # two seconds left: the hold must slide it, as a poll would
+    await store.redis.zadd(k.active, {claims.token_id: int(time.time() * 1000) + 2000})
+    sent: list[str] = []
+    real = store.redis.execute_command
+
+    async def counting(*args: object, **options: object) -> object:
+        sent.append(str(args[0]))
+        return await real(*args, **options)
+
+    store.redis.execute_command = counting  # type: ignore[method-assign]
+    try:
+        assert (await client.post(seats_url(4), headers=bearer(token))).status_code == 201
+        assert len(sent) == 1 and sent[0].upper() in ("EVALSHA", "EVAL")
+        sent.clear()
+        held = await client.post(best, headers=bearer(token), json={"count": 2})
+        assert held.status_code == 201 and len(held.json()["holds"]) == 2
+        assert len(sent) == 1
+    finally:
+        del store.redis.execute_command
+    expires = await store.redis.zscore(k.active, claims.token_id)
+    assert expires > time.time() * 1000 + store.settings.session_ttl_s * 1000 - 5000
+    assert int(await store.redis.get(k.rate("hold", "u:ann"))) == 2
+
+    await core.leave(store, claims)
+    assert_problem(await client.post(seats_url(9), headers=bearer(token)), 401, "TOKEN_EXPIRED")
+    assert int(await store.redis.get(k.rate("hold", "u:ann"))) == 2
+
+
+async def _first_schedule(store: Store) -> int:
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    return concert.schedules[0].id

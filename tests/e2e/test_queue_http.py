@@ -43,6 +43,10 @@ async def test_concert_list(client: httpx.AsyncClient) -> None:
             "timezone": "Asia/Seoul",
             "open": True,
             "dates": 3,
+            "prequeue_from": None,
+            "opens_at": None,
+            "mode": "fifo",
+            "pow_bits": 0,
         }
     ]
 
@@ -83,6 +87,8 @@ async def test_enter_then_poll_then_leave(client: httpx.AsyncClient, store: Stor
         "expires_at": None,
         "concert_id": 1,
         "sold_out": False,
+        "prequeue": False,
+        "opens_at": None,
     }
 
     assert (await client.delete("/queue/token", headers=bearer(token))).status_code == 204

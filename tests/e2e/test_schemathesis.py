@@ -100,6 +100,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ],
 )
 def test_api_conforms(case: Any, live: Live) -> None:
+    if case.path == "/admin/concerts/{concert_id}/queue" and isinstance(case.body, dict):
+        # A generated sale (an opening in the future, mode reject, proof of work)
+        # would close the shared queue for every later case; the sale fields,
+        # and their rules no schema can say (prequeue_from before opens_at),
+        # are tested in tests/e2e/test_sale_http.py and tests/queue/test_sale.py.
+        for name in ("prequeue_from", "opens_at", "mode", "pow_bits"):
+            case.body.pop(name, None)
+        if not case.body:
+            case.body["open"] = True
     token = live.credential(case)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     case.call_and_validate(base_url=live.url, headers=headers)

@@ -7,11 +7,15 @@ import time
 
 from frontrow.auth import QueueClaims
 from frontrow.queue import core
+from frontrow.queue.pollrule import POLL_MIN_MS
 from frontrow.schedulers import loops
 from frontrow.store import Store
 from tests.conftest import MakeStore
 
 CONCERT = 1
+# A waiting place is told to come back within this at the soonest, and is
+# lost only when not back within the abandon window after that.
+BACK_S = POLL_MIN_MS / 1000
 
 
 async def join(store: Store, user: str, concert_id: int = CONCERT) -> QueueClaims:
@@ -117,7 +121,8 @@ async def test_abandoned_tokens_are_skipped_at_admission(make_store: MakeStore) 
     store = await make_store(admit_batch=1, abandon_after_s=0.3)
     gone = await join(store, "gone")
     present = await join(store, "present")
-    await asyncio.sleep(0.2)
+    # both were told to come back within BACK_S; only one does
+    await asyncio.sleep(BACK_S + 0.2)
     await core.status(store, present)  # heartbeat
     await asyncio.sleep(0.2)
     tick = await core.admit(store, CONCERT, "a")
@@ -129,7 +134,7 @@ async def test_abandoned_tokens_are_skipped_at_admission(make_store: MakeStore) 
 async def test_abandoned_waiter_reads_expired_and_loses_its_place(make_store: MakeStore) -> None:
     store = await make_store(abandon_after_s=0.2)
     gone = await join(store, "gone")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(BACK_S + 0.3)  # not back within the window after its poll time
     assert await state(store, gone) == "EXPIRED"
     again = await join(store, "gone")
     assert again.token_id != gone.token_id
@@ -153,7 +158,7 @@ async def test_sweep_drops_abandoned_waiters(make_store: MakeStore) -> None:
     store = await make_store(abandon_after_s=0.2)
     await join(store, "gone")
     stays = await join(store, "stays")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(BACK_S + 0.3)
     await core.status(store, stays)
     # stays' own poll was late too, so the status call already dropped it;
     # what matters is that gone is removed by the sweep and counted once
@@ -169,7 +174,8 @@ async def test_sweep_forgets_users_whose_place_ended(make_store: MakeStore) -> N
     await join(store, "abandons")
     left = await join(store, "leaves")
     await core.leave(store, left)
-    await asyncio.sleep(0.3)  # the admitted session expired, "abandons" stopped polling
+    # the admitted session expired, "abandons" stopped polling
+    await asyncio.sleep(BACK_S + 0.3)
     fresh = await join(store, "fresh")  # a live place the sweep must keep
     await core.sweep(store, CONCERT)
     assert set(await store.redis.hkeys(store.keys(CONCERT).users)) == {"fresh"}
@@ -289,8 +295,18 @@ async def test_eta_uses_the_configured_rate_then_the_observed_one(make_store: Ma
     assert (await core.status(store, tokens[-1])).eta_s > 3
 
 
-def test_poll_interval_grows_with_rank() -> None:
-    assert core.poll_after_ms("WAITING", 1, 0, 0) == 1_000
-    assert core.poll_after_ms("WAITING", 100, 0, 0) == 3_000
-    assert core.poll_after_ms("WAITING", 1_000, 0, 0) == 30_000
-    assert core.poll_after_ms("WAITING", 1_000_000, 0, 0) == 30_000
+async def test_the_poll_rule_in_redis_is_its_python_twin(store: Store) -> None:
+    """_lib.lua's poll_interval, which the server uses, and pollrule.waiting_poll_ms,
+    which bench.sim uses, give the same interval."""
+    from importlib.resources import files
+
+    from frontrow.queue.pollrule import POLL_MIN_MS, WAIT_POLL_MAX_MS, waiting_poll_ms
+
+    lib = files("frontrow.lua").joinpath("_lib.lua").read_text(encoding="utf-8")
+    numbers = ", ".join(f"tonumber(ARGV[{i}])" for i in range(1, 5))
+    call = f"return poll_interval({numbers})"
+    probe = store.redis.register_script(lib + call)
+    for place in (1, 2, 7, 99, 100, 101, 1_000, 33_333, 1_000_000):
+        for rate in (0.0, 0.5, 3.0, 100.0, 333.3, 2_000.0):
+            got = await probe(args=[place, rate, POLL_MIN_MS, WAIT_POLL_MAX_MS])
+            assert got == waiting_poll_ms(place, rate), (place, rate)
