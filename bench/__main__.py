@@ -96,6 +96,27 @@ def uvicorn(app: str, workers: int, factory: bool = False) -> list[str]:
     return [*argv, "--factory"] if factory else argv
 
 
+def granian(app: str, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        app,
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--no-log",
+        "--backlog",
+        "4096",
+    ]
+
+
 def wrk(
     url: str,
     tokens: list[str],
@@ -230,18 +251,21 @@ async def bench_polls(args: argparse.Namespace, rows: list[dict[str, Any]]) -> N
 
     queue = Queue(args.redis_url)
     for workers in args.workers:
-        with server(uvicorn("bench.ceiling:app", workers), {}) as url:
-            ceiling = wrk(url, ["x"] * 10, args.duration, args.connections)
-        rows.append(row("ceiling (bare Starlette)", workers, None, ceiling))
+        # the first ceiling row of a worker count (uvicorn's) is what x ceiling divides by
+        for name in args.servers:
+            argv = (uvicorn if name == "uvicorn" else granian)("bench.ceiling:app", workers)
+            with server(argv, {}) as url:
+                ceiling = wrk(url, ["x"] * 10, args.duration, args.connections)
+            rows.append(row(f"ceiling (bare Starlette, {name})", workers, None, ceiling))
         await queue.flush()
-        with server(
-            [sys.executable, "-m", "frontrow", "serve", "--workers", str(workers)],
-            frontrow_env(args),
-        ) as url:
-            for size in args.sizes:
-                await queue.grow(size)
-                stats = wrk(url, queue.tokens(SAMPLE), args.duration, args.connections)
-                rows.append(row("frontrow poll", workers, size, stats, f"{SAMPLE} tokens rotated"))
+        for name in args.servers:
+            serve = [sys.executable, "-m", "frontrow", "serve", "--workers", str(workers)]
+            with server([*serve, "--server", name], frontrow_env(args)) as url:
+                for size in args.sizes:
+                    await queue.grow(size)
+                    stats = wrk(url, queue.tokens(SAMPLE), args.duration, args.connections)
+                    note = f"{SAMPLE} tokens rotated"
+                    rows.append(row(f"frontrow poll ({name})", workers, size, stats, note))
         if args.skip_relational:
             continue
         db = relational.engine(args.database_url)
@@ -408,6 +432,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="waiting tokens")
+    parser.add_argument("--servers", default="uvicorn,granian", help="HTTP servers to measure")
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
@@ -424,6 +449,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
+    args.servers = args.servers.split(",")
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is missing (apt-get install wrk)")
 

@@ -78,6 +78,9 @@ def serve(args: argparse.Namespace) -> None:
     # A young generation this small makes the collector run every few
     # requests; a larger threshold keeps its pauses out of the poll's tail.
     gc.set_threshold(50_000, 20, 20)
+    if args.server == "granian":
+        _granian(args, settings)
+        return
     uvicorn.run(
         "frontrow.app:create_app",
         factory=True,
@@ -96,6 +99,41 @@ def serve(args: argparse.Namespace) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _granian(args: argparse.Namespace, settings: Settings) -> None:
+    """The same app behind granian (Rust HTTP/1.1, frontrow[granian])."""
+    try:
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.http import HTTP1Settings
+        from granian.server import Server
+    except ImportError:
+        print(
+            "frontrow: --server granian needs the granian extra: pip install 'frontrow[granian]'",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    Server(
+        "frontrow.app:create_app",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=4096,
+        # granian bounds requests in flight per worker, not open sockets: past
+        # the cap a connection waits for its turn instead of getting a 503.
+        backpressure=settings.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_s * 1000),
+            max_buffer_size=max(8192, settings.max_header_bytes),
+        ),
+        log_enabled=False,
+        log_access=False,
+    ).serve()
 
 
 def admitter(args: argparse.Namespace) -> None:
@@ -257,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="HTTP server: uvicorn (default) or granian (the granian extra)",
+    )
     p.add_argument(
         "--max-connections",
         type=int,

@@ -22,6 +22,10 @@ NO_RATE_LIMITS = {
 }
 
 
+# Every test that runs a real `frontrow serve` runs on each server it offers.
+SERVERS = ("uvicorn", "granian")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -35,6 +39,7 @@ def serve(
     cwd: str | None = None,
     output: Any = None,
     args: tuple[str, ...] = (),
+    server: str = "uvicorn",
 ) -> Iterator[str]:
     """Start the service, wait until it is ready, yield its base URL, stop it."""
     port = free_port()
@@ -54,6 +59,8 @@ def serve(
             str(port),
             "--workers",
             str(workers),
+            "--server",
+            server,
             *args,
         ],
         env=full_env,

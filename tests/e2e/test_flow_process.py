@@ -44,8 +44,9 @@ def wait_until_active(client: httpx.Client, token: str) -> dict:
     raise AssertionError("never admitted")
 
 
-def test_queue_to_receipt(make_store, store: Store, tmp_path) -> None:
-    with serve(server_env(store, tmp_path)) as url, httpx.Client(base_url=url, timeout=10) as c:
+def test_queue_to_receipt(make_store, store: Store, tmp_path, http_server: str) -> None:
+    env = server_env(store, tmp_path)
+    with serve(env, server=http_server) as url, httpx.Client(base_url=url, timeout=10) as c:
         assert c.get("/healthz").json() == {"status": "ok"}
         login = c.post("/auth/demo").json()
         user = {"Authorization": f"Bearer {login['access_token']}"}
@@ -88,7 +89,7 @@ def test_queue_to_receipt(make_store, store: Store, tmp_path) -> None:
         assert admin.json()["admitted_total"] >= 1
 
 
-def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path) -> None:
+def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path, http_server: str) -> None:
     import json
 
     env = {
@@ -97,7 +98,7 @@ def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path) -> None:
         "FRONTROW_LOG_LEVEL": "INFO",
     }
     with open(tmp_path / "out.log", "w+") as out:
-        with serve(env, output=out) as url:
+        with serve(env, output=out, server=http_server) as url:
             assert httpx.get(url + "/concerts").status_code == 200
         out.seek(0)
         text = out.read()

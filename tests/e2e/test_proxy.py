@@ -20,7 +20,7 @@ CONF = Path(__file__).parents[2] / "deploy" / "nginx.conf"
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def edge(tmp_path_factory: pytest.TempPathFactory, module_server: str) -> Iterator[str]:
     if not os.path.exists(NGINX):
         if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
             pytest.fail("nginx is not installed (Debian package nginx)")
@@ -31,7 +31,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "FRONTROW_TRUSTED_PROXIES": "127.0.0.1",
         "FRONTROW_DEMO_LOGINS_PER_IP": "3",
     }
-    with serve(env) as app_url:
+    with serve(env, server=module_server) as app_url:
         port = free_port()
         conf = CONF.read_text()
         assert "server 127.0.0.1:8000;" in conf and "listen 127.0.0.1:8080;" in conf

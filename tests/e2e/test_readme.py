@@ -22,14 +22,14 @@ def walkthrough() -> str:
     return section[start : section.index("```", start)]
 
 
-def test_the_curl_walkthrough_buys_a_seat(tmp_path: Path) -> None:
+def test_the_curl_walkthrough_buys_a_seat(tmp_path: Path, http_server: str) -> None:
     missing = [tool for tool in ("curl", "jq", "bash") if shutil.which(tool) is None]
     if missing:
         if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
             pytest.fail(f"missing {missing}")
         pytest.skip(f"missing {missing}")
     env = {"FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"}
-    with serve(env) as url:
+    with serve(env, server=http_server) as url:
         script = walkthrough().replace("B=http://127.0.0.1:8000", f"B={url}", 1)
         assert script != walkthrough(), "the walkthrough no longer sets B="
         # the admitter runs every second: wait for ACTIVE as a reader would

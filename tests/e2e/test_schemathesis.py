@@ -76,7 +76,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, module_server: str) -> Iterator[Live]:
     db = tmp_path_factory.mktemp("schema") / "frontrow.db"
     env = {
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
@@ -85,7 +85,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "FRONTROW_ADMIN_TOKEN": ADMIN,
         "FRONTROW_LOG_LEVEL": "WARNING",
     }
-    with serve(env) as url:
+    with serve(env, server=module_server) as url:
         yield Live(url)
 
 
