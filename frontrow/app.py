@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from frontrow import catalog, logs, metrics, openapi, pace, ratelimit, server
+from frontrow.admin import routes as admin_routes
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
 from frontrow.booking.routes import routes as booking_routes
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/auth/demo", demo_login, methods=["POST"]),
         Route("/concerts", list_concerts, methods=["GET"]),
         *queue_routes,
+        *admin_routes,
         *booking_routes,
         *wallet_routes,
     ]

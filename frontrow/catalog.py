@@ -330,12 +330,16 @@ def sale_values(sale: Sale) -> dict[str, Any]:
 
 
 async def save_sale(db: AsyncEngine, concert_id: int, sale: Sale) -> None:
-    """Store a concert's sale (admin API) and tell every process's catalog."""
     async with db.begin() as conn:
-        await conn.execute(
-            update(concerts).where(concerts.c.id == concert_id).values(**sale_values(sale))
-        )
-        await bump_version(conn)
+        await write_sale(conn, concert_id, sale)
+
+
+async def write_sale(conn: AsyncConnection, concert_id: int, sale: Sale) -> None:
+    """Store a concert's sale (admin API) and tell every process's catalog."""
+    await conn.execute(
+        update(concerts).where(concerts.c.id == concert_id).values(**sale_values(sale))
+    )
+    await bump_version(conn)
 
 
 async def migrate(db: AsyncEngine) -> None:

@@ -530,7 +530,68 @@ PATHS: dict[str, dict[str, Any]] = {
             params=(CONCERT,),
         ),
     },
+    "/admin/concerts/{concert_id}/live": {
+        "get": op(
+            "The last 15 minutes, sampled every 2 s in Redis, and the live settings",
+            {200: ok("Live")},
+            (404, 429),
+            auth="adminToken",
+            params=(CONCERT,),
+        )
+    },
+    "/admin/concerts/{concert_id}/audit": {
+        "get": op(
+            "The latest 100 changes of the settings, newest first",
+            {200: ok("Audit")},
+            (404, 429),
+            auth="adminToken",
+            params=(CONCERT,),
+        )
+    },
+    "/admin": {
+        "get": op(
+            "The operations console (HTML); 404 without FRONTROW_ADMIN_TOKEN",
+            {200: {"description": "the page", "content": {"text/html": {}}}},
+            (404,),
+        )
+    },
 }
+SERIES = {"type": "array", "items": nullable({"type": "number"})}
+SCHEMAS["Live"] = obj(
+    {
+        "concert_id": INT,
+        "interval_s": {"type": "number", "description": "seconds between two samples"},
+        "series": obj(
+            {
+                "t": {"type": "array", "items": INT, "description": "sample times, epoch ms"},
+                "waiting": SERIES,
+                "active": SERIES,
+                "admitted_per_min": SERIES,
+                "abandoned_per_min": SERIES,
+                "eta_last_s": SERIES,
+                "holds_per_min": SERIES,
+                "sales_per_min": SERIES,
+                "seats_left": {"type": "object", "additionalProperties": SERIES},
+                "poll_p99_ms": SERIES,
+                "payment_p99_ms": SERIES,
+            }
+        ),
+        "dates": {
+            "type": "array",
+            "items": obj({"date": DATE, "seats": INT, "left": nullable(INT), "held": INT}),
+        },
+        "settings": ref("QueueStats"),
+    }
+)
+SCHEMAS["Audit"] = obj(
+    {
+        "concert_id": INT,
+        "changes": {
+            "type": "array",
+            "items": obj({"at": TIME, "field": STR, "old": {}, "new": {}, "address": STR}),
+        },
+    }
+)
 SCHEMAS["Empty"] = {"type": "object", "maxProperties": 0}
 SCHEMAS["Entered"] = {
     **SCHEMAS["Place"],

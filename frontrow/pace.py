@@ -6,7 +6,9 @@ meet: each app process keeps the durations of its booking requests (hold,
 best available, charge, payment) and every REPORT_S writes their p99 to one
 Redis hash; the admitter passes the worst fresh p99 to admit.lua, which
 adjusts k once per new report (admit.lua says how). Polls are not in it:
-they are cheap and batched, and would hide a slow money path.
+they are cheap and batched, and would hide a slow money path. The poll's
+and the payment's own p99 are reported beside it, in hashes of their own,
+for the operations console (frontrow/live.py).
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ BOOKING = frozenset(
         "/payments",
     }
 )
+# Also reported, for the operations console (frontrow/live.py), not for k.
+WATCHED = {"/queue/token": "poll", "/payments": "payment"}
+GROUPS = ("booking", "poll", "payment")
 
-_samples: list[float] = []
+_samples: dict[str, list[float]] = {group: [] for group in GROUPS}
 
 
 def sample(template: str, elapsed: float) -> None:
-    """Keep one request's duration if it is a booking request."""
-    if template in BOOKING and len(_samples) < MAX_SAMPLES:
-        _samples.append(elapsed)
+    """Keep one request's duration if it is a booking, poll or payment request."""
+    if template in BOOKING and len(_samples["booking"]) < MAX_SAMPLES:
+        _samples["booking"].append(elapsed)
+    group = WATCHED.get(template)
+    if group and len(_samples[group]) < MAX_SAMPLES:
+        _samples[group].append(elapsed)
 
 
 def p99_ms(durations: list[float]) -> float:
@@ -47,18 +55,23 @@ def p99_ms(durations: list[float]) -> float:
     return ordered[max(0, math.ceil(len(ordered) * 0.99) - 1)] * 1000
 
 
-def key(store: Store) -> str:
-    return f"{store.settings.key_prefix}:{{global}}:pace"
+def key(store: Store, group: str = "booking") -> str:
+    suffix = "" if group == "booking" else f":{group}"
+    return f"{store.settings.key_prefix}:{{global}}:pace{suffix}"
 
 
 async def report(store: Store, owner: str) -> None:
-    """Write this process's booking p99 since the last report, if it had any."""
-    if not _samples:
-        return
-    durations = _samples[:]
-    del _samples[: len(durations)]
-    value = f"{p99_ms(durations):.1f}|{len(durations)}|{int(time.time() * 1000)}"
-    await store.redis.hset(key(store), owner, value)
+    """Write this process's p99 of each group since the last report, if it had any."""
+    stamp = int(time.time() * 1000)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for group, samples in _samples.items():
+            if samples:
+                durations = samples[:]
+                del samples[: len(durations)]
+                value = f"{p99_ms(durations):.1f}|{len(durations)}|{stamp}"
+                pipe.hset(key(store, group), owner, value)
+        if len(pipe):
+            await pipe.execute()
 
 
 async def reporter(store: Store, owner: str, stop: asyncio.Event) -> None:
@@ -73,18 +86,18 @@ async def reporter(store: Store, owner: str, stop: asyncio.Event) -> None:
             log.warning("pace: report failed (%r)", exc)
 
 
-async def observed(store: Store) -> tuple[float, int]:
-    """(worst booking p99 in ms, newest report's time in ms) over the fresh
-    reports of every process; (0, 0) when nobody booked lately. Stale
+async def observed(store: Store, group: str = "booking") -> tuple[float, int]:
+    """(worst p99 in ms, newest report's time in ms) over the fresh reports
+    of every process; (0, 0) when nobody made such a request lately. Stale
     reports are dropped."""
     now_ms = time.time() * 1000
     worst, newest, stale = 0.0, 0, []
-    for owner, value in (await store.redis.hgetall(key(store))).items():
+    for owner, value in (await store.redis.hgetall(key(store, group))).items():
         p99, _, stamp = value.split("|")
         if int(stamp) < now_ms - FRESH_S * 1000:
             stale.append(owner)
             continue
         worst, newest = max(worst, float(p99)), max(newest, int(stamp))
     if stale:
-        await store.redis.hdel(key(store), *stale)
+        await store.redis.hdel(key(store, group), *stale)
     return worst, newest

@@ -63,7 +63,10 @@ class Sale:
 
 
 def iso(when: dt.datetime | None) -> str | None:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    if when is None:
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)  # SQLite's are naive UTC
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch_ms(when: dt.datetime | None) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -77,6 +78,22 @@ catalog_version = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("version", BigInteger, nullable=False),
+)
+
+# Every change made through the admin API (the console or curl): when, what,
+# old -> new (JSON text), from which address. Written in the transaction of
+# the change itself, so no change goes unrecorded.
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("concert_id", Id, nullable=False),
+    Column("field", String(32), nullable=False),
+    Column("old", String(200), nullable=False),
+    Column("new", String(200), nullable=False),
+    Column("address", String(64), nullable=False),
+    Index("admin_audit_concert", "concert_id", "id"),
 )
 
 wallets = Table(

@@ -232,6 +232,7 @@ async def hold(
                 k.uholds(user_id),
                 k.sold(schedule.id),
                 *gate_keys,
+                k.stats,
             ],
             args=[
                 seat_no,
@@ -348,7 +349,13 @@ async def best_available(
     gate_keys, gate_args = _gate(store, claims, address)
     for _ in range(2):
         outcome = await store.scripts.best(
-            keys=[k.sold(schedule.id), k.holds(schedule.id), k.uholds(user_id), *gate_keys],
+            keys=[
+                k.sold(schedule.id),
+                k.holds(schedule.id),
+                k.uholds(user_id),
+                *gate_keys,
+                k.stats,
+            ],
             args=[
                 count,
                 user_id,

@@ -11,6 +11,7 @@
 -- KEYS[5] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[6] users   HASH user -> token
 -- KEYS[7], KEYS[8] STRING rate counters, per user and per address
+-- KEYS[9] stats   HASH the concert's counters: held_total counts seats held
 -- ARGV[1] n, ARGV[2] user id, ARGV[3] hold ttl (ms), ARGV[4] most holds per user
 -- ARGV[5] the seat lock key without the seat number (…:hold:<schedule>:);
 --         the locks are the date's own keys, in the concert's hash slot, but
@@ -94,4 +95,5 @@ for j = 0, n - 1 do
   out[#out + 1] = hold_id
 end
 rcall('PEXPIRE', uholds, ttl_ms + 60000)
+rcall('HINCRBY', KEYS[9], 'held_total', n)
 return out

@@ -11,6 +11,7 @@
 -- KEYS[6] cap     HASH token -> absolute session deadline (ms)
 -- KEYS[7] users   HASH user -> token
 -- KEYS[8], KEYS[9] STRING rate counters, per user and per address
+-- KEYS[10] stats  HASH the concert's counters: held_total counts seats held
 -- ARGV[1] seat number
 -- ARGV[2] hold id to use for a new hold
 -- ARGV[3] user id
@@ -63,4 +64,5 @@ rcall('SET', hold, hold_id .. '|' .. user, 'PX', ttl_ms)
 rcall('ZADD', holds, expires, seat)
 rcall('ZADD', uholds, expires, hold_id)
 rcall('PEXPIRE', uholds, ttl_ms + 60000)
+rcall('HINCRBY', KEYS[10], 'held_total', 1)
 return {'HELD', hold_id, expires}

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import re
 import secrets
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frontrow import catalog, ratelimit, sale
-from frontrow.auth import bearer
+from frontrow import ratelimit, sale
 from frontrow.booking import holds
 from frontrow.catalog import Concert
-from frontrow.errors import Problem, invalid, not_found, unauthenticated
+from frontrow.errors import Problem, invalid, not_found
 from frontrow.http import (
     JSONResponse,
     client_address,
     queue_claims_of,
-    read_json,
     store_of,
     user_id_of,
 )
 from frontrow.queue import core
-from frontrow.store import Store
 
 
 async def _concert(request: Request) -> Concert:
@@ -153,100 +148,7 @@ async def queue_token(request: Request) -> Response:
     return await (leave(request) if request.method == "DELETE" else poll(request))
 
 
-async def _admin_concert(request: Request) -> Concert:
-    store = store_of(request)
-    expected = store.settings.admin_token
-    if not expected:
-        raise not_found("no such route")
-    # A missing or malformed credential is a plain 401: it cannot be the token,
-    # so it is no guess to count.
-    given = bearer(request.headers.get("authorization"))
-    address = client_address(request)
-    limit = ratelimit.ADMIN_FAILURES_PER_ADDRESS
-    await ratelimit.refuse_when_spent(store, "admin", address, limit)
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        await ratelimit.check_address(store, "admin", address, limit)
-        raise unauthenticated("invalid admin token")
-    concert = await store.catalog.get(request.path_params["concert_id"])
-    if concert is None:
-        raise not_found("no such concert")
-    return concert
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int
-
-
-def parse_live_settings(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a PATCH body of live queue settings; reject unknown fields."""
-    unknown = sorted(set(body) - set(core.LIVE_SETTINGS))
-    if unknown:
-        raise invalid(f"unknown field {unknown[0]!r}; allowed: {', '.join(core.LIVE_SETTINGS)}")
-    if not body:
-        raise invalid(f"give at least one of {', '.join(core.LIVE_SETTINGS)}")
-    if "admit_batch" in body:
-        value = body["admit_batch"]
-        if not _is_int(value) or not 0 <= value <= 1_000_000:
-            raise invalid("admit_batch must be an integer from 0 to 1000000")
-    if "admit_interval_s" in body:
-        value = body["admit_interval_s"]
-        if type(value) not in (int, float) or not 0.05 <= value <= 3600:
-            raise invalid("admit_interval_s must be a number from 0.05 to 3600")
-    if "max_active" in body:
-        value = body["max_active"]
-        if not _is_int(value) or not 0 <= value <= 100_000_000:
-            raise invalid("max_active must be an integer >= 0 (0 = no cap)")
-    if "admit_target_p99_ms" in body:
-        value = body["admit_target_p99_ms"]
-        if not _is_int(value) or not 0 <= value <= 600_000:
-            raise invalid("admit_target_p99_ms must be an integer from 0 (fixed k) to 600000")
-    if "open" in body and type(body["open"]) is not bool:
-        raise invalid("open must be true or false")
-    return body
-
-
-ADMIN_FIELDS = (*core.LIVE_SETTINGS, *sale.FIELDS)
-
-
-async def _reread(store: Store, concert_id: int) -> Concert:
-    await store.catalog.invalidate()
-    concert = await store.catalog.get(concert_id)
-    if concert is None:
-        raise not_found("no such concert")
-    return concert
-
-
-def _admin_view(queue: dict[str, Any], concert: Concert) -> dict[str, Any]:
-    return {**queue, **concert.sale.as_dict(), "commitment": concert.sale.commitment}
-
-
-async def admin_queue(request: Request) -> Response:
-    store = store_of(request)
-    concert = await _admin_concert(request)
-    if request.method == "PATCH":
-        body = await read_json(request)
-        unknown = sorted(set(body) - set(ADMIN_FIELDS))
-        if unknown or not body:
-            raise invalid(f"give one or more of {', '.join(ADMIN_FIELDS)}")
-        # everything is checked before anything is stored
-        queue_changes = {n: v for n, v in body.items() if n in core.LIVE_SETTINGS}
-        sale_changes = {n: v for n, v in body.items() if n in sale.FIELDS}
-        if queue_changes:
-            parse_live_settings(queue_changes)
-        if sale_changes:
-            # from the database, not this process's copy: another process may
-            # have changed the sale in the last seconds, and every field is written
-            concert = await _reread(store, concert.id)
-            new_sale = sale.changed(concert.sale, sale_changes)
-            await catalog.save_sale(store.db, concert.id, new_sale)
-            concert = await _reread(store, concert.id)
-        await core.configure(store, concert.id, queue_changes)
-    queue = await core.overview(store, concert.id, concert.on_sale)
-    return JSONResponse(_admin_view(queue, concert))
-
-
 routes = [
-    Route("/admin/concerts/{concert_id:id}/queue", admin_queue, methods=["GET", "PATCH"]),
     Route("/concerts/{concert_id:id}/queue", enter, methods=["POST"]),
     Route("/concerts/{concert_id:id}/queue/challenge", challenge, methods=["POST"]),
     Route("/concerts/{concert_id:id}/queue/lottery", lottery, methods=["GET"]),

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from frontrow import pace
+from frontrow import live, pace
 from frontrow.booking import holds
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.queue import core
@@ -79,8 +79,21 @@ async def sweeper(store: Store, stop: asyncio.Event) -> None:
         await _sleep(stop, store.settings.sweep_interval_s)
 
 
+async def sampler(store: Store, stop: asyncio.Event) -> None:
+    """The operations console's history: one sample per concert every
+    live.SAMPLE_S, taken by whichever admitter process gets there first."""
+    while not stop.is_set():
+        try:
+            for concert in (await store.catalog.concerts()).values():
+                await live.sample(store, concert)
+        except BACKEND_ERRORS as exc:
+            log.warning("sampler: backend unavailable (%r); retrying", exc)
+        await _sleep(stop, live.SAMPLE_S)
+
+
 def start(store: Store, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     return [
         asyncio.create_task(admitter(store, stop), name="frontrow-admitter"),
         asyncio.create_task(sweeper(store, stop), name="frontrow-sweeper"),
+        asyncio.create_task(sampler(store, stop), name="frontrow-sampler"),
     ]

@@ -69,7 +69,8 @@ async def test_without_a_target_k_is_the_one_set(make_store: MakeStore) -> None:
 
 
 async def test_processes_report_their_booking_p99(store: Store) -> None:
-    pace._samples.clear()
+    for samples in pace._samples.values():
+        samples.clear()
     await catalog.seed_demo(store.db)
     async with app_client(store) as client:
         token = await active_token(store, "ann")

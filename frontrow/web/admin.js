@@ -1,0 +1,312 @@
+// The operations console: one concert's last 15 minutes, refreshed every
+// 2 s from GET /admin/concerts/{id}/live, its controls (PATCH .../queue)
+// and the audit of changes (GET .../audit). Charts are plain SVG.
+import { call } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const store = window.sessionStorage;  // the token lives as long as this tab
+const REFRESH_MS = 2000;
+const AUDIT_EVERY = 5;  // refreshes between two reads of the audit list
+const WINDOW_MS = 15 * 60 * 1000;
+const SVG = "http://www.w3.org/2000/svg";
+const COLOURS = ["#3b2bd6", "#1e7a3e", "#a15c00", "#b3261e", "#0b7285", "#6b4ea8"];
+const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+const CHARTS = [
+  ["waiting", "Waiting", (s) => ({ waiting: s.waiting })],
+  ["active", "Active", (s) => ({ active: s.active })],
+  ["admitted", "Admitted per minute", (s) => ({ admitted: s.admitted_per_min })],
+  ["abandoned", "Abandoned per minute", (s) => ({ abandoned: s.abandoned_per_min })],
+  ["eta", "Wait of the last in line (min)", (s) => ({ minutes: s.eta_last_s.map((v) => (v == null ? null : v / 60)) })],
+  ["sales", "Holds and sales per minute (seats)", (s) => ({ holds: s.holds_per_min, sales: s.sales_per_min })],
+  ["left", "Seats left by date", (s) => s.seats_left],
+  ["latency", "p99 (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
+];
+
+const state = { concertId: null, timer: null, refreshes: 0, settings: null };
+
+function token() { return store.getItem("adminToken"); }
+
+async function admin(method, path, body) {
+  return call(method, `/admin/concerts/${state.concertId}${path}`, { token: token(), body });
+}
+
+function say(text, kind = "error") {
+  const box = $("notice");
+  box.textContent = text;
+  box.className = `notice ${kind}`;
+  box.hidden = !text;
+}
+
+function show(view) {
+  $("view-signin").hidden = view !== "signin";
+  $("view-console").hidden = view !== "console";
+  $("signout").hidden = $("concert-pick").hidden = view !== "console";
+}
+
+// ---- sign-in -----------------------------------------------------------------
+
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  store.setItem("adminToken", $("admin-token").value.trim());
+  $("admin-token").value = "";
+  await start();
+});
+
+$("signout").addEventListener("click", () => {
+  clearTimeout(state.timer);
+  store.removeItem("adminToken");
+  say("");
+  show("signin");
+});
+
+async function start() {
+  let concerts;
+  try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say(e.message); }
+  if (!concerts.length) return say("There is no concert in the catalog.");
+  const pick = $("concert");
+  pick.replaceChildren(...concerts.map((c) => new Option(`${c.concert_id} · ${c.title}`, c.concert_id)));
+  const wanted = Number(store.getItem("concertId"));
+  state.concertId = concerts.some((c) => c.concert_id === wanted) ? wanted : concerts[0].concert_id;
+  pick.value = String(state.concertId);
+  try {
+    await admin("GET", "/queue");
+  } catch (e) {
+    store.removeItem("adminToken");
+    show("signin");
+    return say(e.status === 401 ? "That token is not the admin token." : e.message);
+  }
+  say("");
+  show("console");
+  buildCharts();
+  await refresh(true);
+}
+
+$("concert").addEventListener("change", async () => {
+  state.concertId = Number($("concert").value);
+  store.setItem("concertId", String(state.concertId));
+  state.settings = null;
+  await refresh(true);
+});
+
+// ---- live numbers ------------------------------------------------------------------
+
+async function refresh(withAudit = false) {
+  clearTimeout(state.timer);
+  try {
+    const live = await admin("GET", "/live");
+    render(live);
+    if (withAudit || ++state.refreshes % AUDIT_EVERY === 0) renderAudit(await admin("GET", "/audit"));
+    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    if (!$("notice").classList.contains("info")) say("");
+  } catch (e) {
+    if (e.status === 401) { store.removeItem("adminToken"); show("signin"); return say("Signed out: the token was refused."); }
+    say(`Could not refresh: ${e.message}. Retrying.`);
+  }
+  state.timer = setTimeout(refresh, REFRESH_MS);
+}
+
+function last(values) {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] != null) return values[i];
+  return null;
+}
+
+function render(live) {
+  const s = live.settings;
+  $("console-title").textContent = $("concert").selectedOptions[0]?.textContent || `Concert ${live.concert_id}`;
+  $("t-open").textContent = s.sold_out ? "sold out" : s.open ? `open · ${s.mode}` : "closed";
+  $("t-waiting").textContent = number.format(s.waiting);
+  $("t-active").textContent = number.format(s.active);
+  $("t-rate").textContent = `${number.format(s.admit_rate_per_s)}/s`;
+  $("t-eta").textContent = duration(s.waiting, s.admit_rate_per_s);
+  $("t-kn").textContent = `${s.admit_target_p99_ms ? "auto " : ""}${s.admit_batch} / ${s.admit_interval_s} s`;
+  $("toggle-open").textContent = s.open ? "Close the queue" : "Open the queue";
+  $("toggle-open").classList.toggle("danger", s.open);
+  fillControls(s);
+  const t = live.series.t;
+  for (const [id, , pick] of CHARTS) drawChart(id, t, pick(live.series));
+  const rows = live.dates.map((d) => {
+    const tr = document.createElement("tr");
+    for (const v of [d.date, number.format(d.seats), d.left == null ? "not loaded" : number.format(d.left), number.format(d.held)]) {
+      tr.append(Object.assign(document.createElement("td"), { textContent: v }));
+    }
+    return tr;
+  });
+  $("dates").tBodies[0].replaceChildren(...rows);
+}
+
+function duration(waiting, rate) {
+  if (!waiting) return "nobody waiting";
+  if (!rate) return "stalled";
+  const s = Math.ceil(waiting / rate);
+  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+// ---- charts --------------------------------------------------------------------------
+
+const W = 320, H = 130, PAD = { l: 44, r: 6, t: 8, b: 18 };
+
+function el(name, attrs = {}, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function buildCharts() {
+  $("charts").replaceChildren(...CHARTS.map(([id, title]) => {
+    const figure = document.createElement("figure");
+    figure.className = "chart";
+    figure.id = `chart-${id}`;
+    const caption = document.createElement("figcaption");
+    caption.append(Object.assign(document.createElement("span"), { textContent: title }),
+      Object.assign(document.createElement("span"), { className: "now" }));
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
+    figure.append(caption, svg, Object.assign(document.createElement("div"), { className: "legend" }));
+    return figure;
+  }));
+}
+
+function drawChart(id, t, lines) {
+  const figure = $(`chart-${id}`);
+  const svg = figure.querySelector("svg");
+  const names = Object.keys(lines);
+  const now = t.length ? t[t.length - 1] : Date.now();
+  const x0 = now - WINDOW_MS;
+  const values = names.flatMap((n) => lines[n].filter((v) => v != null));
+  const top = niceMax(Math.max(1, ...values));
+  const x = (ms) => PAD.l + ((ms - x0) / WINDOW_MS) * (W - PAD.l - PAD.r);
+  const y = (v) => H - PAD.b - (v / top) * (H - PAD.t - PAD.b);
+  const parts = [
+    el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(0), y2: y(0), class: "axis" }),
+    el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(top), y2: y(top), class: "gridline" }),
+    el("text", { x: PAD.l - 4, y: y(top) + 4, class: "tick end" }, compact(top)),
+    el("text", { x: PAD.l - 4, y: y(0), class: "tick end" }, "0"),
+    el("text", { x: PAD.l, y: H - 4, class: "tick" }, "−15 min"),
+    el("text", { x: W - PAD.r, y: H - 4, class: "tick end" }, "now"),
+  ];
+  names.forEach((name, i) => {
+    // a gap in the data (None: unknown) breaks the line instead of drawing zero
+    let path = "", pen = "M";
+    lines[name].forEach((v, j) => {
+      if (v == null || t[j] < x0) { pen = "M"; return; }
+      path += `${pen}${x(t[j]).toFixed(1)},${y(v).toFixed(1)}`;
+      pen = "L";
+    });
+    parts.push(el("path", { d: path || "M0,0", class: "series", stroke: COLOURS[i % COLOURS.length] }));
+  });
+  svg.replaceChildren(...parts);
+  const latest = names.map((n) => `${names.length > 1 ? `${n} ` : ""}${last(lines[n]) == null ? "–" : number.format(last(lines[n]))}`);
+  figure.querySelector(".now").textContent = latest.join(" · ");
+  const legend = figure.querySelector(".legend");
+  legend.hidden = names.length < 2;
+  legend.replaceChildren(...names.map((n, i) => {
+    const item = Object.assign(document.createElement("span"), { textContent: n });
+    item.style.setProperty("--swatch", COLOURS[i % COLOURS.length]);
+    return item;
+  }));
+}
+
+function niceMax(v) {
+  const step = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * step).find((m) => m >= v);
+}
+
+function compact(v) {
+  return v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : String(v);
+}
+
+// ---- controls ---------------------------------------------------------------------
+
+const FIELDS = ["admit_batch", "admit_interval_s", "max_active", "admit_target_p99_ms", "mode", "prequeue_from", "opens_at", "pow_bits"];
+const NUMERIC = new Set(["admit_batch", "admit_interval_s", "max_active", "admit_target_p99_ms", "pow_bits"]);
+
+function fillControls(s) {
+  const shown = state.settings;
+  state.settings = s;
+  for (const name of FIELDS) {
+    const input = $(`c-${name}`);
+    // a field being edited keeps what the operator typed; the others follow the server
+    if (document.activeElement === input || (shown && input.value !== fieldText(shown, name))) continue;
+    input.value = fieldText(s, name);
+  }
+}
+
+function fieldText(s, name) {
+  // with a p99 target the k shown is the admitter's own; the one set is what k returns to
+  const value = s[name];
+  return value == null ? "" : String(value);
+}
+
+function wanted() {
+  const changes = {};
+  for (const name of FIELDS) {
+    const raw = $(`c-${name}`).value.trim();
+    if (raw === fieldText(state.settings, name)) continue;
+    changes[name] = NUMERIC.has(name) ? Number(raw) : raw === "" ? null : raw;
+  }
+  return changes;
+}
+
+function stops(changes) {
+  const why = [];
+  if (changes.open === false) why.push("close the queue: nobody new can enter");
+  if (changes.mode === "reject") why.push("switch to reject: nobody new can enter");
+  if (changes.admit_batch === 0) why.push("set k to 0: nobody waiting is let in");
+  return why;
+}
+
+async function confirmStop(why) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = `This will ${why.join(", and ")}. Go ahead?`;
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
+}
+
+async function apply(changes) {
+  if (!Object.keys(changes).length) { $("controls-msg").textContent = "Nothing to change."; return; }
+  const why = stops(changes);
+  if (why.length && !(await confirmStop(why))) { $("controls-msg").textContent = "Not changed."; return; }
+  try {
+    const settings = await admin("PATCH", "/queue", changes);
+    state.settings = null;
+    fillControls(settings);
+    $("controls-msg").textContent = `Changed: ${Object.keys(changes).join(", ")}.`;
+    say("", "info");
+    await refresh(true);
+  } catch (e) {
+    $("controls-msg").textContent = "";
+    say(`Not changed: ${e.message}`);
+  }
+}
+
+$("controls").addEventListener("submit", (event) => {
+  event.preventDefault();
+  apply(wanted());
+});
+
+$("toggle-open").addEventListener("click", () => apply({ open: !state.settings.open }));
+
+// ---- audit --------------------------------------------------------------------------
+
+function renderAudit({ changes }) {
+  const rows = changes.map((c) => {
+    const tr = document.createElement("tr");
+    for (const v of [c.at.replace("T", " ").replace("Z", ""), c.field, `${plain(c.old)} → ${plain(c.new)}`, c.address]) {
+      tr.append(Object.assign(document.createElement("td"), { textContent: v }));
+    }
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    tr.append(Object.assign(document.createElement("td"), { colSpan: 4, textContent: "No change yet.", className: "muted" }));
+    rows.push(tr);
+  }
+  $("audit").tBodies[0].replaceChildren(...rows);
+}
+
+function plain(value) {
+  return value == null ? "none" : String(value);
+}
+
+if (token()) start(); else show("signin");

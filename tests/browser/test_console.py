@@ -1,0 +1,106 @@
+"""The operations console in Chromium: sign-in, charts that move while
+people are admitted, a change of k that takes effect and is audited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ADMIN
+from tests.e2e.server import serve
+
+TOKEN = ADMIN["Authorization"].removeprefix("Bearer ")
+SHOTS = Path("/tmp/frontrow-shots")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # its own service: the console's history and changes are this module's alone
+    db = tmp_path_factory.mktemp("console") / "frontrow.db"
+    env = {
+        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "FRONTROW_ADMIT_INTERVAL_S": "0.5",
+        "FRONTROW_ADMIT_BATCH": "0",  # nobody is let in until a test says so
+        "FRONTROW_ADMIN_TOKEN": TOKEN,
+    }
+    with serve(env) as url:
+        yield url
+
+
+def console(browser: Any, server: str, width: int = 1440, height: int = 900) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(server + "/admin")
+    page.get_by_label("Admin token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=re.compile("Winter Night"))).to_be_visible()
+    return page
+
+
+def join(server: str, people: int) -> None:
+    for _ in range(people):
+        user = httpx.post(server + "/auth/demo").json()["access_token"]
+        headers = {"Authorization": f"Bearer {user}"}
+        assert httpx.post(server + "/concerts/1/queue", headers=headers).status_code == 201
+
+
+def test_a_wrong_token_is_refused(browser: Any, server: str) -> None:
+    page = browser.new_context().new_page()
+    page.goto(server + "/admin")
+    page.get_by_label("Admin token").fill("not-the-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not the admin token")
+    expect(page.get_by_role("heading", name="Operations console")).to_be_visible()
+    page.context.close()
+
+
+def test_the_charts_move_while_people_are_admitted(browser: Any, server: str) -> None:
+    page = console(browser, server)
+    join(server, 12)  # k is 0: all of them wait, none is let straight in
+    waiting = page.locator("#chart-waiting .now")
+    expect(waiting).to_have_text("12")
+    line = page.locator("#chart-active path.series")
+    drawn = line.get_attribute("d")
+    assert httpx.patch(
+        f"{server}/admin/concerts/1/queue", headers=ADMIN, json={"admit_batch": 4}
+    ).is_success
+    expect(page.locator("#chart-active .now")).to_have_text(re.compile(r"^(?:[4-9]|1[0-2])$"))
+    expect(waiting).to_have_text("0", timeout=10_000)
+    expect(page.locator("#chart-admitted .now")).not_to_have_text(re.compile(r"^(\u2013|0)$"))
+    assert line.get_attribute("d") != drawn
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SHOTS / "console-desktop.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=SHOTS / "console-laptop.png", full_page=True)
+    page.context.close()
+
+
+def test_a_change_of_k_takes_effect_and_is_audited(browser: Any, server: str) -> None:
+    page = console(browser, server)
+    page.get_by_label("k, admitted per interval").fill("7")
+    page.get_by_role("button", name="Apply changes").click()
+    expect(page.locator("#t-kn")).to_have_text(re.compile(r"^7 / "))
+    expect(page.locator("#audit tbody tr").first).to_contain_text("admit_batch")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("→ 7")
+    admin = httpx.get(f"{server}/admin/concerts/1/queue", headers=ADMIN).json()
+    assert admin["admit_batch"] == 7
+
+    # stopping the sale asks first; Cancel changes nothing
+    page.get_by_role("button", name="Close the queue").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("nobody new can enter")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#t-open")).to_have_text(re.compile("^open"))
+    page.get_by_role("button", name="Close the queue").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes").click()
+    expect(page.locator("#t-open")).to_have_text("closed")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("true → false")
+    assert httpx.get(f"{server}/admin/concerts/1/queue", headers=ADMIN).json()["open"] is False
+    page.get_by_role("button", name="Open the queue").click()  # opening asks nothing
+    expect(page.locator("#t-open")).to_have_text(re.compile("^open"))
+    page.context.close()
