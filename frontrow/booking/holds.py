@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import datetime as dt
 import re
@@ -47,9 +48,25 @@ def parse_hold_id(hold_id: str) -> HoldRef | None:
     return HoldRef(hold_id, concert_id, schedule_id, seat_no)
 
 
+_loading: dict[tuple[int, int], asyncio.Future[int]] = {}
+
+
 async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> int:
     """Rebuild one date's sold copy in Redis from the reservations in the
-    database; returns how many of its seats are sold."""
+    database; returns how many of its seats are sold. Concurrent calls for
+    one date share one load: after a Redis loss every hold of a busy date
+    finds the copy missing at once, and a thousand identical queries would
+    drain the database pool for nothing."""
+    key = (id(store), schedule.id)
+    loading = _loading.get(key)
+    if loading is None:
+        loading = asyncio.ensure_future(_load_sold(store, concert, schedule))
+        _loading[key] = loading
+        loading.add_done_callback(lambda _: _loading.pop(key, None))
+    return await asyncio.shield(loading)  # one caller cancelled does not cancel the others'
+
+
+async def _load_sold(store: Store, concert: Concert, schedule: Schedule) -> int:
     async with store.db.connect() as conn:
         sold = (
             (

@@ -135,3 +135,27 @@ async def test_a_thousand_pairs_race_for_one_section(make_store: MakeStore) -> N
         assert a.place["row"] == b.place["row"] and b.seat_no == a.seat_no + 1
     state = await holds.seat_map(store, concert, schedule, 1, 500)
     assert state.statuses(1, 500) == "H" * 500
+
+
+async def test_a_lost_copy_is_loaded_once_for_everyone_asking(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After a Redis loss every hold of a busy date finds its sold copy
+    missing at once: one database read serves them all."""
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    schedule = concert.schedules[0]
+    reads = 0
+    load = holds._load_sold
+
+    async def counted(*args: object) -> int:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # long enough for the others to arrive meanwhile
+        return await load(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(holds, "_load_sold", counted)
+    await store.redis.delete(store.keys(1).sold(schedule.id))
+    sold = await asyncio.gather(*(holds.load_sold(store, concert, schedule) for _ in range(50)))
+    assert reads == 1 and set(sold) == {0}
+    assert await store.redis.getbit(store.keys(1).sold(schedule.id), 0) == 1
+    await holds.load_sold(store, concert, schedule)
+    assert reads == 2  # a later call loads again: nothing is cached beyond the flight
