@@ -4,7 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY frontrow ./frontrow
-RUN pip install . && useradd --system --uid 10001 --home-dir /app frontrow \
+RUN pip install '.[granian]' && useradd --system --uid 10001 --home-dir /app frontrow \
     && chown frontrow /app
 USER frontrow
 EXPOSE 8000

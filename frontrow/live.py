@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from frontrow import pace
+from frontrow.booking import holds
 from frontrow.catalog import Concert, Schedule
 from frontrow.store import Store
 
@@ -42,11 +43,8 @@ async def sample(store: Store, concert: Concert) -> bool:
         pipe.zcard(k.wait)
         pipe.zcount(k.active, f"({now_ms}", "+inf")
         pipe.hmget(k.stats, "admitted_total", "abandoned_total", "held_total", "rate")
-        for schedule in dates:
-            pipe.bitcount(k.sold(schedule.id))
-            pipe.getbit(k.sold(schedule.id), 0)  # the "loaded" flag, not a seat
-            pipe.zcount(k.holds(schedule.id), f"({now_ms}", "+inf")
-        waiting, active, counters, *per_date = await pipe.execute()
+        waiting, active, counters = await pipe.execute()
+    seats = await holds.seat_counts(store, concert, dates) if dates else []
     poll_p99, _ = await pace.observed(store, "poll")
     payment_p99, _ = await pace.observed(store, "payment")
     admitted, abandoned, held, rate = (float(v or 0) for v in counters)
@@ -58,12 +56,8 @@ async def sample(store: Store, concert: Concert) -> bool:
         "abandoned": int(abandoned),
         "held": int(held),
         "rate": rate,
-        # None while a date's sold copy is not loaded (after a lost Redis): unknown, not empty
-        "sold": {
-            str(s.id): per_date[3 * i] - 1 if per_date[3 * i + 1] else None
-            for i, s in enumerate(dates)
-        },
-        "holding": {str(s.id): per_date[3 * i + 2] for i, s in enumerate(dates)},
+        "sold": {str(s.id): sold for s, (sold, _) in zip(dates, seats, strict=True)},
+        "holding": {str(s.id): held for s, (_, held) in zip(dates, seats, strict=True)},
         "poll_p99_ms": poll_p99,
         "payment_p99_ms": payment_p99,
     }
@@ -90,10 +84,11 @@ def _per_minute(t: list[int], counts: list[int]) -> list[float | None]:
 
 
 def _sold(point: dict[str, Any]) -> int:
-    return sum(n for n in point["sold"].values() if n is not None)
+    return sum(point["sold"].values())
 
 
 def _left(schedule: Schedule, point: dict[str, Any]) -> int | None:
+    """Seats left of a date at a sample; None before the date was on sale."""
     sold = point["sold"].get(str(schedule.id))
     return None if sold is None else len(schedule.prices) - sold
 

@@ -9,6 +9,7 @@ the scrape sums every worker's files.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,15 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import text
+
+from frontrow.errors import BACKEND_ERRORS
 
 if TYPE_CHECKING:
     from frontrow.catalog import Concert
     from frontrow.store import Store
+
+PING_TIMEOUT_S = 1.0  # a backend slower than this to answer a scrape's ping counts as down
 
 REQUESTS = Counter(
     "frontrow_http_requests_total",
@@ -72,15 +78,43 @@ class _Families:
         return self._families
 
 
+async def _answers(check: Awaitable[Any]) -> bool:
+    try:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            await check
+    except Exception:  # any failure is "down" in a gauge, never a failed scrape
+        return False
+    return True
+
+
+async def _ping_database(store: Store) -> None:
+    async with store.db.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def exposition(store: Store) -> tuple[bytes, str]:
-    """The whole scrape: this host's process metrics plus Redis's truth."""
+    """The whole scrape: this host's process metrics plus Redis's truth. With
+    a backend down the scrape still answers, saying so in frontrow_backend_up
+    (alerts read it), without the numbers that live in Redis."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry: Any = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
-    concerts = list((await store.catalog.concerts()).values())
-    families = [family for provider in _LIVE for family in await provider(store, concerts)]
+    up = GaugeMetricFamily(
+        "frontrow_backend_up", "1 when the backend answered this scrape", labels=["backend"]
+    )
+    redis_up = await _answers(store.redis.ping())
+    up.add_metric(["redis"], int(redis_up))
+    up.add_metric(["database"], int(await _answers(_ping_database(store))))
+    families: list[Metric] = [up]
+    if redis_up:
+        try:
+            concerts = list((await store.catalog.concerts()).values())
+            for provider in _LIVE:
+                families.extend(await provider(store, concerts))
+        except BACKEND_ERRORS:
+            del families[1:]  # half a scrape would read as numbers that fell
     now = CollectorRegistry()
     now.register(_Families(families))
     return generate_latest(registry) + generate_latest(now), CONTENT_TYPE_LATEST

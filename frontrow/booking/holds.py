@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import select, update
 
 from frontrow import metrics, ratelimit
@@ -431,9 +431,14 @@ async def seat_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     """Sold and held seats of every upcoming date, read from Redis at scrape time."""
     sold = metrics.concert_gauge("frontrow_seats_sold", "Seats sold on upcoming dates")
     held = metrics.concert_gauge("frontrow_seats_held", "Seats held right now on upcoming dates")
+    left = GaugeMetricFamily(
+        "frontrow_seats_left", "Seats not sold of each upcoming date", labels=["concert", "date"]
+    )
     for concert in concerts:
         dates = concert.upcoming()
         counts = await seat_counts(store, concert, dates) if dates else []
         sold.add_metric([str(concert.id)], sum(n for n, _ in counts))
         held.add_metric([str(concert.id)], sum(n for _, n in counts))
-    return [sold, held]
+        for schedule, (n, _) in zip(dates, counts, strict=True):
+            left.add_metric([str(concert.id), schedule.date.isoformat()], len(schedule.prices) - n)
+    return [sold, held, left]

@@ -413,6 +413,8 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     admitted = counter("frontrow_queue_admitted", "Tokens admitted")
     abandoned = counter("frontrow_queue_abandoned", "Waiting tokens dropped for not polling")
     expired = counter("frontrow_queue_expired", "Active sessions ended by their TTL")
+    is_open = gauge("frontrow_queue_open", "1 when the queue takes entries")
+    sold_out = gauge("frontrow_queue_sold_out", "1 once every upcoming date is sold out")
     for concert in concerts:
         label = [str(concert.id)]
         q = await overview(store, concert.id, concert.on_sale)
@@ -426,4 +428,9 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
         admitted.add_metric(label, q["admitted_total"])
         abandoned.add_metric(label, q["abandoned_total"])
         expired.add_metric(label, q["expired_total"])
-    return [waiting, active, rate, batch, target, interval, cap, admitted, abandoned, expired]
+        is_open.add_metric(label, int(q["open"]))
+        sold_out.add_metric(label, int(q["sold_out"]))
+    return [
+        *(waiting, active, rate, batch, target, interval, cap),
+        *(admitted, abandoned, expired, is_open, sold_out),
+    ]

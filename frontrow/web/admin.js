@@ -127,7 +127,7 @@ function render(live) {
   for (const [id, , pick] of CHARTS) drawChart(id, t, pick(live.series));
   const rows = live.dates.map((d) => {
     const tr = document.createElement("tr");
-    for (const v of [d.date, number.format(d.seats), d.left == null ? "not loaded" : number.format(d.left), number.format(d.held)]) {
+    for (const v of [d.date, number.format(d.seats), d.left == null ? "–" : number.format(d.left), number.format(d.held)]) {
       tr.append(Object.assign(document.createElement("td"), { textContent: v }));
     }
     return tr;
