@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -53,13 +53,17 @@ def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def unavailable(reason: str) -> NoReturn:
+    """A server or tool the test needs is missing: a skip, or in CI a failure."""
+    if REQUIRE_REAL:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "real" and not (REAL_REDIS and REAL_DB):
-        message = "FRONTROW_TEST_REDIS_URL / FRONTROW_TEST_DATABASE_URL not set"
-        if REQUIRE_REAL:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("FRONTROW_TEST_REDIS_URL / FRONTROW_TEST_DATABASE_URL not set")
     return str(request.param)
 
 

@@ -4,18 +4,16 @@ alerts and the Grafana dashboard name is one frontrow exports."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from frontrow.store import Store
-from tests.conftest import active_token, bearer
+from tests.conftest import active_token, bearer, unavailable
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -27,10 +25,7 @@ ROUTE = re.compile(r'route="([^"]+)"')
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        reason = "promtool is missing (Debian package prometheus)"
-        if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("promtool is missing (Debian package prometheus)")
     return found
 
 

@@ -5,7 +5,6 @@ Grafana would draw are the console's."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import unavailable
 from tests.e2e.server import free_port, serve
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -26,10 +26,7 @@ ADMIN = "monitoring-admin-0123456789abcdef-01234"
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     binary = shutil.which("prometheus")
     if binary is None:
-        reason = "prometheus is missing (Debian package prometheus)"
-        if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("prometheus is missing (Debian package prometheus)")
     work = tmp_path_factory.mktemp("prometheus")
     env = {
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import unavailable
 from tests.e2e.server import free_port, serve
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -22,9 +23,7 @@ CONF = Path(__file__).parents[2] / "deploy" / "nginx.conf"
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory, module_server: str) -> Iterator[str]:
     if not os.path.exists(NGINX):
-        if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
-            pytest.fail("nginx is not installed (Debian package nginx)")
-        pytest.skip("nginx is not installed (Debian package nginx)")
+        unavailable("nginx is not installed (Debian package nginx)")
     work = tmp_path_factory.mktemp("edge")
     env = {
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{work}/db.sqlite",

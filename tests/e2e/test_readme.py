@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import unavailable
 from tests.e2e.server import serve
 
 README = Path(__file__).parents[2] / "README.md"
@@ -25,9 +23,7 @@ def walkthrough() -> str:
 def test_the_curl_walkthrough_buys_a_seat(tmp_path: Path, http_server: str) -> None:
     missing = [tool for tool in ("curl", "jq", "bash") if shutil.which(tool) is None]
     if missing:
-        if os.environ.get("FRONTROW_TEST_REQUIRE_REAL") == "1":
-            pytest.fail(f"missing {missing}")
-        pytest.skip(f"missing {missing}")
+        unavailable(f"missing {missing}")
     env = {"FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"}
     with serve(env, server=http_server) as url:
         script = walkthrough().replace("B=http://127.0.0.1:8000", f"B={url}", 1)
