@@ -95,6 +95,12 @@ async def test_processes_report_their_booking_p99(store: Store) -> None:
     worst, _ = await pace.observed(store)
     assert worst < 900.0
     assert set(await store.redis.hkeys(pace.key(store))) == {"w1"}
+    # polls and payments are reported for the console in hashes of their own
+    pace.sample("/queue/token", 0.004)
+    await pace.report(store, "w3")
+    assert (await pace.observed(store, "poll"))[0] == 4.0
+    assert (await pace.observed(store, "payment"))[0] == 900.0
+    assert "w3" not in await store.redis.hkeys(pace.key(store))  # a poll is not booking
 
 
 async def test_the_target_is_a_live_setting(client, store: Store) -> None:  # type: ignore[no-untyped-def]
