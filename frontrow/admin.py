@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import logging
 from importlib.resources import files
 from typing import Any
 
 import orjson
+import sqlalchemy.exc
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -26,7 +28,13 @@ from frontrow.queue import core
 from frontrow.schema import admin_audit
 from frontrow.store import Store
 
+log = logging.getLogger("frontrow.admin")
 AUDIT_SHOWN = 100
+DATABASE_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
 WEB = files("frontrow") / "web"
 
 
@@ -124,13 +132,25 @@ async def admin_queue(request: Request) -> Response:
             new_sale = sale.changed(concert.sale, sale_changes)
             new_values.update({n: new_sale.as_dict()[n] for n in sale_changes})
         before = await _settings_view(store, concert)
-        async with store.db.begin() as conn:
+        address = client_address(request)
+        try:
+            async with store.db.begin() as conn:
+                if sale_changes:
+                    await catalog.write_sale(conn, concert.id, new_sale)
+                await _record(conn, concert.id, before, new_values, address)
+                # Redis last, inside the transaction: if it fails, the sale and
+                # the record of the change roll back with it
+                await core.configure(store, concert.id, queue_changes)
+        except DATABASE_ERRORS:
             if sale_changes:
-                await catalog.write_sale(conn, concert.id, new_sale)
-            await _record(conn, concert.id, before, new_values, client_address(request))
-            # Redis last, inside the transaction: if it fails, the sale and
-            # the record of the change roll back with it
+                raise
+            # PostgreSQL down: admission can still be steered (k = 0 stops
+            # letting in people who could not pay), recorded in the log instead
             await core.configure(store, concert.id, queue_changes)
+            log.warning(
+                "admin change not audited: the database is unreachable",
+                extra={"concert": concert.id, "changes": new_values, "address": address},
+            )
         if sale_changes:
             concert = await _reread(store, concert.id)
     return JSONResponse(await _settings_view(store, concert))

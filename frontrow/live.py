@@ -56,8 +56,8 @@ async def sample(store: Store, concert: Concert) -> bool:
         "abandoned": int(abandoned),
         "held": int(held),
         "rate": rate,
-        "sold": {str(s.id): sold for s, (sold, _) in zip(dates, seats, strict=True)},
-        "holding": {str(s.id): held for s, (_, held) in zip(dates, seats, strict=True)},
+        "sold": {str(s.id): n for s, (n, _) in zip(dates, seats, strict=True)},
+        "holding": {str(s.id): n for s, (_, n) in zip(dates, seats, strict=True)},
         "poll_p99_ms": poll_p99,
         "payment_p99_ms": payment_p99,
     }

@@ -114,3 +114,27 @@ async def test_the_console_page_and_its_endpoints_need_the_token(
     assert "script-src" not in page.headers["content-security-policy"]  # 'self' only
     for path in ("/admin/concerts/1/live", "/admin/concerts/1/audit"):
         assert_problem(await client.get(path), 401, "UNAUTHENTICATED")
+
+
+async def test_admission_can_be_steered_while_the_database_is_down(
+    client: httpx.AsyncClient, store: Store, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy.exc
+
+    from frontrow import admin as console
+
+    async def database_down(*args: object) -> None:
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, ConnectionRefusedError())
+
+    admin = bearer(ADMIN)
+    monkeypatch.setattr(console, "_record", database_down)
+    # k = 0 stops letting in people who could not pay: it takes effect, logged
+    paused = await client.patch("/admin/concerts/1/queue", headers=admin, json={"admit_batch": 0})
+    assert paused.status_code == 200 and paused.json()["admit_batch"] == 0
+    assert any("not audited" in r.getMessage() for r in caplog.records)
+    # a sale change lives in the database: 503, nothing changed
+    moved = await client.patch("/admin/concerts/1/queue", headers=admin, json={"pow_bits": 9})
+    assert_problem(moved, 503, "BACKEND_UNAVAILABLE")
+    monkeypatch.undo()
+    settings = (await client.get("/admin/concerts/1/queue", headers=admin)).json()
+    assert (settings["admit_batch"], settings["pow_bits"]) == (0, 0)
