@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from frontrow import catalog
@@ -69,6 +70,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 async def _reset_database(db: AsyncEngine) -> None:
     async with db.begin() as conn:
+        if db.dialect.name == "postgresql":
+            # a failed test may leave connections in a transaction: fail this
+            # one with a lock timeout rather than hang the whole run on DROP
+            await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
 
