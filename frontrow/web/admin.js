@@ -93,6 +93,7 @@ $("concert").addEventListener("change", async () => {
 
 async function refresh(withAudit = false) {
   clearTimeout(state.timer);
+  if (!token()) return;  // signed out meanwhile
   try {
     const live = await admin("GET", "/live");
     render(live);
@@ -103,7 +104,8 @@ async function refresh(withAudit = false) {
     if (e.status === 401) { store.removeItem("adminToken"); show("signin"); return say("Signed out: the token was refused."); }
     say(`Could not refresh: ${e.message}. Retrying.`);
   }
-  state.timer = setTimeout(refresh, REFRESH_MS);
+  clearTimeout(state.timer);  // a refresh started meanwhile (a change, another concert) set one too
+  if (token()) state.timer = setTimeout(refresh, REFRESH_MS);
 }
 
 function last(values) {
