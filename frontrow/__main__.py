@@ -129,6 +129,7 @@ def _granian(args: argparse.Namespace, settings: Settings) -> None:
         backpressure=settings.max_connections,
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout_s * 1000),
+            # the request head must fit; hyper refuses a buffer under 8 KiB
             max_buffer_size=max(8192, settings.max_header_bytes),
         ),
         log_enabled=False,
@@ -304,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--max-connections",
         type=int,
-        help="open connections per worker; past it 503 (FRONTROW_MAX_CONNECTIONS, 2048)",
+        help="open connections per worker, past it 503; with granian requests in flight "
+        "(FRONTROW_MAX_CONNECTIONS, 2048)",
     )
     p.add_argument(
         "--header-timeout",
