@@ -132,6 +132,10 @@ async def admin_queue(request: Request) -> Response:
             new_sale = sale.changed(concert.sale, sale_changes)
             new_values.update({n: new_sale.as_dict()[n] for n in sale_changes})
         before = await _settings_view(store, concert)
+        # with a p99 target the view's k is the admitter's own; the audit
+        # compares with the k that was set
+        configured = await store.redis.hget(store.keys(concert.id).cfg, "admit_batch")
+        before["admit_batch"] = int(configured or store.settings.admit_batch)
         address = client_address(request)
         try:
             async with store.db.begin() as conn:

@@ -78,6 +78,13 @@ async def test_every_admin_change_is_audited(client: httpx.AsyncClient, store: S
     ]
     assert moved[3:] == [("admit_batch", 100, 7)]  # newest first; the no-op and the 422 left none
     assert all(c["address"] and c["at"].endswith("Z") for c in changes)
+    # with a p99 target the admitter picks k; the audit still compares with the k set
+    await store.redis.hset(store.keys(1).stats, "auto_batch", 55)
+    assert (await client.patch(url, headers=admin, json={"admit_target_p99_ms": 300})).is_success
+    assert (await client.get(url, headers=admin)).json()["admit_batch"] == 55
+    assert (await client.patch(url, headers=admin, json={"admit_batch": 9})).is_success
+    latest = (await client.get("/admin/concerts/1/audit", headers=admin)).json()["changes"][0]
+    assert (latest["field"], latest["old"], latest["new"]) == ("admit_batch", 7, 9)
 
 
 async def test_a_change_that_fails_is_not_audited(
