@@ -26,7 +26,10 @@ from bench.__main__ import ROOT, SECRET, fresh_database, frontrow_env, row, serv
 WRK_MONEY = Path(__file__).with_name("wrk_money.lua")
 
 
-def wrk_post(url: str, path: str, tokens: list[str], body: str, seconds: int) -> dict[str, Any]:
+def wrk_post(
+    url: str, path: str, tokens: list[str], body: str | list[str], seconds: int
+) -> dict[str, Any]:
+    """One body for every request, or a body per token (a file wrk reads)."""
     with tempfile.TemporaryDirectory() as tmp:
         token_file = Path(tmp, "tokens")
         token_file.write_text("\n".join(tokens) + "\n")
@@ -86,8 +89,8 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
     users = [f"p{i}" for i in range(buyers)]
     async with store.redis.pipeline(transaction=False) as pipe:
         for user in users:
-            keys, args = core.enter_call(store, user, 10, True, token_id=f"t_{user}")
-            await store.scripts.enter(keys=keys, args=args, client=pipe)
+            keys, argv = core.enter_call(store, user, 10, True, token_id=f"t_{user}")
+            await store.scripts.enter(keys=keys, args=argv, client=pipe)
         await pipe.execute()
     await store.redis.hset(k.cfg, mapping={"admit_batch": buyers})
     await core.admit(store, 10, "bench")
