@@ -92,17 +92,24 @@ async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
         await catalog.migrate(db)
     await keep_the_line(redis, first)
     stores: list[Store] = []
+    clients = [redis]
 
     async def make(**overrides: Any) -> Store:
         settings = dataclasses.replace(first, **overrides)
-        store = open_store(settings, redis=redis, db=db)
+        client = redis
+        if backend == "real" and settings.redis_timeout_s != first.redis_timeout_s:
+            # the pool's wait is the client's own: a client of its own (same server)
+            client = make_redis(settings)
+            clients.append(client)
+        store = open_store(settings, redis=client, db=db)
         stores.append(store)
         return store
 
     yield make
     for store in stores:
         await store.catalog.close()
-    await redis.aclose()
+    for client in clients:
+        await client.aclose()
     await db.dispose()
 
 

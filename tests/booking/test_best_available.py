@@ -84,7 +84,8 @@ async def test_a_thousand_pairs_race_for_one_section(make_store: MakeStore) -> N
     """1,000 concurrent asks for a pair on a 500-seat section: no seat twice,
     every pair side by side in one row, and a refusal only once no pair is left."""
     # 1,000 calls at once queue for 128 connections: on a busy 2-core box the
-    # last wait longer than the tests' usual 1 s, which is not what this tests
+    # last wait longer than the tests' usual 1 s (a pool timeout, "No connection
+    # available"), which is not what this tests
     store = await make_store(redis_timeout_s=10.0)
     venue = {
         "concerts": [
