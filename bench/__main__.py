@@ -30,6 +30,32 @@ SECRET = "bench-secret-bench-secret-bench-secret-0123"
 SAMPLE = 10_000  # distinct tokens wrk rotates through
 
 
+_PIDS: dict[str, int] = {}  # a running server's URL -> its pid, for its CPU per request
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (Linux
+    /proc): a server's workers and threads included. CPU per request is far
+    steadier than requests per second on a shared machine."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, up in parent.items() if up in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,6 +76,7 @@ def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz"):
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    _PIDS[url] = proc.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -130,6 +157,8 @@ def wrk(
     """Measure; a short unmeasured run first lets the server warm its token cache."""
     if warmup:
         wrk(url, tokens, warmup, connections, method, paths, path, warmup=0)
+    pid = _PIDS.get(url)
+    cpu0 = tree_cpu_s(pid) if pid else 0.0
     with tempfile.TemporaryDirectory() as tmp:
         token_file = Path(tmp, "tokens")
         token_file.write_text("\n".join(tokens) + "\n")
@@ -158,6 +187,8 @@ def wrk(
     if not stats["requests"]:
         raise RuntimeError(f"wrk sent nothing: {out[-1500:]}")
     stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    if pid:
+        stats["cpu_us"] = (tree_cpu_s(pid) - cpu0) / stats["requests"] * 1e6
     return stats
 
 
@@ -173,6 +204,7 @@ def row(
         "p99_ms": stats["p99_us"] / 1000,
         "non2xx": stats["non2xx"],
         "errors": stats["socket_errors"],
+        "cpu_us": round(stats["cpu_us"], 1) if "cpu_us" in stats else None,
         "note": note,
     }
 
@@ -405,6 +437,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "x ceiling",
         "x relational",
         "non-2xx",
+        "server CPU µs/req",
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -418,6 +451,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             r["x_ceiling"] if r["x_ceiling"] is not None else "-",
             r["x_relational"] if r["x_relational"] is not None else "-",
             r["non2xx"],
+            r["cpu_us"] if r.get("cpu_us") is not None else "-",
         )
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
