@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from frontrow.errors import BACKEND_ERRORS
+from frontrow.errors import BACKEND_ERRORS, not_found
 from frontrow.sale import Sale
 from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
 
@@ -228,6 +228,13 @@ class Catalog:
 
     async def get(self, concert_id: int) -> Concert | None:
         return (await self.concerts()).get(concert_id)
+
+    async def require(self, concert_id: int) -> Concert:
+        """The concert, or the 404 every route answers for an unknown one."""
+        concert = await self.get(concert_id)
+        if concert is None:
+            raise not_found("no such concert")
+        return concert
 
     async def close(self) -> None:
         """Let a background read in flight finish before the engine goes away."""

@@ -23,10 +23,7 @@ async def _concert(request: Request) -> tuple[QueueClaims, Concert]:
     concert_id = request.path_params["concert_id"]
     if claims.concert_id != concert_id:
         raise forbidden("this queue token is for another concert")
-    concert = await store_of(request).catalog.get(concert_id)
-    if concert is None:
-        raise not_found("no such concert")
-    return claims, concert
+    return claims, await store_of(request).catalog.require(concert_id)
 
 
 async def _active_concert(request: Request) -> tuple[QueueClaims, Concert]:
@@ -213,9 +210,7 @@ async def my_holds(request: Request) -> Response:
     store = store_of(request)
     claims = queue_claims_of(request)
     await require_active(store, claims, claims.concert_id)
-    concert = await store.catalog.get(claims.concert_id)
-    if concert is None:
-        raise not_found("no such concert")
+    concert = await store.catalog.require(claims.concert_id)
     found = await holds.mine(store, concert, claims.user_id)
     return JSONResponse({"holds": [h.as_dict() for h in found]})
 

@@ -25,10 +25,7 @@ from frontrow.queue import core
 
 
 async def _concert(request: Request) -> Concert:
-    concert = await store_of(request).catalog.get(request.path_params["concert_id"])
-    if concert is None:
-        raise not_found("no such concert")
-    return concert
+    return await store_of(request).catalog.require(request.path_params["concert_id"])
 
 
 CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,64}")
