@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from frontrow import catalog, logs, metrics, openapi, pace, ratelimit, server
+from frontrow import catalog, logs, metrics, observe, openapi, pace, ratelimit, server
 from frontrow.admin import routes as admin_routes
 from frontrow.auth import new_user_id
 from frontrow.booking import holds
@@ -99,6 +99,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_page(request: Request) -> Response:
+    observe.flush()
     body, content_type = await metrics.exposition(store_of(request))
     return Response(body, media_type=content_type)
 
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         stop = asyncio.Event()
         tasks = loops.start(store, stop) if store.settings.schedulers else []
         tasks.append(asyncio.create_task(pace.reporter(store, loops.owner_id(), stop)))
+        tasks.append(asyncio.create_task(observe.flusher(stop)))
         if owned:
             # Start-up garbage is long-lived; freezing it keeps the collector's
             # pauses out of the poll's tail latency.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import functools
 import itertools
 import logging
@@ -28,12 +30,67 @@ POLL_LOG_SAMPLE = 10_000
 _polls = itertools.count(1)
 
 
+class _Tally:
+    """Successful polls not logged, counted in plain numbers and added to
+    Prometheus in bulk by flush(): three locked metric writes per poll cost
+    ~2 µs of it (~4 µs with a multiprocess directory), this ~0.3."""
+
+    BOUNDS = LATENCY._upper_bounds  # the histogram's own, +Inf last
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.count, self.total, self.buckets = 0, 0.0, [0] * len(self.BOUNDS)
+
+    def add(self, elapsed: float) -> None:
+        self.count += 1
+        self.total += elapsed
+        self.buckets[bisect.bisect_left(self.BOUNDS, elapsed)] += 1
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        requests, latency = _children("GET", "/queue/token", 200)
+        requests.inc(self.count)
+        # Histogram has no bulk observe: these are the fields observe() adds to.
+        latency._sum.inc(self.total)
+        for bucket, n in zip(latency._buckets, self.buckets, strict=True):
+            if n:
+                bucket.inc(n)
+        self._reset()
+
+
+_tally = _Tally()
+FLUSH_S = 1.0
+
+
+def flush() -> None:
+    """Add the tallied polls to the metrics (before a scrape, and every FLUSH_S)."""
+    _tally.flush()
+
+
+async def flusher(stop: asyncio.Event) -> None:
+    """Keep this process's poll metrics at most FLUSH_S behind (other workers'
+    scrapes read them from the multiprocess files)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=FLUSH_S)
+        except TimeoutError:
+            pass
+        flush()
+
+
 def record_poll(status: int, elapsed: float, concert: Any, every: bool) -> None:
     """record() for GET /queue/token, which logs only what is worth reading
     unless `every` (FRONTROW_LOG_POLLS) asks for each line."""
     worth = every or status >= 400 or elapsed > SLOW_POLL_S
     worth = worth or next(_polls) % POLL_LOG_SAMPLE == 0
-    record("GET", "/queue/token", status, elapsed, concert, log=worth)
+    if worth or status != 200:
+        record("GET", "/queue/token", status, elapsed, concert, log=worth)
+        return
+    _tally.add(elapsed)
+    pace.sample("/queue/token", elapsed)
 
 
 def record(

@@ -17,7 +17,10 @@
 -- ARGV[4] admissions per second to assume before any is observed
 -- ARGV[5], ARGV[6] the shortest and longest poll interval (ms)
 -- ARGV[7] '1' when the concert's mode is random (every place is the median one)
--- ARGV[8..] token id, user id, token id, user id, ... (as the signed token says)
+-- ARGV[8] 'token user token user ...', space-separated (as the signed tokens
+--         say; neither has a space): one argument, not two a token, because
+--         the client packs every argument in Python and that was most of a
+--         batch's cost
 --
 -- An active token whose user's place is another token reads EXPIRED: a
 -- token that pairs one user with another's place (it takes the secret to
@@ -67,8 +70,8 @@ local function one(token, user)
   return 'EXPIRED', 0, 0
 end
 
-for i = 8, #ARGV, 2 do
-  local state, rank, expires = one(ARGV[i], ARGV[i + 1])
+for token, user in string.gmatch(ARGV[8], '(%S+) (%S+)') do
+  local state, rank, expires = one(token, user)
   out[#out + 1] = state
   out[#out + 1] = rank
   out[#out + 1] = expires

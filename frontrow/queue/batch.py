@@ -80,7 +80,7 @@ class StatusBatcher:
                     POLL_MIN_MS,
                     WAIT_POLL_MAX_MS,
                     "1" if random_mode else "0",
-                    *(part for token_id, user_id, _ in batch for part in (token_id, user_id)),
+                    " ".join(f"{token_id} {user_id}" for token_id, user_id, _ in batch),
                 ],
             )
         except BaseException as exc:  # every waiter must hear about it

@@ -41,7 +41,9 @@ def iso_ms(epoch_ms: int) -> str:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
+# Place and Line are built on every poll: plain slotted classes, since a
+# frozen dataclass's __init__ costs a setattr call per field.
+@dataclass(slots=True)
 class Place:
     status: str
     rank: int | None
@@ -65,7 +67,7 @@ class Place:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line:
     """What a status or enter call says of the whole line, read with the place."""
 
@@ -76,7 +78,9 @@ class Line:
 
 
 def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
-    return {**place.as_dict(), "concert_id": concert_id}
+    body = place.as_dict()
+    body["concert_id"] = concert_id
+    return body
 
 
 def place(
