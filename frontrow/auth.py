@@ -14,6 +14,9 @@ from frontrow.errors import unauthenticated
 QUEUE_AUDIENCE = "frontrow:queue"
 QUEUE_TOKEN_LIFETIME_S = 2 * 24 * 3600
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Token ids are new_token_id()'s alphabet; status.lua takes a batch of them
+# space-separated, so no id may hold a space.
+TOKEN_ID = USER_ID
 _CACHE_MAX = 200_000
 USER_MAX_AGE_S = 86400.0
 
@@ -118,7 +121,7 @@ class Tokens:
             and USER_ID.fullmatch(user_id)
             and type(concert_id) is int
             and isinstance(token_id, str)
-            and 0 < len(token_id) <= 64
+            and TOKEN_ID.fullmatch(token_id)
         ):
             raise unauthenticated("malformed queue token")
         parsed = QueueClaims(user_id, concert_id, token_id, float(claims["exp"]))

@@ -108,6 +108,7 @@ async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
     yield make
     for store in stores:
         await store.catalog.close()
+        await store.close_scripts()
     for client in clients:
         await client.aclose()
     await db.dispose()

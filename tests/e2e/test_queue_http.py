@@ -151,6 +151,10 @@ async def test_bad_credentials_are_401(client: httpx.AsyncClient, store: Store) 
             forge({"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t_x", "exp": now - 10})
         ),
         "user token as queue token": bearer(user_token),
+        # signed, but its token id could not travel in a batch of polls
+        "token id with a space": bearer(
+            forge({"aud": QUEUE_AUDIENCE, "sub": "carol", "cid": 1, "tid": "t x", "exp": now + 60})
+        ),
         "alg none": bearer(
             jwt.encode(
                 {"aud": QUEUE_AUDIENCE, "sub": "c", "cid": 1, "tid": "t", "exp": now + 60},

@@ -207,10 +207,14 @@ def test_lottery_verify_passes_on_a_real_draw_and_fails_on_a_tampered_seed(
 ) -> None:
     env = {"FRONTROW_ADMIN_TOKEN": ADMIN, "FRONTROW_ADMIT_BATCH": "0"}
     with serve(env, cwd=str(tmp_path)) as url:
-        opens = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+        # room for a slow machine: the check below and the 40 entries must all
+        # come before the opening, then the test waits for it
+        opens = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=8)
         body = {"prequeue_from": "2020-01-01T00:00:00Z", "opens_at": opens.isoformat()}
         admin = {"Authorization": f"Bearer {ADMIN}"}
         assert httpx.patch(f"{url}/admin/concerts/1/queue", headers=admin, json=body).is_success
+        before = verify(url)
+        assert before.returncode == 1 and "not published yet" in before.stderr
         users = []
         for _ in range(40):
             demo = httpx.post(f"{url}/auth/demo").json()
@@ -220,8 +224,6 @@ def test_lottery_verify_passes_on_a_real_draw_and_fails_on_a_tampered_seed(
             )
             assert entered.status_code == 201 and entered.json()["prequeue"] is True
             users.append(demo["user_id"])
-        before = verify(url)
-        assert before.returncode == 1 and "not published yet" in before.stderr
         time.sleep(max(0.0, (opens - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
         passed = verify(url, "--user", users[7])
         assert passed.returncode == 0, passed.stderr

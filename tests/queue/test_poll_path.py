@@ -1,0 +1,98 @@
+"""The poll's hot path: batched status calls on connections of their own,
+and poll metrics tallied then added to Prometheus in bulk."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import datetime as dt
+
+import pytest
+
+from frontrow import observe
+from frontrow.config import Settings
+from frontrow.metrics import LATENCY, REQUESTS
+from frontrow.queue import core
+from frontrow.sale import Sale
+from frontrow.store import DirectScript, Store
+
+
+async def test_a_batch_of_polls_answers_each_token(store: Store) -> None:
+    claims = []
+    for i in range(40):
+        _, token, _ = await core.enter(store, f"b{i}", 1, True)
+        claims.append(store.tokens.verify_queue(token))
+    # concurrent polls go out together in one status.lua call (batch.py)
+    places = await asyncio.gather(*(core.status(store, c) for c in claims))
+    assert [p.rank for p in places] == list(range(1, 41))
+    assert {p.status for p in places} == {"WAITING"}
+
+
+async def test_status_calls_survive_a_flushed_script_and_killed_connections(
+    store: Store, backend: str
+) -> None:
+    if backend != "real":
+        pytest.skip("the embedded backend runs scripts through fakeredis's client")
+    assert isinstance(store.scripts.status, DirectScript)
+    _, token, _ = await core.enter(store, "ann", 1, True)
+    ann = store.tokens.verify_queue(token)
+    assert (await core.status(store, ann)).rank == 1
+
+    await store.redis.script_flush()  # as after a Redis restart: NOSCRIPT, then loaded again
+    assert (await core.status(store, ann)).rank == 1
+
+    # every connection but this one is cut: the idle one fails, a fresh one answers
+    await store.redis.client_kill_filter(_type="normal", skipme=True)
+    assert (await core.status(store, ann)).rank == 1
+    assert (await core.status(store, ann)).rank == 1
+
+
+async def test_direct_script_connections_are_closed_with_the_store(
+    store: Store, backend: str
+) -> None:
+    if backend != "real":
+        pytest.skip("the embedded backend has no direct connections")
+    _, token, _ = await core.enter(store, "ann", 1, True)
+    await core.status(store, store.tokens.verify_queue(token))
+
+    async def clients() -> int:
+        return len(await store.redis.client_list(_type="normal"))
+
+    before = await clients()
+    await store.close_scripts()
+    for _ in range(50):  # the server notices a closed socket a moment later
+        if await clients() < before:
+            break
+        await asyncio.sleep(0.02)
+    assert await clients() == before - 1
+
+
+def test_tallied_polls_reach_the_metrics_as_if_observed_one_by_one() -> None:
+    requests = REQUESTS.labels("GET", "/queue/token", "200")
+    latency = LATENCY.labels("GET", "/queue/token")
+    observe.flush()
+    count0, sum0 = requests._value.get(), latency._sum.get()
+    buckets0 = [b.get() for b in latency._buckets]
+    durations = [0.0004, 0.001, 0.0011, 0.003, 0.07, 0.2, 0.49, 0.0004]
+    for elapsed in durations:
+        observe.record_poll(200, elapsed, 1, every=False)
+    assert requests._value.get() == count0  # not yet: tallied
+    observe.flush()
+    assert requests._value.get() == count0 + len(durations)
+    assert latency._sum.get() == pytest.approx(sum0 + sum(durations))
+    expected = list(buckets0)
+    for elapsed in durations:  # what Histogram.observe does, one by one
+        expected[bisect.bisect_left(latency._upper_bounds, elapsed)] += 1
+    assert [b.get() for b in latency._buckets] == expected
+    observe.flush()  # nothing new: nothing added twice
+    assert requests._value.get() == count0 + len(durations)
+
+
+def test_a_sales_times_are_formatted_once_and_stay_right() -> None:
+    opens = dt.datetime(2026, 12, 24, 10, 0, tzinfo=dt.UTC)
+    sale = Sale(opens_at=opens)
+    line = core.Line("", "", int(opens.timestamp() * 1000) - 5_000, 3)
+    for _ in range(2):  # the second answer comes from the cache
+        place = core.place(Settings(auth_secret="s" * 40), sale, "t_a", "WAITING", 1, 0, line)
+        assert place.prequeue and place.opens_at == "2026-12-24T10:00:00Z"
+        assert place.poll_after_ms >= 5_000
