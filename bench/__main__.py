@@ -144,6 +144,23 @@ def granian(app: str, workers: int) -> list[str]:
     ]
 
 
+def fastpysgi(target: str, workers: int) -> list[str]:
+    """bench/fastpysgi_run.py: TARGET is an app, or "frontrow"."""
+    return [sys.executable, "-m", "bench.fastpysgi_run", target, "--workers", str(workers)]
+
+
+def ceiling_server(name: str, workers: int) -> list[str]:
+    if name == "fastpysgi":
+        return fastpysgi("bench.ceiling:app", workers)
+    return (uvicorn if name == "uvicorn" else granian)("bench.ceiling:app", workers)
+
+
+def frontrow_server(name: str, workers: int) -> list[str]:
+    if name == "fastpysgi":  # a comparison only: frontrow serve runs uvicorn or granian
+        return fastpysgi("frontrow", workers)
+    return [sys.executable, "-m", "frontrow", "serve", "--workers", str(workers), "--server", name]
+
+
 def wrk(
     url: str,
     tokens: list[str],
@@ -285,14 +302,12 @@ async def bench_polls(args: argparse.Namespace, rows: list[dict[str, Any]]) -> N
     for workers in args.workers:
         # the first ceiling row of a worker count (uvicorn's) is what x ceiling divides by
         for name in args.servers:
-            argv = (uvicorn if name == "uvicorn" else granian)("bench.ceiling:app", workers)
-            with server(argv, {}) as url:
+            with server(ceiling_server(name, workers), {}) as url:
                 ceiling = wrk(url, ["x"] * 10, args.duration, args.connections)
             rows.append(row(f"ceiling (bare Starlette, {name})", workers, None, ceiling))
         await queue.flush()
         for name in args.servers:
-            serve = [sys.executable, "-m", "frontrow", "serve", "--workers", str(workers)]
-            with server([*serve, "--server", name], frontrow_env(args)) as url:
+            with server(frontrow_server(name, workers), frontrow_env(args)) as url:
                 for size in args.sizes:
                     await queue.grow(size)
                     stats = wrk(url, queue.tokens(SAMPLE), args.duration, args.connections)
@@ -466,7 +481,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--workers", default="1,2", help="uvicorn worker counts")
     parser.add_argument("--sizes", default="10000,100000,1000000", help="waiting tokens")
-    parser.add_argument("--servers", default="uvicorn,granian", help="HTTP servers to measure")
+    parser.add_argument(
+        "--servers",
+        default="uvicorn,granian",
+        help="HTTP servers to measure: uvicorn, granian, fastpysgi (pip install fastpysgi)",
+    )
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import bisect
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import pytest
 
-from frontrow import observe
+from frontrow import catalog, observe
 from frontrow.config import Settings
+from frontrow.errors import BACKEND_ERRORS
 from frontrow.metrics import LATENCY, REQUESTS
 from frontrow.queue import core
 from frontrow.sale import Sale
-from frontrow.store import DirectScript, Store
+from frontrow.store import DirectScript, Store, open_store
+from tests.conftest import SECRET, app_client, keep_the_line, unavailable
 
 
 async def test_a_batch_of_polls_answers_each_token(store: Store) -> None:
@@ -96,3 +100,34 @@ def test_a_sales_times_are_formatted_once_and_stay_right() -> None:
         place = core.place(Settings(auth_secret="s" * 40), sale, "t_a", "WAITING", 1, 0, line)
         assert place.prequeue and place.opens_at == "2026-12-24T10:00:00Z"
         assert place.poll_after_ms >= 5_000
+
+
+async def test_polls_over_a_unix_socket(tmp_path: Path) -> None:
+    """Redis on the same box is best reached over a Unix socket (README,
+    Performance): the whole poll path, its own connections included, works so."""
+    from tests.reliability.helpers import OwnRedis
+
+    if not shutil.which("redis-server"):
+        unavailable("redis-server is not installed")
+    own = OwnRedis(tmp_path)
+    own.start()
+    settings = Settings(
+        redis_url=own.unix_url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+        auth_secret=SECRET,
+    )
+    store = open_store(settings)
+    try:
+        await catalog.migrate(store.db)
+        assert isinstance(store.scripts.status, DirectScript)
+        await keep_the_line(store.redis, settings)
+        _, token, _ = await core.enter(store, "ann", 1, True)
+        async with app_client(store) as client:
+            answer = await client.get("/queue/token", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["rank"] == 1
+        own.kill()  # gone: a problem, not a hang
+        with pytest.raises(BACKEND_ERRORS):
+            await core.status(store, store.tokens.verify_queue(token))
+    finally:
+        own.kill()
+        await store.close()

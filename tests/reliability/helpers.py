@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,16 +61,23 @@ class CuttableProxy:
 
 
 class OwnRedis:
-    """A redis-server on a spare loopback port, without persistence, killable."""
+    """A redis-server on a spare loopback port and a Unix socket, without
+    persistence, killable."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.workdir = workdir
+        # a socket path may not pass ~100 bytes: not under pytest's long tmp_path
+        self.socket = Path(tempfile.mkdtemp(prefix="redis-")) / "redis.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        return f"unix://{self.socket}?db=0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -86,6 +94,8 @@ class OwnRedis:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--unixsocket",
+                str(self.socket),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
