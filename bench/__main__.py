@@ -63,14 +63,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz"):
+def server(argv: list[str], env: dict[str, str], ready_path: str = "/healthz", root: Path = ROOT):
+    """A server started from `root`'s code (another checkout for --baseline)."""
     port = free_port()
-    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    full = {**os.environ, **env, "PYTHONPATH": str(root)}
     log = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [*argv, "--port", str(port)],
         env=full,
-        cwd=ROOT,
+        cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -301,18 +302,24 @@ async def bench_polls(args: argparse.Namespace, rows: list[dict[str, Any]]) -> N
     queue = Queue(args.redis_url)
     for workers in args.workers:
         # the first ceiling row of a worker count (uvicorn's) is what x ceiling divides by
-        for name in args.servers:
+        servers = [n for n in args.servers if n != "fastpysgi" or workers == 1]
+        for name in servers:
             with server(ceiling_server(name, workers), {}) as url:
                 ceiling = wrk(url, ["x"] * 10, args.duration, args.connections)
             rows.append(row(f"ceiling (bare Starlette, {name})", workers, None, ceiling))
         await queue.flush()
-        for name in args.servers:
-            with server(frontrow_server(name, workers), frontrow_env(args)) as url:
-                for size in args.sizes:
-                    await queue.grow(size)
-                    stats = wrk(url, queue.tokens(SAMPLE), args.duration, args.connections)
+        # --baseline: the same poll served from another checkout, right after this one's
+        trees = [("", ROOT)] + ([(", baseline", Path(args.baseline))] if args.baseline else [])
+        for size in args.sizes:
+            await queue.grow(size)
+            tokens = queue.tokens(SAMPLE)
+            for name in servers:
+                for label, root in trees:
+                    argv = frontrow_server(name, workers)
+                    with server(argv, frontrow_env(args), root=root) as url:
+                        stats = wrk(url, tokens, args.duration, args.connections)
                     note = f"{SAMPLE} tokens rotated"
-                    rows.append(row(f"frontrow poll ({name})", workers, size, stats, note))
+                    rows.append(row(f"frontrow poll ({name}{label})", workers, size, stats, note))
         if args.skip_relational:
             continue
         db = relational.engine(args.database_url)
@@ -484,7 +491,7 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         default="uvicorn,granian",
-        help="HTTP servers to measure: uvicorn, granian, fastpysgi (pip install fastpysgi)",
+        help="HTTP servers to measure: uvicorn, granian, fastpysgi (one worker only)",
     )
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -495,6 +502,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also serve the poll from this checkout (git worktree add ... <commit>)",
     )
     parser.add_argument("--skip-relational", action="store_true")
     parser.add_argument("--skip-extras", action="store_true")
