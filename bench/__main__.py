@@ -266,12 +266,25 @@ class Queue:
 
 
 async def fresh_database(database_url: str) -> None:
-    """Drop frontrow's tables and create them again (benches that load a catalog)."""
+    """Drop frontrow's tables and create them again (benches that load a
+    catalog); the database itself is created first where it is missing."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from frontrow.catalog import migrate
     from frontrow.schema import metadata
 
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+        await admin.dispose()
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)

@@ -127,11 +127,12 @@ def _start_sweeping(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> N
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
     """Cut off every head older than the time limit, then come back: a late
-    head is answered between 1 and 1.25 times the limit after it began."""
+    head is answered between 1 and 1.25 times the limit after it began (at
+    most 1 s late, and the sweep never runs more than 20 times a second)."""
     timeout = Limits.header_timeout_s
     now = loop.time()
     for protocol in list(connections):
         since = getattr(protocol, "_head_since", None)
         if since is not None and now - since > timeout:
             protocol._head_too_slow()
-    loop.call_later(min(1.0, timeout / 4), _sweep, loop, connections)
+    loop.call_later(max(0.05, min(1.0, timeout / 4)), _sweep, loop, connections)
