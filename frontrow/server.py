@@ -53,8 +53,10 @@ class GuardedHttpTools(HttpToolsProtocol):
     than the time limit, 503 to a connection over the cap; each then closes.
 
     The head's clock is a timestamp, not a timer per request: arming and
-    cancelling a loop timer cost ~2 µs of every poll. One sweep per worker
-    (`_sweep`, a few times per timeout) cuts off the heads that ran over."""
+    cancelling a loop timer costs ~30 times reading the clock, on every
+    poll (python -m bench.pollpath).
+    One sweep per worker (`_sweep`, a few times per timeout) cuts off the
+    heads that ran over."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

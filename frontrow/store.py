@@ -55,14 +55,15 @@ def make_redis(settings: Settings) -> Any:
 
 class DirectScript:
     """A script run on connections of its own, outside the pool, for the
-    poll's batched status call, the hottest call there is: per call,
-    redis-py's blocking pool spends ~50 µs of CPU taking and returning a
-    connection (a lock, a condition, metrics hooks), far more than sending
-    the command. A call takes an idle connection or opens one, so calls for
-    different concerts still run side by side. Failures mean what they mean
-    through the pool: a connection that failed is closed and dropped, one
-    more try on a fresh one (the pool's Retry(NoBackoff(), 1)), NOSCRIPT
-    loads the script (a Redis that restarted empty)."""
+    poll's batched status call, the hottest call there is: redis-py's
+    blocking pool (a lock, a condition, metrics hooks) and command path
+    spend about half of such a call's CPU (`python -m bench.pollpath`),
+    more than sending the command. A call takes an idle connection or opens
+    one, so calls for different concerts still run side by side. Failures
+    mean what they mean through the pool: a connection that failed is
+    closed and dropped, one more try on a fresh one (the pool's
+    Retry(NoBackoff(), 1)), NOSCRIPT loads the script (a Redis that
+    restarted empty)."""
 
     def __init__(self, redis: aioredis.Redis, script: Any) -> None:
         self._redis = redis
