@@ -35,8 +35,9 @@ _PIDS: dict[str, int] = {}  # a running server's URL -> its pid, for its CPU per
 
 def tree_cpu_s(root: int) -> float:
     """User + system CPU seconds of a process and all its descendants (Linux
-    /proc): a server's workers and threads included. CPU per request is far
-    steadier than requests per second on a shared machine."""
+    /proc): a server's workers and threads included, and children that have
+    ended and been waited for (a PostgreSQL session that closed). CPU per
+    request is far steadier than requests per second on a shared machine."""
     parent: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -47,7 +48,8 @@ def tree_cpu_s(root: int) -> float:
         except OSError:
             continue  # gone meanwhile
         parent[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime
+        # utime, stime, and cutime, cstime: the ended children it waited for
+        ticks[int(entry)] = sum(int(f) for f in fields[11:15])
     tree, grew = {root}, True
     while grew:
         more = {pid for pid, up in parent.items() if up in tree} - tree
@@ -234,8 +236,12 @@ class Queue:
         from frontrow.config import Settings
         from frontrow.store import open_store
 
+        # the rules of a concert no database has: open now, fifo (rules.restore)
+        self._db_dir = tempfile.TemporaryDirectory(prefix="bench-queue-")
         self.settings = Settings(
-            redis_url=redis_url, auth_secret=SECRET, database_url="sqlite+aiosqlite:///:memory:"
+            redis_url=redis_url,
+            auth_secret=SECRET,
+            database_url=f"sqlite+aiosqlite:///{self._db_dir.name}/none.db",
         )
         self.store = open_store(self.settings)
         self.size = 0
@@ -245,17 +251,20 @@ class Queue:
         self.size = 0
 
     async def grow(self, size: int, concert_id: int = 1) -> None:
+        from frontrow import rules
+        from frontrow.catalog import migrate
         from frontrow.queue.core import enter_call
+
+        await migrate(self.store.db)
 
         # a line, not a calm queue: nobody is let straight in (enter.lua's fifo rule)
         await self.store.redis.set(self.store.keys(concert_id).calm, 10**12, px=86_400_000)
+        await rules.restore(self.store, concert_id)  # a pipeline cannot restore them midway
         batch = 5_000
         for start in range(self.size, size, batch):
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 for i in range(start, min(size, start + batch)):
-                    keys, args = enter_call(
-                        self.store, f"b{i}", concert_id, True, token_id=f"t_b{i}"
-                    )
+                    keys, args = enter_call(self.store, f"b{i}", concert_id, token_id=f"t_b{i}")
                     await self.store.scripts.enter(keys=keys, args=args, client=pipe)
                 await pipe.execute()
         self.size = max(self.size, size)

@@ -2,8 +2,10 @@
 
 In one run, on real Redis and PostgreSQL (databases it may wipe), with wrk
 (-t1, 32 connections, a fresh Idempotency-Key on every request):
-- ceiling: a bare Starlette endpoint on the same SQLAlchemy/psycopg stack
-  doing one `UPDATE ... RETURNING` in a transaction (bench/money_ceiling.py);
+- ceilings: a bare Starlette endpoint doing one `UPDATE ... RETURNING`, in
+  one round trip on psycopg's pool as frontrow's money statements are, and
+  (the first ceiling) through SQLAlchemy's async engine in a transaction
+  (bench/money_ceiling.py);
 - frontrow charge: `POST /wallet/charge` by 500 users;
 - frontrow payment: `POST /payments`, each request a different buyer who is
   admitted, holds one seat of the stadium and has the money (prepared first).
@@ -54,9 +56,9 @@ def wrk_post(
 async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], list[str]]:
     """Reset both databases, load one stadium date, and make `buyers` buyers
     ready to pay: admitted, one seat held each, the money in the wallet."""
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from bench import money_ceiling
+    from frontrow import rules
     from frontrow.auth import QueueClaims
     from frontrow.booking import holds
     from frontrow.catalog_import import apply, validate
@@ -66,13 +68,6 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
     from frontrow.wallet import ledger
 
     await fresh_database(args.database_url)
-    engine = create_async_engine(args.database_url)
-    venue = json.loads((ROOT / "examples" / "stadium.json").read_text())
-    venue["concerts"][0]["dates"] = venue["concerts"][0]["dates"][:1]
-    await apply(engine, validate(json.dumps(venue)))
-    await engine.dispose()
-    await money_ceiling.prepare(args.database_url)
-
     store = open_store(
         Settings(
             redis_url=args.redis_url,
@@ -82,14 +77,19 @@ async def prepare(args: argparse.Namespace, buyers: int) -> tuple[list[str], lis
         )
     )
     await store.redis.flushdb()
+    venue = json.loads((ROOT / "examples" / "stadium.json").read_text())
+    venue["concerts"][0]["dates"] = venue["concerts"][0]["dates"][:1]
+    await apply(store, validate(json.dumps(venue)))
+    await money_ceiling.prepare(args.database_url)
     concert = await store.catalog.get(10)
     assert concert is not None
     schedule = concert.schedules[0]
     k = store.keys(10)
     users = [f"p{i}" for i in range(buyers)]
+    await rules.restore(store, 10)  # a pipeline cannot restore them midway
     async with store.redis.pipeline(transaction=False) as pipe:
         for user in users:
-            keys, argv = core.enter_call(store, user, 10, True, token_id=f"t_{user}")
+            keys, argv = core.enter_call(store, user, 10, token_id=f"t_{user}")
             await store.scripts.enter(keys=keys, args=argv, client=pipe)
         await pipe.execute()
     await store.redis.hset(k.cfg, mapping={"admit_batch": buyers})
@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.money", description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=6)
-    parser.add_argument("--buyers", type=int, default=8000, help="payments prepared")
+    parser.add_argument("--buyers", type=int, default=20_000, help="payments prepared")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
@@ -129,8 +129,11 @@ def main() -> None:
     with server(
         uvicorn("bench.money_ceiling:app", w), {"BENCH_DATABASE_URL": args.database_url}, "/x"
     ) as url:
-        ceiling = wrk_post(url, "/credit", [f"u{i}" for i in range(500)], "{}", args.duration)
-    rows.append(row("ceiling: one UPDATE in a transaction", w, None, ceiling))
+        wallets = [f"u{i}" for i in range(500)]
+        ceiling = wrk_post(url, "/credit", wallets, "{}", args.duration)
+        first = wrk_post(url, "/credit-sqlalchemy", wallets, "{}", args.duration)
+    rows.append(row("ceiling: one UPDATE, psycopg's pool", w, None, ceiling))
+    rows.append(row("ceiling: one UPDATE via SQLAlchemy", w, None, first))
     with server(
         [sys.executable, "-m", "frontrow", "serve", "--workers", str(w)], frontrow_env(args)
     ) as url:
@@ -138,11 +141,12 @@ def main() -> None:
         rows.append(row("frontrow charge", w, None, charge, "500 users, a key each"))
         payment = wrk_post(url, "/payments", tokens, bodies, args.duration)
         rows.append(row("frontrow payment", w, None, payment, "one seat, a buyer each"))
-    for r, stats in zip(rows, (ceiling, charge, payment), strict=True):
+    for r, stats in zip(rows, (ceiling, first, charge, payment), strict=True):
         print(
             f"{r['name']:38} {stats['rps']:>7.0f} ok/s  p50 {r['p50_ms']:6.1f} ms"
             f"  p99 {r['p99_ms']:6.1f} ms  non-2xx {r['non2xx']:>5}"
-            f"  x ceiling {stats['rps'] / ceiling['rps']:.2f}  {r['note']}"
+            f"  x ceiling {stats['rps'] / ceiling['rps']:.2f}"
+            f"  x first ceiling {stats['rps'] / first['rps']:.2f}  {r['note']}"
         )
     if payment["non2xx"]:
         print(f"(payment: {payment['non2xx']} answers past the {args.buyers} prepared buyers)")

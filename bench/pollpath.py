@@ -66,7 +66,7 @@ async def pieces(redis_url: str, n: int) -> None:
     )
     pooled, direct = store.scripts.status, store.scripts.status
     if isinstance(direct, DirectScript):
-        pooled = store.redis.register_script(direct._script.script)
+        pooled = direct.script
     call = [*args, packed]
     await pooled(keys=keys, args=call)
     await direct(keys=keys, args=call)
@@ -83,8 +83,8 @@ async def pieces(redis_url: str, n: int) -> None:
     )
     line(
         "a poll's metrics (three writes -> tallied)",
-        cpu_us(lambda: record("GET", "/queue/token", 200, 0.001, 1, log=False), n),
-        cpu_us(lambda: record_poll(200, 0.001, 1, False), n),
+        cpu_us(lambda: record("GET", "/queue/token", 200, 0.001, 0.0001, 1, log=False), n),
+        cpu_us(lambda: record_poll(200, 0.001, 0.0001, 1, False), n),
     )
     loop = asyncio.get_running_loop()
     line(
@@ -92,7 +92,7 @@ async def pieces(redis_url: str, n: int) -> None:
         cpu_us(lambda: loop.call_later(10.0, print).cancel(), n),
         cpu_us(loop.time, n),
     )
-    await store.close_scripts()
+    await store.close_own()
     await store.close()
 
 

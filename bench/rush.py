@@ -28,12 +28,13 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
 
-from bench.__main__ import ROOT, SECRET, fresh_database, frontrow_env, server
+from bench.__main__ import _PIDS, ROOT, SECRET, fresh_database, frontrow_env, server, tree_cpu_s
 
 STADIUM = ROOT / "examples" / "stadium.json"
 CONCERT = 10
@@ -78,9 +79,12 @@ class Rush:
             self.gave_up["closed"] += 1
             return
         token = place["token"]
-        while place["status"] == "WAITING":
+        while place["status"] == "WAITING" and not place.get("sold_out"):
             await asyncio.sleep(place["poll_after_ms"] / 1000)
             _, place = await self.call(client, "GET", "/queue/token", token)
+        if place.get("sold_out") and place["status"] == "WAITING":
+            self.gave_up["sold out"] += 1
+            return
         if place["status"] != "ACTIVE":
             self.gave_up[place["status"].lower()] += 1
             return
@@ -221,11 +225,11 @@ async def invariants(database_url: str) -> dict[str, Any]:
 
 
 @contextmanager
-def admitter(env: dict[str, str]) -> Any:
+def admitter(env: dict[str, str], root: Path = ROOT) -> Any:
     proc = subprocess.Popen(
         [sys.executable, "-m", "frontrow", "admitter"],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(root)},
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -248,16 +252,171 @@ async def reset(args: argparse.Namespace) -> None:
     await store.close()
 
 
-def import_stadium(args: argparse.Namespace) -> float:
+def import_catalog(args: argparse.Namespace, root: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
-        env={**os.environ, **frontrow_env(args)},
-        cwd=ROOT,
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(args.catalog)],
+        env={**os.environ, **frontrow_env(args), "PYTHONPATH": str(root)},
+        cwd=root,
         check=True,
         capture_output=True,
     )
     return time.perf_counter() - started
+
+
+class Meter:
+    """CPU seconds of each server process (Linux /proc, and Redis's own
+    INFO), and PostgreSQL sessions opened, read at the start and the end."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    async def _database(self) -> tuple[int, int]:
+        """(the postmaster's pid, sessions opened in the database so far)."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(self.args.database_url)
+        async with engine.connect() as conn:
+            backend = await conn.scalar(text("SELECT pg_backend_pid()"))
+            sessions = await conn.scalar(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            )
+            # the session's parent, read while the session lives (a local server)
+            stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()  # noqa: ASYNC240
+        await engine.dispose()
+        return int(stat[1]), int(sessions)
+
+    def read(self, app: int, admitter: int) -> dict[str, float]:
+        import redis
+
+        info = redis.Redis.from_url(self.args.redis_url).info("cpu")
+        postmaster, sessions = asyncio.run(self._database())
+        return {
+            "app": tree_cpu_s(app),
+            "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            "postgresql": tree_cpu_s(postmaster),
+            "admitter": tree_cpu_s(admitter),
+            "sessions": sessions,
+        }
+
+
+def route_cpu(metrics: str) -> dict[str, tuple[float, float]]:
+    """(requests, CPU seconds) per method and route: frontrow_request_cpu_seconds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(metrics):
+        if family.name != "frontrow_request_cpu_seconds":
+            continue
+        for sample in family.samples:
+            name = f"{sample.labels['method']} {sample.labels['route']}"
+            pair = out.setdefault(name, [0.0, 0.0])
+            if sample.name.endswith("_count"):
+                pair[0] += sample.value
+            elif sample.name.endswith("_sum"):
+                pair[1] += sample.value
+    return {name: (n, cpu) for name, (n, cpu) in out.items()}
+
+
+def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]:
+    """A whole rush on `root`'s code (this checkout, or --baseline's); prints its report."""
+    asyncio.run(reset(args))
+    import_s = import_catalog(args, root)
+    env = frontrow_env(
+        args,
+        FRONTROW_ADMIT_BATCH=str(args.admit_batch),
+        FRONTROW_ADMIT_INTERVAL_S=str(args.admit_interval),
+        FRONTROW_MAX_ACTIVE=str(args.max_active),
+        FRONTROW_ADMIT_TARGET_P99_MS=str(args.target_p99_ms),
+        FRONTROW_ADMIT_BATCH_MAX=str(args.batch_max),
+        FRONTROW_ABANDON_AFTER_S="300",
+    )
+    meter = Meter(args)
+    argv = [sys.executable, "-m", "frontrow", "serve", "--workers", str(args.workers)]
+    with server(argv, env, root=root) as url:
+        with admitter(env, root) as admitting:
+            app_pid = _PIDS[url]
+            before = meter.read(app_pid, admitting.pid)
+            cpu0 = time.process_time()
+            rush = Rush(url, args.buyers)
+            asyncio.run(rush.run(args.connections))
+            client_cpu = time.process_time() - cpu0
+            after = meter.read(app_pid, admitting.pid)
+        metrics = httpx.get(url + "/metrics").text
+    wall = time.monotonic() - rush.started
+    facts = asyncio.run(invariants(args.database_url))
+    used = {name: after[name] - before[name] for name in before}
+    orders = len(rush.orders)
+
+    first_date = rush.orders and min(d for _, d, _ in rush.orders)
+    on_first = sorted((t, n) for t, d, n in rush.orders if d == first_date)
+    seats = sum(n for _, _, n in rush.orders)
+    k = f"k={args.admit_batch}"
+    if args.target_p99_ms:
+        final = re.search(r"^frontrow_queue_admit_batch\{[^}]*\} (\S+)", metrics, re.M)
+        k = (
+            f"k chosen for a booking p99 of {args.target_p99_ms} ms (from {args.admit_batch},"
+            f" at most {args.batch_max}; {float(final[1]) if final else '?':g} at the end)"
+        )
+    print(f"=== {label}")
+    print(
+        f"{args.catalog.name} import: {import_s:.1f} s; {args.buyers:,} buyers,"
+        f" {args.workers} workers, {k} every {args.admit_interval} s,"
+        f" at most {args.max_active} active"
+    )
+    print(
+        f"orders: {orders:,} in {wall:.0f} s = {orders / wall:.1f} orders/s,"
+        f" {seats / wall:.1f} seats/s"
+    )
+    sold_span = None
+    if on_first:
+        sold = sum(n for _, n in on_first)
+        sold_span = on_first[-1][0] - on_first[0][0]
+        print(
+            f"first date {first_date}: {sold:,} seats sold in {sold_span:.0f} s from its first sale"
+        )
+    print(f"buyers who gave up: {dict(rush.gave_up)}")
+    print(
+        f"answers by status: {dict(sorted(rush.statuses.items()))};"
+        f" 5xx: {sum(n for s, n in rush.statuses.items() if s >= 500)}"
+    )
+    server_cpu = sum(used[p] for p in ("app", "redis", "postgresql", "admitter"))
+    per_order = {
+        p: used[p] / max(orders, 1) * 1000 for p in ("app", "redis", "postgresql", "admitter")
+    }
+    print(
+        f"server CPU per order: {server_cpu / max(orders, 1) * 1000:.2f} ms ("
+        + ", ".join(f"{p} {ms:.2f}" for p, ms in per_order.items())
+        + f"); server CPU {server_cpu:.0f} s of {wall:.0f} s wall;"
+        f" this client's CPU: {client_cpu:.0f} s (not counted)"
+    )
+    print(f"PostgreSQL sessions opened during the rush: {used['sessions']:.0f}")
+    cpu_routes = route_cpu(metrics)
+    print("by route (server latency and the CPU of each request's own steps, from /metrics):")
+    for name, (count, p50, p99) in sorted(route_latencies(metrics).items()):
+        if count:
+            n, cpu = cpu_routes.get(name, (0.0, 0.0))
+            own = ""
+            if n:
+                each, total = cpu / n * 1000, cpu / max(orders, 1) * 1000
+                own = f"  CPU {each:6.2f} ms a request, {total:5.2f} ms an order"
+            print(f"  {name:56} {count:>9,.0f}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms{own}")
+    print("invariants (PostgreSQL):")
+    for name, value in facts.items():
+        print(f"  {name}: {value}")
+    result = {
+        "label": label,
+        "orders": orders,
+        "seats": seats,
+        "wall_s": round(wall, 1),
+        "first_date_sold_s": sold_span and round(sold_span, 1),
+        "cpu_ms_per_order": round(server_cpu / max(orders, 1) * 1000, 2),
+        **{f"{p}_ms_per_order": round(ms, 2) for p, ms in per_order.items()},
+        "sessions_opened": used["sessions"],
+    }
+    print(json.dumps(result))
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,67 +434,27 @@ def main(argv: list[str] | None = None) -> None:
         help="let the admitter choose k for this booking p99 (0: k is --admit-batch)",
     )
     parser.add_argument("--batch-max", type=int, default=1000, help="largest k with a target")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=STADIUM,
+        help="the concert on sale (id 10): the stadium, or examples/hall.json (900 seats)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="a checkout of other code (git worktree): the same rush on it right after",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
     )
     args = parser.parse_args(argv)
-    asyncio.run(reset(args))
-    import_s = import_stadium(args)
-    env = frontrow_env(
-        args,
-        FRONTROW_ADMIT_BATCH=str(args.admit_batch),
-        FRONTROW_ADMIT_INTERVAL_S=str(args.admit_interval),
-        FRONTROW_MAX_ACTIVE=str(args.max_active),
-        FRONTROW_ADMIT_TARGET_P99_MS=str(args.target_p99_ms),
-        FRONTROW_ADMIT_BATCH_MAX=str(args.batch_max),
-        FRONTROW_ABANDON_AFTER_S="300",
-    )
-    cpu0 = time.process_time()
-    with server(
-        [sys.executable, "-m", "frontrow", "serve", "--workers", str(args.workers)], env
-    ) as url:
-        with admitter(env):
-            rush = Rush(url, args.buyers)
-            asyncio.run(rush.run(args.connections))
-        metrics = httpx.get(url + "/metrics").text
-    client_cpu = time.process_time() - cpu0
-    wall = time.monotonic() - rush.started
-    facts = asyncio.run(invariants(args.database_url))
-
-    first_date = rush.orders and min(d for _, d, _ in rush.orders)
-    on_first = sorted((t, n) for t, d, n in rush.orders if d == first_date)
-    seats = sum(n for _, _, n in rush.orders)
-    k = f"k={args.admit_batch}"
-    if args.target_p99_ms:
-        final = re.search(r"^frontrow_queue_admit_batch\{[^}]*\} (\S+)", metrics, re.M)
-        k = (
-            f"k chosen for a booking p99 of {args.target_p99_ms} ms (from {args.admit_batch},"
-            f" at most {args.batch_max}; {float(final[1]) if final else '?':g} at the end)"
+    results = [one_rush(args, ROOT, "this checkout")]
+    if args.baseline:
+        results.append(one_rush(args, Path(args.baseline).resolve(), f"baseline {args.baseline}"))
+        now, then = results
+        ratio = now["cpu_ms_per_order"] / then["cpu_ms_per_order"]
+        print(
+            f"server CPU per order: {now['cpu_ms_per_order']} ms against the baseline's"
+            f" {then['cpu_ms_per_order']} ms (x{ratio:.2f})"
         )
-    print(
-        f"stadium import: {import_s:.1f} s; {args.buyers:,} buyers, {args.workers} workers,"
-        f" {k} every {args.admit_interval} s, at most {args.max_active} active"
-    )
-    print(
-        f"orders: {len(rush.orders):,} in {wall:.0f} s = {len(rush.orders) / wall:.1f} orders/s,"
-        f" {seats / wall:.1f} seats/s"
-    )
-    if on_first:
-        sold = sum(n for _, n in on_first)
-        span = on_first[-1][0] - on_first[0][0]
-        print(f"first date {first_date}: {sold:,} seats sold in {span:.0f} s from its first sale")
-    print(f"buyers who gave up: {dict(rush.gave_up)}")
-    print(
-        f"answers by status: {dict(sorted(rush.statuses.items()))};"
-        f" 5xx: {sum(n for s, n in rush.statuses.items() if s >= 500)}"
-    )
-    print(f"this client's CPU: {client_cpu:.0f} s of {wall:.0f} s wall")
-    print("server latency by route (from /metrics):")
-    for name, (count, p50, p99) in sorted(route_latencies(metrics).items()):
-        if count:
-            print(f"  {name:60} {count:>9,.0f}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
-    print("invariants (PostgreSQL):")
-    for name, value in facts.items():
-        print(f"  {name}: {value}")
-    print(json.dumps({"orders": len(rush.orders), "seats": seats, "wall_s": round(wall, 1)}))

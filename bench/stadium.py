@@ -52,20 +52,40 @@ async def bump_every(args: argparse.Namespace, every_s: float, stop: threading.E
     await engine.dispose()
 
 
-def sizes(url: str) -> dict[str, Any]:
+def import_stadium(env: dict[str, str]) -> float:
+    """`frontrow catalog import examples/stadium.json`; returns the seconds it took."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def admitted_buyer(url: str, name: str) -> tuple[str, str]:
+    """An ACTIVE queue token of the stadium concert and its first date's path."""
     from frontrow.auth import Tokens
 
-    user = Tokens(SECRET, 86_400).user_token("bench-map")
+    user = Tokens(SECRET, 86_400).user_token(name)
     entered = httpx.post(f"{url}/concerts/10/queue", headers={"Authorization": f"Bearer {user}"})
     token = entered.json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + 30
     while httpx.get(url + "/queue/token", headers=auth).json()["status"] != "ACTIVE":
         if time.monotonic() > deadline:
-            raise RuntimeError("the map's buyer was never admitted")
+            raise RuntimeError(f"{name} was never admitted")
         time.sleep(0.2)
     dates = httpx.get(f"{url}/concerts/10/dates", headers=auth).json()["dates"]
-    base = f"{url}/concerts/10/dates/{dates[0]['date']}"
+    return token, f"/concerts/10/dates/{dates[0]['date']}"
+
+
+def sizes(url: str) -> dict[str, Any]:
+    token, date = admitted_buyer(url, "bench-map")
+    auth = {"Authorization": f"Bearer {token}"}
+    base = url + date
     out = {}
     for name, path in (
         ("whole date, seat objects", "/seats"),
@@ -101,15 +121,7 @@ async def run(args: argparse.Namespace) -> None:
         timing: dict[str, float] = {}
 
         def load() -> None:
-            started = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
-                env={**os.environ, **env},
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            timing["import_s"] = time.perf_counter() - started
+            timing["import_s"] = import_stadium(env)
 
         importer = threading.Thread(target=load)
         importer.start()

@@ -96,6 +96,7 @@ def serve(args: argparse.Namespace) -> None:
         # connections past it); forwarded headers are read by frontrow.http, and
         # only from FRONTROW_TRUSTED_PROXIES.
         limit_concurrency=settings.max_connections,
+        timeout_keep_alive=int(settings.keep_alive_s),
         proxy_headers=False,
         server_header=False,
     )
@@ -158,7 +159,7 @@ def admitter(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
         log.info("admitter %s started", loops.owner_id())
         try:
-            await asyncio.gather(*loops.start(store, stop))
+            await asyncio.gather(*loops.start(store, stop), store.catalog.watch(stop))
         finally:
             await store.close()
         log.info("admitter stopped")
@@ -203,12 +204,17 @@ def catalog_import(args: argparse.Namespace) -> None:
         raise SystemExit(2) from None
 
     async def run() -> str:
-        engine = make_engine(settings)
+        store = open_store(settings)
         try:
-            await catalog.migrate(engine)
-            return str(await apply(engine, specs))
+            await catalog.migrate(store.db)
+            report = await apply(store, specs)
+            # returns once every running process serves the new catalog
+            late = await catalog.wait_until_loaded(store, await catalog.announce(store))
+            if late:
+                print(f"frontrow: not loaded yet by {', '.join(late)}", file=sys.stderr)
+            return str(report)
         finally:
-            await engine.dispose()
+            await store.close()
 
     try:
         print(f"frontrow: imported {args.file}: {asyncio.run(run())}")

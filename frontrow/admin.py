@@ -5,7 +5,6 @@ every change. All of it answers 404 unless FRONTROW_ADMIN_TOKEN is set.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import logging
 from importlib.resources import files
@@ -13,15 +12,14 @@ from typing import Any
 
 import orjson
 import sqlalchemy.exc
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from frontrow import catalog, live, ratelimit, sale
+from frontrow import live, ratelimit, rules, sale
 from frontrow.auth import bearer
-from frontrow.catalog import Concert
+from frontrow.catalog import Concert, announce
 from frontrow.errors import invalid, not_found, unauthenticated
 from frontrow.http import JSONResponse, client_address, read_json, store_of
 from frontrow.queue import core
@@ -43,13 +41,14 @@ async def _admin_concert(request: Request) -> Concert:
     expected = store.settings.admin_token
     if not expected:
         raise not_found("no such route")
-    # A missing or malformed credential is a plain 401: it cannot be the token,
-    # so it is no guess to count.
+    # The right token always works: an operator's emergency k = 0 is never
+    # locked out (a token of 32+ characters is no guess to throttle). Wrong
+    # ones count, and past the limit are refused before they are counted.
     given = bearer(request.headers.get("authorization"))
-    address = client_address(request)
-    limit = ratelimit.ADMIN_FAILURES_PER_ADDRESS
-    await ratelimit.refuse_when_spent(store, "admin", address, limit)
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        address = client_address(request)
+        limit = store.settings.admin_failures_per_ip
+        await ratelimit.refuse_when_spent(store, "admin", address, limit)
         await ratelimit.check_address(store, "admin", address, limit)
         raise unauthenticated("invalid admin token")
     return await store.catalog.require(request.path_params["concert_id"])
@@ -83,18 +82,12 @@ def parse_live_settings(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-ADMIN_FIELDS = (*core.LIVE_SETTINGS, *sale.FIELDS)
+ADMIN_FIELDS = (*rules.LIVE_SETTINGS, *sale.FIELDS)
 INT_FIELDS = ("admit_batch", "max_active", "admit_target_p99_ms", "pow_bits")
 
 
-async def _reread(store: Store, concert_id: int) -> Concert:
-    await store.catalog.invalidate()
-    return await store.catalog.require(concert_id)
-
-
-async def _settings_view(store: Store, concert: Concert) -> dict[str, Any]:
-    queue = await core.overview(store, concert.id, concert.on_sale)
-    return {**queue, **concert.sale.as_dict(), "commitment": concert.sale.commitment}
+async def _settings_view(store: Store, concert_id: int) -> dict[str, Any]:
+    return await core.overview(store, concert_id)
 
 
 async def admin_queue(request: Request) -> Response:
@@ -110,31 +103,13 @@ async def admin_queue(request: Request) -> Response:
         if unknown or not body:
             raise invalid(f"give one or more of {', '.join(ADMIN_FIELDS)}")
         # everything is checked before anything is stored
-        queue_changes = {n: v for n, v in body.items() if n in core.LIVE_SETTINGS}
+        queue_changes = parse_live_settings(
+            {n: v for n, v in body.items() if n in rules.LIVE_SETTINGS}
+        )
         sale_changes = {n: v for n, v in body.items() if n in sale.FIELDS}
-        if queue_changes:
-            parse_live_settings(queue_changes)
-        new_values = dict(queue_changes)
-        if sale_changes:
-            # from the database, not this process's copy: another process may
-            # have changed the sale in the last seconds, and every field is written
-            concert = await _reread(store, concert.id)
-            new_sale = sale.changed(concert.sale, sale_changes)
-            new_values.update({n: new_sale.as_dict()[n] for n in sale_changes})
-        before = await _settings_view(store, concert)
-        # with a p99 target the view's k is the admitter's own; the audit
-        # compares with the k that was set
-        configured = await store.redis.hget(store.keys(concert.id).cfg, "admit_batch")
-        before["admit_batch"] = int(configured or store.settings.admit_batch)
         address = client_address(request)
         try:
-            async with store.db.begin() as conn:
-                if sale_changes:
-                    await catalog.write_sale(conn, concert.id, new_sale)
-                await _record(conn, concert.id, before, new_values, address)
-                # Redis last, inside the transaction: if it fails, the sale and
-                # the record of the change roll back with it
-                await core.configure(store, concert.id, queue_changes)
+            await rules.change(store, concert.id, queue_changes, sale_changes, address)
         except DATABASE_ERRORS:
             if sale_changes:
                 raise
@@ -143,36 +118,11 @@ async def admin_queue(request: Request) -> Response:
             await core.configure(store, concert.id, queue_changes)
             log.warning(
                 "admin change not audited: the database is unreachable",
-                extra={"concert": concert.id, "changes": new_values, "address": address},
+                extra={"concert": concert.id, "changes": queue_changes, "address": address},
             )
         if sale_changes:
-            concert = await _reread(store, concert.id)
-    return JSONResponse(await _settings_view(store, concert))
-
-
-async def _record(
-    conn: AsyncConnection,
-    concert_id: int,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    address: str,
-) -> None:
-    """One audit row per field whose value the change moved."""
-    at = dt.datetime.now(dt.UTC)
-    rows = [
-        {
-            "at": at,
-            "concert_id": concert_id,
-            "field": name,
-            "old": orjson.dumps(before.get(name)).decode(),
-            "new": orjson.dumps(value).decode(),
-            "address": address[:64],
-        }
-        for name, value in after.items()
-        if before.get(name) != value
-    ]
-    if rows:
-        await conn.execute(insert(admin_audit), rows)
+            await announce(store)
+    return JSONResponse(await _settings_view(store, concert.id))
 
 
 async def admin_audit_list(request: Request) -> Response:
@@ -204,7 +154,7 @@ async def admin_live(request: Request) -> Response:
     store = store_of(request)
     concert = await _admin_concert(request)
     body = await live.view(store, concert)
-    body["settings"] = await _settings_view(store, concert)
+    body["settings"] = await _settings_view(store, concert.id)
     return JSONResponse(body)
 
 

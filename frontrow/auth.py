@@ -27,6 +27,12 @@ class QueueClaims:
     concert_id: int
     token_id: str
     exp: float
+    # What gives the place back when Redis lost it (status.lua): when the state
+    # of the Redis that issued it began (ms, Redis's clock; 0 = unknown), and
+    # its place's score in the line (an admitted place: one admission had
+    # reached; -1 = unknown).
+    born_ms: int = 0
+    score: int = -1
 
 
 def new_user_id() -> str:
@@ -49,6 +55,7 @@ class Tokens:
         self._secret = secret
         self._user_max_age_s = user_max_age_s
         self._queue_cache: dict[str, QueueClaims] = {}
+        self._user_cache: dict[str, tuple[str, float | None, float | None]] = {}
 
     def user_token(self, user_id: str, lifetime_s: int = 24 * 3600) -> str:
         if not USER_ID.fullmatch(user_id):
@@ -62,7 +69,11 @@ class Tokens:
         claims = {"sub": user_id, "iat": now, "exp": now + lifetime_s}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
-    def queue_token(self, user_id: str, concert_id: int, token_id: str) -> str:
+    def queue_token(
+        self, user_id: str, concert_id: int, token_id: str, born_ms: int = 0, score: int = -1
+    ) -> str:
+        """A queue token; `born_ms` and `score` let a Redis that lost the place
+        take it back from the token (QueueClaims)."""
         now = int(time.time())
         claims = {
             "aud": QUEUE_AUDIENCE,
@@ -71,11 +82,22 @@ class Tokens:
             "tid": token_id,
             "iat": now,
             "exp": now + QUEUE_TOKEN_LIFETIME_S,
+            "at": born_ms,
+            "sc": score,
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify_user(self, token: str) -> str:
-        """The user id of a valid user token (a queue token is rejected: it has an audience)."""
+        """The user id of a valid user token (a queue token is rejected: it has an audience).
+
+        Cached by the exact string, as queue tokens are (a buyer sends the same
+        one to enter and to charge); its times are judged again on every use."""
+        cached = self._user_cache.get(token)
+        if cached is not None:
+            user_id, issued, ends = cached
+            if self._in_time(time.time(), issued, ends):
+                return user_id
+            del self._user_cache[token]
         try:
             claims = jwt.decode(
                 token,
@@ -87,17 +109,28 @@ class Tokens:
             raise unauthenticated("invalid or expired user token") from None
         # A token says when it was issued or when it ends, and either lies
         # within the maximum age: a leaked token is never good forever.
-        now, issued, ends = time.time(), claims.get("iat"), claims.get("exp")
+        issued, ends = claims.get("iat"), claims.get("exp")
         if issued is None and ends is None:
             raise unauthenticated("a user token needs iat or exp")
-        if (issued is not None and now - issued > self._user_max_age_s) or (
-            ends is not None and ends - now > self._user_max_age_s
-        ):
+        if not self._in_time(time.time(), issued, ends):
             raise unauthenticated("user token is older or longer-lived than the maximum age")
         user_id = claims["sub"]
         if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
             raise unauthenticated("invalid user token subject")
+        if len(self._user_cache) >= _CACHE_MAX:
+            self._user_cache.clear()
+        self._user_cache[token] = (user_id, issued, ends)
         return user_id
+
+    def _in_time(self, now: float, issued: float | None, ends: float | None) -> bool:
+        """Not expired, not issued longer ago than the maximum age, not ending
+        further ahead than it (PyJWT checked exp when the token was decoded)."""
+        if ends is not None and ends <= now:
+            return False
+        return not (
+            (issued is not None and now - issued > self._user_max_age_s)
+            or (ends is not None and ends - now > self._user_max_age_s)
+        )
 
     def verify_queue(self, token: str) -> QueueClaims:
         cached = self._queue_cache.get(token)
@@ -116,15 +149,18 @@ class Tokens:
         except jwt.PyJWTError:
             raise unauthenticated("invalid or expired queue token") from None
         user_id, concert_id, token_id = claims["sub"], claims["cid"], claims["tid"]
+        born_ms, score = claims.get("at", 0), claims.get("sc", -1)
         if not (
             isinstance(user_id, str)
             and USER_ID.fullmatch(user_id)
             and type(concert_id) is int
             and isinstance(token_id, str)
             and TOKEN_ID.fullmatch(token_id)
+            and type(born_ms) is int
+            and type(score) is int
         ):
             raise unauthenticated("malformed queue token")
-        parsed = QueueClaims(user_id, concert_id, token_id, float(claims["exp"]))
+        parsed = QueueClaims(user_id, concert_id, token_id, float(claims["exp"]), born_ms, score)
         if len(self._queue_cache) >= _CACHE_MAX:
             self._queue_cache.clear()
         self._queue_cache[token] = parsed

@@ -1,10 +1,16 @@
 """The concert catalog: durable in the database, served from process memory.
 
 The catalog changes rarely (an import before a sale) and is read on every
-booking request, so each process keeps a copy. Every few seconds it asks the
-database for the catalog's version (one row); only a new version is read,
-in the background and in slices, so a 200,000-seat stadium never stalls the
-requests this process is serving meanwhile.
+booking request, so each process keeps a copy of what is static in it:
+titles, venues, dates, seats and prices. (The sale's rules are not decided
+from this copy: they live in Redis, frontrow/rules.py.) A change is announced
+through Redis once it is committed (`announce`); each process looks for an
+announcement four times a second, reads the new version in the background
+and in slices, so a 200,000-seat stadium never stalls the requests this
+process is serving meanwhile, and says which announcement it has loaded, so
+that `frontrow catalog import` returns only once every process has it. A
+concert this process does not know is looked for again before a 404. Without
+Redis the database's version is asked every few seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import bisect
 import datetime as dt
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,11 +28,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from frontrow import keys
 from frontrow.errors import BACKEND_ERRORS, not_found
 from frontrow.sale import Sale
 from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
 
 CHECK_AFTER_S = 5.0
+WATCH_S = 0.25  # how often a process looks for an announced change
+ACK_EVERY_S = 2.0  # how often it says it is alive and what it has loaded
 LOAD_SLICE = 1_000  # seat rows between two yields to the event loop
 DEMO_TIMEZONE = "Asia/Seoul"
 # (section, rows, seats a row, price): seats 1-10 at 120,000 and 11-50 at 80,000
@@ -78,11 +88,20 @@ class Venue:
     def section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
 
-    def place(self, seat_no: int) -> dict[str, str]:
-        """The seat's section, row and label, as every seat object carries them."""
+    def _run(self, seat_no: int) -> Run | None:
         i = bisect.bisect_right(self.starts, seat_no) - 1
         run = self.runs[i] if i >= 0 else None
-        if run is None or seat_no >= run.first + run.count:
+        return None if run is None or seat_no >= run.first + run.count else run
+
+    def section_of(self, seat_no: int) -> str:
+        """The name of the seat's section ("GA" for a seat of no section)."""
+        run = self._run(seat_no)
+        return "GA" if run is None else run.section
+
+    def place(self, seat_no: int) -> dict[str, str]:
+        """The seat's section, row and label, as every seat object carries them."""
+        run = self._run(seat_no)
+        if run is None:
             return {"section": "GA", "row": "1", "label": seat_label("GA", "1", seat_no)}
         number = run.number + seat_no - run.first
         return {
@@ -174,7 +193,14 @@ class Concert:
 
 
 class Catalog:
-    def __init__(self, db: AsyncEngine, check_after_s: float = CHECK_AFTER_S) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        check_after_s: float = CHECK_AFTER_S,
+        redis: Any = None,
+        prefix: str = "",
+        owner: str = "",
+    ) -> None:
         self._db = db
         self._check_after_s = check_after_s
         self._concerts: dict[int, Concert] = {}
@@ -183,6 +209,13 @@ class Catalog:
         self._loaded = False
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self._redis = redis
+        self._announced_key = keys.catalog_announced(prefix)
+        self._seen_key = keys.catalog_seen(prefix)
+        self._owner = owner
+        self._announced: str | None = None
+        # called with the concerts whose copy changed (store.open_store: embedded rules)
+        self.on_change: Callable[[list[Concert]], Awaitable[None]] | None = None
 
     async def concerts(self) -> dict[int, Concert]:
         if not self._loaded:
@@ -218,6 +251,7 @@ class Catalog:
                 self._checked_at = time.monotonic() - self._check_after_s + RETRY_AFTER_FAILURE_S
 
     async def _reload(self, force: bool) -> None:
+        old = self._concerts
         async with self._db.connect() as conn:
             version = await conn.scalar(select(catalog_version.c.version))
             if force or version != self._version:
@@ -225,13 +259,58 @@ class Catalog:
                 self._version = version
         self._loaded = True
         self._checked_at = time.monotonic()
+        if self.on_change is not None and self._concerts is not old:
+            changed = [c for i, c in self._concerts.items() if old.get(i) != c]
+            if changed:
+                await self.on_change(changed)
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Load each announced change, and say which one this process has
+        (a task of the app's lifespan and of an admitter, until `stop`)."""
+        if self._redis is None:
+            return
+        acked_at = float("-inf")
+        first = True
+        while not stop.is_set():
+            try:
+                announced = await self._redis.get(self._announced_key)
+                if first:  # the copy loaded now has whatever this says
+                    await self.concerts()
+                    self._announced, first = announced, False
+                if announced != self._announced:
+                    async with self._lock:
+                        await self._reload(force=True)
+                    self._announced = announced
+                    acked_at = float("-inf")
+                if time.monotonic() - acked_at > ACK_EVERY_S:
+                    at_ms = int(time.time() * 1000)
+                    await self._redis.hset(self._seen_key, self._owner, f"{announced}:{at_ms}")
+                    acked_at = time.monotonic()
+            except BACKEND_ERRORS as exc:
+                log.warning("catalog: cannot look for changes (%r)", exc)
+                await asyncio.sleep(RETRY_AFTER_FAILURE_S)
+            try:
+                await asyncio.wait_for(stop.wait(), WATCH_S)
+            except TimeoutError:
+                pass
 
     async def get(self, concert_id: int) -> Concert | None:
         return (await self.concerts()).get(concert_id)
 
     async def require(self, concert_id: int) -> Concert:
-        """The concert, or the 404 every route answers for an unknown one."""
+        """The concert, or the 404 every route answers for an unknown one: but
+        only after making sure no change this process has not loaded yet has it."""
         concert = await self.get(concert_id)
+        if concert is None and self._redis is not None:
+            try:
+                announced = await self._redis.get(self._announced_key)
+            except BACKEND_ERRORS:
+                announced = self._announced
+            if announced != self._announced:
+                async with self._lock:
+                    await self._reload(force=True)
+                self._announced = announced
+                concert = self._concerts.get(concert_id)
         if concert is None:
             raise not_found("no such concert")
         return concert
@@ -309,6 +388,33 @@ async def _load(conn: AsyncConnection) -> dict[int, Concert]:
     }
 
 
+async def announce(store: Any) -> int:
+    """Tell every process that a committed change of the catalog is there to
+    load; returns the announcement's number (see wait_until_loaded)."""
+    return int(await store.redis.incr(keys.catalog_announced(store.settings.key_prefix)))
+
+
+async def wait_until_loaded(store: Any, announced: int, timeout_s: float = 30.0) -> list[str]:
+    """Wait until every live process (one that said so within the last few
+    seconds) has loaded `announced`; returns the processes that had not by the timeout."""
+    deadline = time.monotonic() + timeout_s
+    key = keys.catalog_seen(store.settings.key_prefix)
+    while True:
+        now_ms = int(time.time() * 1000)
+        late = []
+        for owner, value in (await store.redis.hgetall(key)).items():
+            loaded, _, at_ms = value.rpartition(":")
+            silent_ms = now_ms - int(at_ms)
+            if silent_ms > 60_000:  # a process that stopped: forget it
+                await store.redis.hdel(key, owner)
+            elif silent_ms < 3 * ACK_EVERY_S * 1000:
+                if not loaded.isdigit() or int(loaded) < announced:
+                    late.append(owner)
+        if not late or time.monotonic() > deadline:
+            return late
+        await asyncio.sleep(WATCH_S / 2)
+
+
 async def bump_version(conn: AsyncConnection) -> None:
     """Tell every process the catalog changed (inside the changing transaction)."""
     await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
@@ -336,29 +442,26 @@ def sale_values(sale: Sale) -> dict[str, Any]:
     }
 
 
-async def save_sale(db: AsyncEngine, concert_id: int, sale: Sale) -> None:
-    async with db.begin() as conn:
-        await write_sale(conn, concert_id, sale)
-
-
-async def write_sale(conn: AsyncConnection, concert_id: int, sale: Sale) -> None:
-    """Store a concert's sale (admin API) and tell every process's catalog."""
-    await conn.execute(
-        update(concerts).where(concerts.c.id == concert_id).values(**sale_values(sale))
-    )
-    await bump_version(conn)
-
-
 async def migrate(db: AsyncEngine) -> None:
     """Create every table that does not exist yet, add columns that later
     versions need to tables that do; safe to run again."""
     stamp = "TIMESTAMP WITH TIME ZONE" if db.dialect.name == "postgresql" else "DATETIME"
     async with db.begin() as conn:
+        had_tickets = await conn.run_sync(lambda sync: inspect(sync).has_table("buyer_tickets"))
         await conn.run_sync(metadata.create_all)
+        if not had_tickets:
+            # the ticket limit counts what was bought before it existed too
+            await conn.execute(
+                text(
+                    "INSERT INTO buyer_tickets (user_id, concert_id, seats, ticket_limit)"
+                    " SELECT r.user_id, s.concert_id, count(*), 0 FROM reservations r"
+                    " JOIN schedules s ON s.id = r.schedule_id GROUP BY r.user_id, s.concert_id"
+                )
+            )
         columns = await conn.run_sync(
             lambda sync: {
                 (table, c["name"])
-                for table in ("concerts", "schedules", "seats")
+                for table in ("concerts", "schedules", "seats", "receipts")
                 for c in inspect(sync).get_columns(table)
             }
         )
@@ -380,9 +483,15 @@ async def migrate(db: AsyncEngine) -> None:
             ("mode", "VARCHAR(16) NOT NULL DEFAULT 'fifo'"),
             ("pow_bits", "INTEGER NOT NULL DEFAULT 0"),
             ("lottery_seed", "VARCHAR(64) NULL"),
+            ("queue_settings", "VARCHAR(1000) NULL"),
         ):
             if ("concerts", column) not in columns:
                 await conn.execute(text(f"ALTER TABLE concerts ADD COLUMN {column} {ddl}"))
+        if ("receipts", "token_id") not in columns:
+            await conn.execute(text("ALTER TABLE receipts ADD COLUMN token_id VARCHAR(64) NULL"))
+        await conn.execute(
+            text("CREATE INDEX IF NOT EXISTS receipts_paid_at ON receipts (paid_at)")
+        )
         if ("schedules", "seats_left") not in columns:
             await conn.execute(
                 text("ALTER TABLE schedules ADD COLUMN seats_left INTEGER NOT NULL DEFAULT 0")

@@ -27,12 +27,14 @@ from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from frontrow import sale
+from frontrow import rules, sale
 from frontrow.catalog import bump_version, sale_of, sale_values
 from frontrow.errors import Problem
 from frontrow.schema import concerts, reservations, schedules, seats
+from frontrow.store import Store
+
+IMPORTED_BY = "catalog import"  # the audit's "address" of a change the import made
 
 MAX_SEAT = 100_000
 MAX_PRICE = 1_000_000_000
@@ -325,11 +327,15 @@ class Report:
         )
 
 
-async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
-    """Bring the database to the file in one transaction; refuse to touch sold seats."""
+async def apply(store: Store, specs: list[ConcertSpec]) -> Report:
+    """Bring the database to the file in one transaction; refuse to touch sold
+    seats. Each concert's rules go to Redis inside it (a sale whose times may
+    no longer move refuses the whole import), and a changed sale is audited.
+    The caller announces the change once it is committed (catalog.announce)."""
     report = Report(concerts=len(specs))
     errors: list[str] = []
-    async with db.begin() as conn:
+    pending = []  # each concert's rules, for Redis once nothing else can fail
+    async with store.db.begin() as conn:
         for c in specs:
             exists = await conn.scalar(select(concerts.c.id).where(concerts.c.id == c.id))
             values = {
@@ -342,16 +348,18 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
                 await conn.execute(insert(concerts).values(id=c.id, **values))
             else:
                 await conn.execute(update(concerts).where(concerts.c.id == c.id).values(**values))
-            if c.sale:
-                stored = (await conn.execute(select(concerts).where(concerts.c.id == c.id))).one()
-                try:
-                    new = sale.changed(sale_of(stored), c.sale)
-                except Problem as bad:
-                    errors.append(f"line {c.line}: concert {c.id}: {bad.detail}")
-                else:
+            stored = (await conn.execute(select(concerts).where(concerts.c.id == c.id))).one()
+            before = sale_of(stored) if exists is not None else sale.Sale()
+            try:
+                new = sale.changed(sale_of(stored), c.sale) if c.sale else sale_of(stored)
+                if c.sale:
                     await conn.execute(
                         update(concerts).where(concerts.c.id == c.id).values(**sale_values(new))
                     )
+                    await rules.record(conn, c.id, before.as_dict(), new.as_dict(), IMPORTED_BY)
+                pending.append((c, before, new, rules.live_settings(stored)))
+            except Problem as bad:
+                errors.append(f"line {c.line}: concert {c.id}: {bad.detail}")
             for d in c.dates:
                 schedule_id = await conn.scalar(
                     select(schedules.c.id).where(
@@ -455,6 +463,15 @@ async def apply(db: AsyncEngine, specs: list[ConcertSpec]) -> Report:
         if errors:
             raise CatalogError(errors)  # rolls the transaction back
         await bump_version(conn)
+        for c, before, new, live in pending:
+            try:
+                await rules.write(store, conn, c.id, before, new, c.on_sale, live)
+            except Problem as bad:
+                # the rules of the concerts before it are written: they are the
+                # database's until this rolls back, so restore those from it
+                for done, *_ in pending[: pending.index((c, before, new, live))]:
+                    await store.redis.hdel(store.keys(done.id).cfg, "rules")
+                raise CatalogError([f"line {c.line}: concert {c.id}: {bad.detail}"]) from None
         if conn.dialect.name == "postgresql":
             # Explicit ids leave the sequence behind; later inserts must not collide.
             await conn.execute(

@@ -66,7 +66,21 @@ def _admin_token(raw: str) -> str:
     value = _text(raw)
     if len(value) < 32:
         raise ValueError("must be at least 32 characters (it guards every live setting)")
+    # it travels in an Authorization header: a longer or non-ASCII one could
+    # never be sent, and every request would be refused
+    if len(value) > 512 or not all("!" <= ch <= "~" for ch in value):
+        raise ValueError("must be at most 512 printable ASCII characters, without spaces")
     return value
+
+
+def _addresses(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port pairs separated by commas")
+        out.append((host.strip("[]"), int(port)))
+    return tuple(out)
 
 
 def _networks(raw: str) -> tuple[Network, ...]:
@@ -110,7 +124,16 @@ def _log_format(raw: str) -> str:
 class Settings:
     redis_url: str | None = None
     redis_cluster: bool = False
+    # Redis with failover: the Sentinels to ask, and the name of the master they watch
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_master: str | None = None
     redis_timeout_s: float = 2.0
+    # a PostgreSQL that stops answering (its packets lost) fails a request
+    # within this instead of hanging it: connect timeout, TCP user timeout
+    database_timeout_s: float = 3.0
+    # connections each process keeps to PostgreSQL, opened once and kept: one
+    # opened under a burst is a fork and an authentication on the server
+    database_pool: int = 20
     database_url: str = "sqlite+aiosqlite:///./frontrow.db"
     auth_secret: str = ""
     admin_token: str | None = None
@@ -128,14 +151,17 @@ class Settings:
     prequeue_spread_s: float = 30
     hold_ttl_s: float = 300
     max_holds_per_user: int = 4
+    max_tickets_per_user: int = 4  # seats bought plus held per concert, 0 = no limit
     max_charge: int = 10_000_000
     max_balance: int = 1_000_000_000
     schedulers: bool = False
     rate_window_s: float = 60
     enter_per_user: int = 20
     hold_per_user: int = 60
+    maps_per_user: int = 120  # seat maps and section overviews a user reads per window
     requests_per_ip: int = 600
     demo_logins_per_ip: int = 30
+    admin_failures_per_ip: int = 10  # wrong admin tokens per address per window
     log_polls: bool = False
     key_prefix: str = "fr"
     log_level: str = "INFO"
@@ -144,12 +170,16 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     max_connections: int = 2048
     header_timeout_s: float = 10.0
+    # uvicorn closes a connection idle this long: longer than a proxy's own
+    # idle timeout for its upstream connections, so the proxy always closes
+    # first and never reuses one the server is closing (deploy/nginx.conf)
+    keep_alive_s: float = 15.0
     max_header_bytes: int = 16 * 1024
 
     @property
     def embedded(self) -> bool:
         """True when Redis is the in-process fakeredis (one process only)."""
-        return self.redis_url is None
+        return self.redis_url is None and not self.redis_sentinels
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -165,13 +195,14 @@ class Settings:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"{var}={raw!r} is invalid: {exc}") from None
-        embedded = values.get("redis_url") is None
+        embedded = values.get("redis_url") is None and not values.get("redis_sentinels")
         values.setdefault("demo_login", embedded)
         values.setdefault("schedulers", embedded)
         if "auth_secret" not in values:
             if not embedded:
                 raise ConfigError(
-                    "FRONTROW_AUTH_SECRET is required when FRONTROW_REDIS_URL is set "
+                    "FRONTROW_AUTH_SECRET is required with a real Redis "
+                    "(FRONTROW_REDIS_URL or FRONTROW_REDIS_SENTINELS) "
                     "(every process must sign and verify tokens with the same key)"
                 )
             values["auth_secret"] = secrets.token_urlsafe(32)
@@ -181,8 +212,18 @@ class Settings:
             )
         if values.get("admit_batch_min", 1) > values.get("admit_batch_max", 1000):
             raise ConfigError("FRONTROW_ADMIT_BATCH_MIN is above FRONTROW_ADMIT_BATCH_MAX")
-        if values.get("redis_cluster") and embedded:
+        if values.get("redis_cluster") and values.get("redis_url") is None:
             raise ConfigError("FRONTROW_REDIS_CLUSTER=1 needs FRONTROW_REDIS_URL")
+        if values.get("redis_sentinels"):
+            if values.get("redis_url") is not None:
+                raise ConfigError(
+                    "FRONTROW_REDIS_SENTINELS and FRONTROW_REDIS_URL are two ways to one"
+                    " Redis: set one of them"
+                )
+            if not values.get("redis_master"):
+                raise ConfigError("FRONTROW_REDIS_SENTINELS needs FRONTROW_REDIS_MASTER")
+        elif values.get("redis_master"):
+            raise ConfigError("FRONTROW_REDIS_MASTER needs FRONTROW_REDIS_SENTINELS")
         return cls(**values)
 
     def masked(self) -> dict[str, Any]:
@@ -202,7 +243,11 @@ class Settings:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_url": _text,
     "redis_cluster": _bool,
+    "redis_sentinels": _addresses,
+    "redis_master": _text,
     "redis_timeout_s": _positive_float,
+    "database_timeout_s": _positive_float,
+    "database_pool": _int(1, 1000),
     "database_url": _database_url,
     "auth_secret": _text,
     "admin_token": _admin_token,
@@ -220,14 +265,17 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "prequeue_spread_s": _positive_float,
     "hold_ttl_s": _positive_float,
     "max_holds_per_user": _int(1, 100),
+    "max_tickets_per_user": _int(0, 10_000),
     "max_charge": _int(1, MONEY_LIMIT),
     "max_balance": _int(1, MONEY_LIMIT),
     "schedulers": _bool,
     "rate_window_s": _positive_float,
     "enter_per_user": _int(0),
     "hold_per_user": _int(0),
+    "maps_per_user": _int(0),
     "requests_per_ip": _int(0),
     "demo_logins_per_ip": _int(0),
+    "admin_failures_per_ip": _int(0),
     "log_polls": _bool,
     "key_prefix": _text,
     "log_level": _log_level,
@@ -235,6 +283,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "user_token_max_age_s": _positive_float,
     "trusted_proxies": _networks,
     "max_connections": _int(1, 1_000_000),
+    "keep_alive_s": _positive_float,
     "header_timeout_s": _positive_float,
     "max_header_bytes": _int(1024, 1024 * 1024),
 }

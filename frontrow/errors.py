@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 from starlette.exceptions import HTTPException
@@ -140,10 +141,33 @@ async def on_client_disconnect(request: Request, exc: Exception) -> Response:
     return problem_response(bad_request("the client disconnected before sending the body"))
 
 
+def backend_failed(exc: BaseException) -> bool:
+    """Whether `exc` means a backend did not answer. Besides BACKEND_ERRORS:
+    under uvloop, redis-py writing to a connection that closed under it (a
+    Redis killed mid-write) raises a RuntimeError, "... TCPTransport
+    closed=True ...; the handler is closed", not a ConnectionError."""
+    return isinstance(exc, BACKEND_ERRORS) or (
+        type(exc) is RuntimeError and "closed" in str(exc) and "ransport" in str(exc)
+    )
+
+
+async def on_runtime_error(request: Request, exc: Exception) -> Response:
+    if backend_failed(exc):
+        return await on_backend_error(request, exc)
+    raise exc  # a bug: the 500 handler answers and the server logs it
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(Problem(500, "INTERNAL", "internal error"))
 
+
+# A statement a constraint refused (it changed nothing), through SQLAlchemy or
+# straight from psycopg (the money statements, store.Statements)
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.IntegrityError,
+    psycopg.IntegrityError,
+)
 
 BACKEND_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
@@ -153,6 +177,9 @@ BACKEND_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
+    # the money statements run on psycopg directly (store.Statements); a pool timeout is one
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
     ConnectionError,
     TimeoutError,
 )
@@ -163,6 +190,7 @@ def exception_handlers() -> dict[Any, Any]:
         Problem: on_problem,
         HTTPException: on_http_exception,
         ClientDisconnect: on_client_disconnect,
+        RuntimeError: on_runtime_error,
         Exception: on_unexpected,
     }
     for exc_type in BACKEND_ERRORS:

@@ -12,7 +12,9 @@ from functools import lru_cache
 class ConcertKeys:
     __slots__ = (
         "active",
+        "back",
         "base",
+        "bought",
         "calm",
         "cap",
         "cfg",
@@ -39,7 +41,11 @@ class ConcertKeys:
         self.tick = self.base + ":tick"  # admission lease, one tick per interval
         self.stats = self.base + ":stats"  # HASH counters and observed admission rate
         self.draw = self.base + ":draw"  # ZSET lottery key (hex) -> 0, the pre-queued places
+        self.bought = self.base + ":bought"  # HASH user -> seats bought (the ticket limit)
         self.calm = self.base + ":calm"  # STRING places let in at once this interval, PX interval
+        # ZSET token -> when its place or session was given back from the token
+        # itself after Redis lost it (once a token: a place that ends after that ends)
+        self.back = self.base + ":back"
 
     def pow(self, challenge: str) -> str:
         """STRING user id a proof-of-work challenge was given to, PX its life."""
@@ -53,13 +59,24 @@ class ConcertKeys:
         """The seat locks of a date without the seat (best.lua picks the seats)."""
         return f"{self.base}:hold:{schedule_id}:"
 
-    def holds(self, schedule_id: int) -> str:
-        """ZSET seat -> hold expiry (ms): a date's held seats in one read."""
-        return f"{self.base}:holds:{schedule_id}"
+    def holds(self, schedule_id: int, section: str) -> str:
+        """ZSET seat -> hold expiry (ms): the held seats of one section of a
+        date, so a section's live holds are one ZCOUNT and its map reads its own."""
+        return f"{self.base}:holds:{schedule_id}:{section}"
 
     def uholds(self, user_id: str) -> str:
         """ZSET hold_id -> hold expiry (ms): a user's holds, for the per-user limit."""
         return f"{self.base}:uholds:{user_id}"
+
+    def pins(self, user_id: str) -> str:
+        """HASH hold_id -> payments in flight that pinned it: the last to fail
+        gives the hold back its own deadline (its score in uholds)."""
+        return f"{self.base}:pins:{user_id}"
+
+    def claims(self, user_id: str) -> str:
+        """HASH seat lock -> deadline of the user's first hold of that seat:
+        a claim on a seat lasts one hold lifetime, however often it is retaken."""
+        return f"{self.base}:claims:{user_id}"
 
     def rate(self, action: str, who: str) -> str:
         """STRING attempts of one user or address in the current rate window."""
@@ -69,6 +86,16 @@ class ConcertKeys:
         """BITMAP of a date's sold seats (bit n = seat n; bit 0 = loaded from the
         database): 6 KB for 50,000 seats, and a section is one GETRANGE."""
         return f"{self.base}:soldbits:{schedule_id}"
+
+
+def catalog_announced(prefix: str) -> str:
+    """STRING a counter bumped after every committed catalog change (rules.announce)."""
+    return f"{prefix}:{{global}}:catalog"
+
+
+def catalog_seen(prefix: str) -> str:
+    """HASH process -> 'counter:at_ms': the announcement each process has loaded."""
+    return f"{prefix}:{{global}}:catalog_seen"
 
 
 def address_rate(prefix: str, action: str, address: str) -> str:

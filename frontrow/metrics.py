@@ -20,6 +20,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Summary,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -44,6 +45,12 @@ LATENCY = Histogram(
     "HTTP request latency by route template",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CPU = Summary(
+    "frontrow_request_cpu_seconds",
+    "CPU time of the event loop spent in a request's own steps, by route template"
+    " (work shared between requests, as the batched status call, is not in it)",
+    ["method", "route"],
 )
 HOLDS = Counter("frontrow_holds_total", "Seat hold attempts by outcome", ["concert", "outcome"])
 PAYMENTS = Counter("frontrow_payments_total", "Payments by outcome", ["concert", "outcome"])

@@ -8,10 +8,12 @@ import functools
 import itertools
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Generator
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from frontrow import pace
-from frontrow.metrics import LATENCY, REQUESTS
+from frontrow.metrics import CPU, LATENCY, REQUESTS
 
 access = logging.getLogger("frontrow.access")
 
@@ -20,6 +22,58 @@ access = logging.getLogger("frontrow.access")
 def _children(method: str, template: str, status: int) -> tuple[Any, Any]:
     # labels() takes a lock and builds a key per call; the set of routes is small.
     return REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template)
+
+
+@functools.cache
+def _cpu(method: str, template: str) -> Any:
+    return CPU.labels(method, template)
+
+
+T = TypeVar("T")
+# the CPU seconds of the request being served, where work done for it adds its own
+_spent: ContextVar[list[float] | None] = ContextVar("frontrow_request_cpu", default=None)
+
+
+class _Timed:
+    """Await `coro`, adding the CPU time of its own steps (the event loop's
+    thread, between two of its awaits) to `into[0]`: what other tasks run
+    while it waits is theirs."""
+
+    __slots__ = ("coro", "into")
+
+    def __init__(self, work: Awaitable[Any], into: list[float]) -> None:
+        self.coro: Generator[Any, Any, Any] = work.__await__()
+        self.into = into
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, into, clock = self.coro, self.into, time.thread_time
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            began = clock()
+            try:
+                step = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as done:
+                into[0] += clock() - began
+                return done.value
+            except BaseException:
+                into[0] += clock() - began
+                raise
+            into[0] += clock() - began
+            try:
+                value, error = (yield step), None
+            except BaseException as exc:
+                value, error = None, exc
+
+
+async def on_behalf(work: Awaitable[T]) -> T:
+    """Run work another task does for the request being served (a rendering
+    shared by everyone who asks at once) on that request's CPU account."""
+    into = _spent.get()
+    if into is None:
+        return await work
+    result: T = await _Timed(work, into)
+    return result
 
 
 # A successful poll is counted, not logged: at a million waiting that is
@@ -41,11 +95,12 @@ class _Tally:
         self._reset()
 
     def _reset(self) -> None:
-        self.count, self.total, self.buckets = 0, 0.0, [0] * len(self.BOUNDS)
+        self.count, self.total, self.cpu, self.buckets = 0, 0.0, 0.0, [0] * len(self.BOUNDS)
 
-    def add(self, elapsed: float) -> None:
+    def add(self, elapsed: float, cpu: float) -> None:
         self.count += 1
         self.total += elapsed
+        self.cpu += cpu
         self.buckets[bisect.bisect_left(self.BOUNDS, elapsed)] += 1
 
     def flush(self) -> None:
@@ -58,6 +113,9 @@ class _Tally:
         for bucket, n in zip(latency._buckets, self.buckets, strict=True):
             if n:
                 bucket.inc(n)
+        cpu = _cpu("GET", "/queue/token")  # Summary has no bulk observe either
+        cpu._count.inc(self.count)
+        cpu._sum.inc(self.cpu)
         self._reset()
 
 
@@ -81,25 +139,32 @@ async def flusher(stop: asyncio.Event) -> None:
         flush()
 
 
-def record_poll(status: int, elapsed: float, concert: Any, every: bool) -> None:
+def record_poll(status: int, elapsed: float, cpu: float, concert: Any, every: bool) -> None:
     """record() for GET /queue/token, which logs only what is worth reading
     unless `every` (FRONTROW_LOG_POLLS) asks for each line."""
     worth = every or status >= 400 or elapsed > SLOW_POLL_S
     worth = worth or next(_polls) % POLL_LOG_SAMPLE == 0
     if worth or status != 200:
-        record("GET", "/queue/token", status, elapsed, concert, log=worth)
+        record("GET", "/queue/token", status, elapsed, cpu, concert, log=worth)
         return
-    _tally.add(elapsed)
+    _tally.add(elapsed, cpu)
     pace.sample("/queue/token", elapsed)
 
 
 def record(
-    method: str, template: str, status: int, elapsed: float, concert: Any, log: bool = True
+    method: str,
+    template: str,
+    status: int,
+    elapsed: float,
+    cpu: float,
+    concert: Any,
+    log: bool = True,
 ) -> None:
     """Count one request and, at INFO, log it as one structured line."""
     requests, latency = _children(method, template, status)
     requests.inc()
     latency.observe(elapsed)
+    _cpu(method, template).observe(cpu)
     pace.sample(template, elapsed)
     if log and access.isEnabledFor(logging.INFO):
         access.info(
@@ -124,6 +189,8 @@ class Observe:
             return
         started = time.perf_counter()
         status = 500
+        spent = [0.0]
+        _spent.set(spent)  # this request's own context (one task a request)
 
         async def send_status(message: Any) -> None:
             nonlocal status
@@ -132,10 +199,11 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await _Timed(self.app(scope, receive, send_status), spent)
         finally:
             route = scope.get("route")
             # The template, never the raw path: tokens and ids stay out of labels.
             template = getattr(route, "path_format", None) or "<unmatched>"
             concert = scope.get("path_params", {}).get("concert_id")
-            record(scope["method"], template, status, time.perf_counter() - started, concert)
+            elapsed = time.perf_counter() - started
+            record(scope["method"], template, status, elapsed, spent[0], concert)

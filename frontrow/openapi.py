@@ -216,7 +216,7 @@ SCHEMAS: dict[str, Any] = {
             "prequeue_from": nullable({"type": "string", "format": "date-time"}),
             "opens_at": nullable({"type": "string", "format": "date-time"}),
             "mode": {"enum": ["fifo", "random", "passthrough", "reject"]},
-            "pow_bits": {"type": "integer", "minimum": 0, "maximum": 26},
+            "pow_bits": {"type": "integer", "minimum": 0, "maximum": 21},
         },
     },
     "QueueStats": obj(
@@ -240,6 +240,7 @@ SCHEMAS: dict[str, Any] = {
             "mode": STR,
             "pow_bits": INT,
             "commitment": nullable(STR),
+            "opened_at": nullable(TIME),
         },
     ),
     "Challenge": obj({"challenge": STR, "bits": INT, "expires_at": TIME}),
@@ -266,9 +267,11 @@ ERRORS = {
     " PROOF_OF_WORK_INVALID: a wrong, spent, expired or another user's proof",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
-    409: "SEAT_UNAVAILABLE, HOLD_LIMIT, HOLD_EXPIRED, QUEUE_CLOSED (with opens_at and"
-    " prequeue_from) or IDEMPOTENCY_MISMATCH",
+    409: "SEAT_UNAVAILABLE, HOLD_LIMIT, TICKET_LIMIT (with limit and bought), HOLD_EXPIRED,"
+    " QUEUE_CLOSED (with opens_at and prequeue_from), IDEMPOTENCY_MISMATCH,"
+    " SALE_NOT_OPEN (with opens_at), SALE_STARTED or PREQUEUE_TAKEN",
     413: "PAYLOAD_TOO_LARGE: body over 16 KiB",
+    415: "UNSUPPORTED_MEDIA_TYPE: a body with a Content-Encoding other than identity",
     428: "PROOF_OF_WORK_REQUIRED: entering needs a Proof-Of-Work header",
     422: "VALIDATION_FAILED or BALANCE_LIMIT",
     429: "TOO_MANY_REQUESTS: a per-user or per-address limit (Retry-After set)",
@@ -311,7 +314,7 @@ def op(
             "required": body_required,
             "content": {"application/json": {"schema": ref(body)}},
         }
-        for status in (400, 413, 422):
+        for status in (400, 413, 415, 422):
             out["responses"].setdefault(str(status), problem(status))
     if params:
         out["parameters"] = list(params)
@@ -377,7 +380,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/concerts/{concert_id}/queue/challenge": {
         "post": op(
-            "A proof-of-work challenge for entering (2 minutes, one use)",
+            "A proof-of-work challenge for entering (a life that follows its bits, one use)",
             {201: ok("Challenge", "created")},
             (404, 429),
             auth="userToken",
@@ -394,9 +397,9 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/concerts/{concert_id}/queue/lottery/draw": {
         "get": op(
-            "The drawn keys in order (after the opening), a page at a time",
+            "The drawn keys in order (after the opening), a page at a time (immutable)",
             {200: ok("Draw")},
-            (404, 422, 503),
+            (404, 422, 429, 503),
             params=(
                 CONCERT,
                 query_param("after", {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
@@ -423,7 +426,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": op(
             "Seat map of one date, or of one section (?section=); form=rows for a stadium",
             {200: ok("Seats")},
-            (403, 404, 422),
+            (403, 404, 422, 429),
             auth="queueToken",
             params=(
                 CONCERT,
@@ -437,7 +440,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": op(
             "Sections of one date in the venue's order, with seats available",
             {200: ok("Sections")},
-            (403, 404),
+            (403, 404, 429),
             auth="queueToken",
             params=(CONCERT, DATE_P),
         )

@@ -1,5 +1,5 @@
-"""Fixed-window limits: entering and holding per user and per address in a
-concert, demo logins and failed admin tokens per address."""
+"""Fixed-window limits: entering, holding and reading seat maps per user and
+per address in a concert, demo logins and failed admin tokens per address."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import math
 from frontrow.errors import Problem
 from frontrow.keys import address_rate
 from frontrow.store import Store
-
-ADMIN_FAILURES_PER_ADDRESS = 10
 
 
 def too_many(action: str, wait_ms: int) -> Problem:
@@ -41,7 +39,7 @@ def counters(
     against: per user and per address in the concert (0 = no limit). The hold
     scripts count them inside their own call."""
     s = store.settings
-    per_user = s.enter_per_user if action == "enter" else s.hold_per_user
+    per_user = {"enter": s.enter_per_user, "hold": s.hold_per_user, "map": s.maps_per_user}[action]
     k = store.keys(concert_id)
     return [
         (k.rate(action, f"u:{user_id}"), per_user),
@@ -60,8 +58,10 @@ async def check_address(store: Store, action: str, address: str, limit: int) -> 
 
 
 async def refuse_when_spent(store: Store, action: str, address: str, limit: int) -> None:
-    """429 when the address has used up its attempts, without counting this one:
-    a guess is refused before it is checked, so a locked-out guesser learns nothing."""
+    """429 when the address has used up its attempts (limit > 0), without
+    counting this one."""
+    if limit <= 0:
+        return
     key = address_rate(store.settings.key_prefix, action, address)
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.get(key)

@@ -41,6 +41,9 @@ concerts = Table(
     Column("mode", String(16), nullable=False, server_default="fifo"),
     Column("pow_bits", Integer, nullable=False, server_default="0"),
     Column("lottery_seed", String(64), nullable=True),
+    # The live settings an operator set (JSON: admit_batch, open, ...): the
+    # record that an empty Redis gets them back from (frontrow/rules.py).
+    Column("queue_settings", String(1000), nullable=True),
 )
 
 schedules = Table(
@@ -96,6 +99,16 @@ admin_audit = Table(
     Index("admin_audit_concert", "concert_id", "id"),
 )
 
+# How far admission has come in each concert's line (lua/admit.lua, the
+# admission frontier), kept by the admitter after its ticks: a Redis that
+# comes back empty learns from it which returning tokens were admitted.
+queue_progress = Table(
+    "queue_progress",
+    metadata,
+    Column("concert_id", Id, primary_key=True, autoincrement=False),
+    Column("admitted_upto", BigInteger, nullable=False),
+)
+
 wallets = Table(
     "wallets",
     metadata,
@@ -131,7 +144,11 @@ receipts = Table(
     Column("paid_at", DateTime(timezone=True), nullable=False),
     Column("idempotency_key", String(64)),
     Column("request_hash", String(64), nullable=False),
+    # the queue token that paid: a payment Redis never heard of (it was away
+    # at the commit) is finished by the sweeper with it (payments.finish_recent)
+    Column("token_id", String(64), nullable=True),
     UniqueConstraint("user_id", "idempotency_key", name="receipts_idempotency"),
+    Index("receipts_paid_at", "paid_at"),
 )
 
 # The unique (schedule, seat) constraint is the last guard against selling
@@ -147,4 +164,18 @@ reservations = Table(
     Column("price", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("schedule_id", "seat_no", name="reservations_one_per_seat"),
+)
+
+# Seats each buyer bought per concert, kept by the payment's own statement:
+# the row is locked by the upsert, so no two payments of one buyer pass the
+# ticket limit together; the limit in force is written with the count, and
+# the CHECK undoes the whole payment that would pass it.
+buyer_tickets = Table(
+    "buyer_tickets",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("concert_id", Id, primary_key=True, autoincrement=False),
+    Column("seats", Integer, nullable=False),
+    Column("ticket_limit", Integer, nullable=False),  # 0 = none
+    CheckConstraint("ticket_limit = 0 OR seats <= ticket_limit", name="buyer_tickets_within_limit"),
 )

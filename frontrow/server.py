@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from frontrow.config import Settings
 
 log = logging.getLogger("frontrow.server")
+REQUESTS_PER_CONNECTION = 100  # a poll every 2 s: a new connection every ~3 minutes
 
 
 class Limits:
@@ -62,6 +63,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._served = 0  # requests on this connection
+        self._draining = False  # the server is stopping: this connection's last answer says close
+        self._tail = b""  # the head's last bytes so far: its end may straddle two reads
         self._head_since: float | None = None  # loop time the current head began
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -74,7 +78,17 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
+            room = Limits.max_header_bytes - self._head_bytes
+            # A whole head in one read is parsed and served in the same call:
+            # judge its size first, by where it ends (the blank line).
+            if (
+                len(data) > room
+                and (self._tail + data).find(b"\r\n\r\n", 0, len(self._tail) + room) < 0
+            ):
+                self._refuse(431, b"request head too large")
+                return
             self._head_bytes += len(data)
+            self._tail = data[-3:]
             if self._head_since is None:
                 self._head_since = self.loop.time()
         super().data_received(data)
@@ -85,11 +99,30 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head, self._head_since = False, None
         super().on_headers_complete()
+        self._served += 1
+        if (self._draining or self._served >= REQUESTS_PER_CONNECTION) and self.cycle is not None:
+            # "Connection: close" on this answer: the client opens a new
+            # connection, which any worker may accept, so a worker started
+            # after the others (a restart, a deploy) gets its share.
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """The server is stopping. uvicorn closes an idle keep-alive
+        connection here at once, and a request the client is sending on it
+        at that moment meets a reset: a failed request in every rolling
+        deploy (#24.8). So an idle connection is left to its client: the
+        next request on it is answered with "Connection: close", and one
+        that stays idle ends at the client's own idle close (the edge's 8 s)
+        or at the keep-alive timeout; a connection mid-request closes after
+        its answer, as before."""
+        self._draining = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
         # Between requests uvicorn's keep-alive timeout applies; the next
         # head's clock starts with its first byte.
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._tail = True, 0, b""
         super().on_response_complete()
 
     def _head_too_slow(self) -> None:

@@ -44,7 +44,7 @@ def _eta(waiting: int, rate: float) -> str:
 async def rows(store: Store) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     for concert in (await store.catalog.concerts()).values():
-        q: dict[str, Any] = await overview(store, concert.id, concert.on_sale)
+        q: dict[str, Any] = await overview(store, concert.id)
         out.append(
             (
                 str(concert.id),

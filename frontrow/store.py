@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import fakeredis
+import psycopg
 import redis.asyncio as aioredis
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -24,13 +33,54 @@ from frontrow.keys import ConcertKeys, concert_keys
 from frontrow.lua import Scripts
 
 REDIS_MAX_CONNECTIONS = 128
+log = logging.getLogger("frontrow.store")
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The Sentinels' master through a blocking pool: under a burst, requests
+    queue for a connection as they do with one Redis (make_redis)."""
+
+
+class WaitingCluster(aioredis.RedisCluster):
+    """A Redis Cluster client whose commands wait for a connection under a
+    burst, as the blocking pool's do, instead of failing: redis-py's cluster
+    raises MaxConnectionsError once a node's connections are all in use (163
+    of 3,000 entries got 503 in one rush). At most max_connections commands
+    are out at once, so no node ever runs out; a command that waits longer
+    than the timeout fails as an unreachable Redis does (503). The client is
+    initialized before its first command, alone: redis-py's asyncio cluster
+    must be (its maintainers' word), and a burst that starts it lazily
+    reaches connections its own discovery closes under them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(kwargs.get("max_connections", REDIS_MAX_CONNECTIONS))
+        self._wait_s = kwargs.get("socket_timeout") or 1.0
+        self._started = False
+        self._starting = asyncio.Lock()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._started:
+            async with self._starting:
+                if not self._started:
+                    await self.initialize()
+                    self._started = True
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("no Redis connection free in time") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._slots.release()
 
 
 def make_redis(settings: Settings) -> Any:
     # A blocking pool: under a burst, requests queue for a connection for up
     # to the timeout instead of failing at the pool's limit.
     timeout = settings.redis_timeout_s
-    if settings.redis_url is None:
+    if settings.embedded:
         return fakeredis.FakeAsyncRedis(
             decode_responses=True,
             connection_pool_class=aioredis.BlockingConnectionPool,
@@ -45,44 +95,84 @@ def make_redis(settings: Settings) -> Any:
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1),
     }
+    if settings.redis_sentinels:
+        # The master the Sentinels name now, asked again on every new
+        # connection: after a failover the next connection goes to the new one.
+        sentinel = Sentinel(list(settings.redis_sentinels), **common)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(
+            settings.redis_master or "",
+            connection_pool_class=BlockingSentinelPool,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=timeout,
+        )
+    assert settings.redis_url is not None
     if settings.redis_cluster:
-        return aioredis.RedisCluster.from_url(settings.redis_url, **common)
+        return WaitingCluster.from_url(
+            settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, **common
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout, **common
     )
     return aioredis.Redis.from_pool(pool)
 
 
-class DirectScript:
-    """A script run on connections of its own, outside the pool, for the
-    poll's batched status call, the hottest call there is: redis-py's
-    blocking pool (a lock, a condition, metrics hooks) and command path
-    spend about half of such a call's CPU (`python -m bench.pollpath`),
-    more than sending the command. A call takes an idle connection or opens
-    one, so calls for different concerts still run side by side. Failures
-    mean what they mean through the pool: a connection that failed is
-    closed and dropped, one more try on a fresh one (the pool's
-    Retry(NoBackoff(), 1)), NOSCRIPT loads the script (a Redis that
-    restarted empty)."""
+def pack(command: tuple[Any, ...]) -> bytes:
+    """A command as Redis reads it (an array of bulk strings). redis-py's
+    pack_command spends ~1.5 µs an argument in Python (it allows for
+    memoryviews and huge values), a script call has 20 to 40 of them, and
+    every booking step is one: this takes a fifth of that."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
 
-    def __init__(self, redis: aioredis.Redis, script: Any) -> None:
+
+class Direct:
+    """Connections of a store's own, outside redis-py's pool, for its Lua
+    scripts: every enter, poll, hold, payment step and admission tick is
+    one. redis-py's blocking pool (a lock, a condition, metrics hooks) and
+    command path spend about half of a call's CPU (`python -m
+    bench.pollpath`), more than sending the command. A call takes an idle
+    connection or opens one, at most `limit` at once: past it, calls wait
+    for one as the blocking pool's do, and fail as an unreachable Redis
+    after `wait_s`. Failures mean what they mean through the pool: a
+    connection that failed is closed and dropped and the call is tried once
+    more on a fresh one (the pool's Retry(NoBackoff(), 1)); NOSCRIPT loads
+    the script (a Redis that restarted empty)."""
+
+    def __init__(self, redis: aioredis.Redis, limit: int, wait_s: float) -> None:
         self._redis = redis
-        self._script = script
         self._idle: list[Any] = []
+        self._free = asyncio.Semaphore(limit)
+        self._wait_s = wait_s
 
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        command = ("EVALSHA", self._script.sha, len(keys), *keys, *args)
+    async def call(self, command: bytes, script: Any) -> Any:
+        if self._free.locked():
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise RedisConnectionError("no Redis connection free in time") from None
+        else:
+            await self._free.acquire()
+        try:
+            return await self._send(command, script)
+        finally:
+            self._free.release()
+
+    async def _send(self, command: bytes, script: Any) -> Any:
         retried = loaded = False
         while True:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
-                await conn.send_packed_command(conn.pack_command(*command), check_health=False)
+                await conn.send_packed_command(command, check_health=False)
                 reply = await conn.read_response()
             except ResponseError as exc:
                 self._idle.append(conn)  # an error reply was read whole: the connection is fine
                 if not isinstance(exc, NoScriptError) or loaded:
                     raise
-                await self._redis.script_load(self._script.script)
+                await self._redis.script_load(script.script)
                 loaded = True
                 continue
             except (RedisConnectionError, RedisTimeoutError):
@@ -103,6 +193,43 @@ class DirectScript:
     async def close(self) -> None:
         while self._idle:
             await self._idle.pop().disconnect()
+
+
+class DirectScript:
+    """A registered script called through a store's Direct connections
+    (a pipeline still takes redis-py's own call)."""
+
+    def __init__(self, direct: Direct, script: Any) -> None:
+        self.direct = direct
+        self.script = script
+        self._head = ("EVALSHA", script.sha)
+
+    async def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        if client is not None:
+            return await self.script(keys=keys, args=args, client=client)
+        return await self.direct.call(pack((*self._head, len(keys), *keys, *args)), self.script)
+
+
+def database_connect_args(settings: Settings) -> dict[str, Any]:
+    """libpq's own deadlines: a connection that cannot be opened, a sent
+    statement the server never acknowledges (packets dropped: the TCP user
+    timeout ends it) and an idle pooled connection to a host that went away
+    (keepalives) all fail within about the database timeout, as a 503."""
+    timeout_s = settings.database_timeout_s
+    return {
+        "connect_timeout": max(1, round(timeout_s)),
+        "tcp_user_timeout": int(timeout_s * 1000),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(timeout_s)),
+        "keepalives_interval": 1,
+        "keepalives_count": 2,
+    }
+
+
+def engine_pool(settings: Settings) -> int:
+    """The engine's connections: the money statements have FRONTROW_DATABASE_POOL
+    of their own (Statements); reads and everything else share a quarter of that."""
+    return max(2, settings.database_pool // 4)
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -129,14 +256,68 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
-        pool_timeout=10,
+        # A fixed pool: a burst waits for a connection (503 past the database
+        # timeout) instead of opening and closing overflow connections, 2,498
+        # of them in one rush of 8,000 orders (3 ms of PostgreSQL CPU an order).
+        pool_size=engine_pool(settings),
+        max_overflow=0,
+        pool_timeout=settings.database_timeout_s,
         # No ping per checkout (a round trip on every money move): a pooled
         # connection that died is found by its first statement, which the
         # money paths run again once (once_more_if_dropped).
-        connect_args={"connect_timeout": max(1, int(settings.redis_timeout_s))},
+        connect_args=database_connect_args(settings),
     )
+
+
+class Statements:
+    """PostgreSQL's money statements (a charge, a payment: each one statement
+    in autocommit) run on psycopg itself, on connections of their own. Each
+    is one round trip; through SQLAlchemy's AsyncConnection one cost ~350 µs
+    of CPU in this process (its greenlet, compile cache and result layers),
+    on psycopg with a prepared statement ~100 µs, and an order makes two.
+    The pool is fixed (FRONTROW_DATABASE_POOL, opened on first use, kept):
+    a burst waits for a connection, 503 past the database timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        self._pool = AsyncConnectionPool(
+            url.render_as_string(hide_password=False),
+            min_size=settings.database_pool,
+            max_size=settings.database_pool,
+            timeout=settings.database_timeout_s,
+            kwargs={
+                "autocommit": True,
+                "row_factory": namedtuple_row,
+                **database_connect_args(settings),
+            },
+            open=False,
+        )
+        self._opening: asyncio.Task[None] | None = None
+
+    async def one(self, sql: str, params: dict[str, Any]) -> Any:
+        """The statement's one row. Run again once when its pooled connection
+        turned out to be dead (the database restarted since; the idle ones
+        are checked first): the money
+        statements decide their replay inside themselves, so a second run of
+        one that did commit finds its key or its seats and moves nothing."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._pool.open(wait=False))
+        await asyncio.shield(self._opening)
+        for attempt in (1, 2):
+            async with self._pool.connection() as conn:
+                try:
+                    cursor = await conn.execute(sql, params, prepare=True)
+                    return await cursor.fetchone()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not (conn.broken or conn.closed):
+                        raise
+            # the others that sat idle beside it are likely gone too (a restart)
+            await self._pool.check()
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._opening is not None:
+            await self._pool.close()
 
 
 @dataclass(eq=False)
@@ -149,18 +330,25 @@ class Store:
     scripts: Scripts
     tokens: Tokens
     catalog: Catalog
+    # PostgreSQL's money statements (None on SQLite, which runs them in steps)
+    statements: Statements | None = None
+    # lottery seeds by concert, as Redis has them (rules.seed): a seed never changes
+    seeds: dict[int, str] = field(default_factory=dict)
 
     def keys(self, concert_id: int) -> ConcertKeys:
         return concert_keys(self.settings.key_prefix, concert_id)
 
-    async def close_scripts(self) -> None:
-        """Close the connections a script keeps outside the pool (DirectScript)."""
+    async def close_own(self) -> None:
+        """Close the connections this store keeps beside the Redis client's
+        pool and the engine (Direct, Statements), which others may share."""
         if isinstance(self.scripts.status, DirectScript):
-            await self.scripts.status.close()
+            await self.scripts.status.direct.close()
+        if self.statements is not None:
+            await self.statements.close()
 
     async def close(self) -> None:
         await self.catalog.close()
-        await self.close_scripts()
+        await self.close_own()
         await self.redis.aclose()
         await self.db.dispose()
 
@@ -169,27 +357,76 @@ def open_store(settings: Settings, redis: Any = None, db: AsyncEngine | None = N
     redis = make_redis(settings) if redis is None else redis
     db = make_engine(settings) if db is None else db
     scripts = Scripts(redis)
-    if type(redis) is aioredis.Redis:  # not a cluster, not the embedded fakeredis
-        scripts.status = DirectScript(redis, scripts.status)
-    return Store(
+    # not a cluster, not the embedded fakeredis, and not through Sentinel (its
+    # connections, made outside the pool, never answered: the pool's do)
+    if type(redis) is aioredis.Redis and not settings.redis_sentinels:
+        direct = Direct(redis, REDIS_MAX_CONNECTIONS, settings.redis_timeout_s)
+        for name in scripts.NAMES:
+            setattr(scripts, name, DirectScript(direct, getattr(scripts, name)))
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    store = Store(
         settings=settings,
         redis=redis,
         db=db,
         scripts=scripts,
         tokens=Tokens(settings.auth_secret, settings.user_token_max_age_s),
-        catalog=Catalog(db),
+        catalog=Catalog(db, redis=redis, prefix=settings.key_prefix, owner=owner),
+        statements=Statements(settings) if db.dialect.name == "postgresql" else None,
     )
+    if settings.embedded:
+        # `frontrow catalog import` cannot reach this process's in-memory Redis:
+        # the rules of a concert it changed are written here when the copy loads
+        store.catalog.on_change = functools.partial(_sync_rules, store)
+    return store
+
+
+async def _sync_rules(store: Store, changed: list[Any]) -> None:
+    from frontrow import rules
+    from frontrow.errors import Problem
+
+    for concert in changed:
+        try:
+            await rules.restore(store, concert.id, how="change")
+        except Problem as refused:
+            log.warning("concert %s: the imported sale is refused: %s", concert.id, refused.detail)
 
 
 T = TypeVar("T")
 
 
-async def once_more_if_dropped(work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` again once when its connection turned out to be dead (the
-    database restarted since the pool last used it); the pool has dropped it."""
+_abandoned: set[asyncio.Future[Any]] = set()
+
+
+async def database_call(store: Store, work: Callable[[], Awaitable[T]]) -> T:
+    """Run a request's database work within FRONTROW_DATABASE_TIMEOUT_S: a
+    database that stops answering (packets lost, the server stuck, the
+    connections open) is a quick 503, TimeoutError being a backend error,
+    never a request that hangs. The work itself is not cancelled: psycopg
+    spends up to 10 s trying to cancel a statement in flight, so it is left
+    to end by itself (its answer is unknown either way: a retry with the
+    same Idempotency-Key learns it). Run again once when its connection
+    turned out to be dead (the database restarted since the pool last used
+    it); the pool has dropped it."""
+
+    async def attempt() -> T:
+        try:
+            return await work()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await work()
+
+    running = asyncio.ensure_future(attempt())
     try:
-        return await work()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        return await work()
+        return await asyncio.wait_for(asyncio.shield(running), store.settings.database_timeout_s)
+    except BaseException:
+        if not running.done():
+            _abandoned.add(running)
+            running.add_done_callback(_forget)
+        raise
+
+
+def _forget(done: asyncio.Future[Any]) -> None:
+    _abandoned.discard(done)
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("database work that outlived its request failed: %r", done.exception())

@@ -42,6 +42,7 @@ def base_settings(backend: str, tmp_path: Any, **overrides: Any) -> Settings:
         # tests burst from one address; tests/test_ratelimit.py turns the limits on
         "enter_per_user": 0,
         "hold_per_user": 0,
+        "maps_per_user": 0,
         "requests_per_ip": 0,
         "demo_logins_per_ip": 0,
     }
@@ -71,8 +72,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def _reset_database(db: AsyncEngine) -> None:
     async with db.begin() as conn:
         if db.dialect.name == "postgresql":
-            # a failed test may leave connections in a transaction: fail this
-            # one with a lock timeout rather than hang the whole run on DROP
+            # an earlier test's process or task may still be in a transaction
+            # (a server shutting down, a loop's last tick): this test starts
+            # alone, or the DROP deadlocks with it
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
             await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)
@@ -108,7 +116,7 @@ async def make_store(backend: str, tmp_path: Any) -> AsyncIterator[MakeStore]:
     yield make
     for store in stores:
         await store.catalog.close()
-        await store.close_scripts()
+        await store.close_own()
     for client in clients:
         await client.aclose()
     await db.dispose()
@@ -172,7 +180,7 @@ async def active_token(store: Store, user_id: str, concert_id: int = 1) -> str:
     """A queue token admitted at once (the admission lease is cleared first)."""
     from frontrow.queue import core
 
-    _, token, place = await core.enter(store, user_id, concert_id, open_by_default=True)
+    _, token, place = await core.enter(store, user_id, concert_id)
     if place.status != "ACTIVE":
         await store.redis.delete(store.keys(concert_id).tick)
         await core.admit(store, concert_id, "test")

@@ -47,6 +47,9 @@ def test_real_backends_need_a_secret() -> None:
         ("FRONTROW_MAX_HOLDS_PER_USER", "0"),
         ("FRONTROW_ADMIN_TOKEN", "a"),
         ("FRONTROW_ADMIN_TOKEN", "x" * 31),
+        ("FRONTROW_ADMIN_TOKEN", "x" * 5000),
+        ("FRONTROW_ADMIN_TOKEN", "관리자" * 12),
+        ("FRONTROW_ADMIN_TOKEN", "a b" * 12),
         ("FRONTROW_MAX_CHARGE", str(10**20)),
         ("FRONTROW_MAX_BALANCE", str(2**63)),
         ("FRONTROW_TRUSTED_PROXIES", "10.0.0.1, not-an-address"),
@@ -88,3 +91,21 @@ def test_trusted_proxies_parse_as_networks() -> None:
     s = Settings.from_env({"FRONTROW_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"})
     assert [str(n) for n in s.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert Settings.from_env({}).trusted_proxies == ()
+
+
+def test_sentinels_name_the_master_and_replace_the_url() -> None:
+    secret = {"FRONTROW_AUTH_SECRET": "s" * 40}
+    sentinels = {"FRONTROW_REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380", **secret}
+    settings = Settings.from_env({**sentinels, "FRONTROW_REDIS_MASTER": "frontrow"})
+    assert settings.redis_sentinels == (("10.0.0.1", 26379), ("::1", 26380))
+    assert settings.redis_master == "frontrow" and not settings.embedded
+    with pytest.raises(ConfigError, match="FRONTROW_REDIS_MASTER"):
+        Settings.from_env(sentinels)
+    with pytest.raises(ConfigError, match="set one of them"):
+        Settings.from_env(
+            {**sentinels, "FRONTROW_REDIS_MASTER": "m", "FRONTROW_REDIS_URL": "redis://x"}
+        )
+    with pytest.raises(ConfigError, match="FRONTROW_REDIS_SENTINELS"):
+        Settings.from_env({"FRONTROW_REDIS_SENTINELS": "nohost", **secret})
+    with pytest.raises(ConfigError, match="FRONTROW_AUTH_SECRET"):
+        Settings.from_env({"FRONTROW_REDIS_SENTINELS": "h:1", "FRONTROW_REDIS_MASTER": "m"})

@@ -90,12 +90,12 @@ async def test_every_admin_change_is_audited(client: httpx.AsyncClient, store: S
 async def test_a_change_that_fails_is_not_audited(
     client: httpx.AsyncClient, store: Store, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from frontrow.queue import core
+    from frontrow import rules
 
     async def redis_down(*args: object) -> None:
         raise ConnectionError("Redis went away")
 
-    monkeypatch.setattr(core, "configure", redis_down)
+    monkeypatch.setattr(rules, "write", redis_down)
     admin = bearer(ADMIN)
     body = {"admit_batch": 3, "pow_bits": 8}
     failed = await client.patch("/admin/concerts/1/queue", headers=admin, json=body)
@@ -128,13 +128,13 @@ async def test_admission_can_be_steered_while_the_database_is_down(
 ) -> None:  # type: ignore[no-untyped-def]
     import sqlalchemy.exc
 
-    from frontrow import admin as console
+    from frontrow import rules
 
     async def database_down(*args: object) -> None:
         raise sqlalchemy.exc.OperationalError("INSERT", {}, ConnectionRefusedError())
 
     admin = bearer(ADMIN)
-    monkeypatch.setattr(console, "_record", database_down)
+    monkeypatch.setattr(rules, "record", database_down)
     # k = 0 stops letting in people who could not pay: it takes effect, logged
     paused = await client.patch("/admin/concerts/1/queue", headers=admin, json={"admit_batch": 0})
     assert paused.status_code == 200 and paused.json()["admit_batch"] == 0

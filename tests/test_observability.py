@@ -67,7 +67,7 @@ async def test_live_tuning_shows_in_metrics_at_once(
     assert sample(text, "frontrow_queue_admit_interval_seconds", 'concert="1"') == 0.5
     assert sample(text, "frontrow_queue_max_active", 'concert="1"') == 40
     for i in range(10):
-        await core.enter(store, f"w{i}", 1, True)
+        await core.enter(store, f"w{i}", 1)
     await store.redis.delete(store.keys(1).tick)
     assert (await core.admit(store, 1, "t")).admitted == 7
     text = (await client.get("/metrics")).text
@@ -114,7 +114,7 @@ async def test_stats_table_shows_each_queue(store: Store) -> None:
     from frontrow.stats import watch
 
     for i in range(5):
-        await core.enter(store, f"s{i}", 1, True)
+        await core.enter(store, f"s{i}", 1)
     out = io.StringIO()
     await watch(store, 1, once=True, out=out)
     text = out.getvalue()
@@ -135,7 +135,7 @@ async def test_polls_on_the_fast_path_are_counted_and_logged(
 
     before = (await client.get("/metrics")).text
     caplog.set_level(logging.INFO, logger="frontrow.access")
-    _, token, _ = await core.enter(store, "poller", 1, True)
+    _, token, _ = await core.enter(store, "poller", 1)
     for _ in range(3):
         assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
     assert (await client.get("/queue/token", headers=bearer("forged"))).status_code == 401
@@ -154,7 +154,7 @@ async def test_log_polls_logs_every_poll(make_store: Any, caplog: pytest.LogCapt
     store = await make_store(log_polls=True)
     await catalog.seed_demo(store.db)
     caplog.set_level(logging.INFO, logger="frontrow.access")
-    _, token, _ = await core.enter(store, "chatty", 1, True)
+    _, token, _ = await core.enter(store, "chatty", 1)
     async with app_client(store) as client:
         for _ in range(2):
             await client.get("/queue/token", headers=bearer(token))
@@ -166,9 +166,48 @@ def test_slow_and_sampled_polls_are_logged(caplog: pytest.LogCaptureFixture) -> 
     from frontrow import observe
 
     caplog.set_level(logging.INFO, logger="frontrow.access")
-    observe.record_poll(200, observe.SLOW_POLL_S + 0.1, 1, False)
+    observe.record_poll(200, observe.SLOW_POLL_S + 0.1, 0.0001, 1, False)
     assert [r.duration_ms for r in caplog.records] == [600.0]
     caplog.clear()
     for _ in range(observe.POLL_LOG_SAMPLE):
-        observe.record_poll(200, 0.001, 1, False)
+        observe.record_poll(200, 0.001, 0.0001, 1, False)
     assert len(caplog.records) == 1  # one in POLL_LOG_SAMPLE
+
+
+async def test_a_request_is_charged_its_own_cpu_not_what_runs_while_it_waits() -> None:
+    import asyncio
+    import time
+
+    from frontrow import observe
+
+    def burn(seconds: float) -> None:
+        until = time.thread_time() + seconds
+        while time.thread_time() < until:
+            pass
+
+    async def request() -> None:
+        burn(0.02)
+        await asyncio.sleep(0.05)  # another request burns meanwhile
+        burn(0.01)
+
+    async def other() -> None:
+        await asyncio.sleep(0.005)
+        burn(0.04)
+
+    spent = [0.0]
+    await asyncio.gather(observe._Timed(request(), spent), other())
+    assert 0.03 <= spent[0] < 0.045, spent
+
+
+async def test_cpu_per_route_is_exported(client: httpx.AsyncClient, store: Store) -> None:
+    token = await active_token(store, "cpu")
+    for _ in range(3):
+        assert (await client.get("/concerts/1/dates", headers=bearer(token))).status_code == 200
+    assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
+    text = (await client.get("/metrics")).text
+    route = 'method="GET",route="/concerts/{concert_id}/dates"'
+    assert sample(text, "frontrow_request_cpu_seconds_count", route) >= 3
+    assert sample(text, "frontrow_request_cpu_seconds_sum", route) > 0
+    poll = 'method="GET",route="/queue/token"'
+    assert sample(text, "frontrow_request_cpu_seconds_count", poll) >= 1
+    assert sample(text, "frontrow_request_cpu_seconds_sum", poll) > 0

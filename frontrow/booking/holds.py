@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import datetime as dt
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import select, update
 
-from frontrow import metrics, ratelimit
+from frontrow import metrics, ratelimit, rules
 from frontrow.auth import QueueClaims
 from frontrow.catalog import Concert, Run, Schedule, Section, Venue
-from frontrow.errors import conflict, forbidden, not_found, unauthenticated
+from frontrow.errors import Problem, conflict, forbidden, not_found, unauthenticated
+from frontrow.http import shared
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms, require_active
+from frontrow.sale import iso_of_ms
 from frontrow.schema import reservations, schedules
-from frontrow.store import Store
+from frontrow.store import Store, database_call
 
 HOLD_ID = re.compile(r"h_([0-9]{1,15})\.([0-9]{1,15})\.([0-9]{1,9})\.[A-Za-z0-9_-]{16}")
 
@@ -48,22 +50,16 @@ def parse_hold_id(hold_id: str) -> HoldRef | None:
     return HoldRef(hold_id, concert_id, schedule_id, seat_no)
 
 
-_loading: dict[tuple[int, int], asyncio.Future[int]] = {}
-
-
 async def load_sold(store: Store, concert: Concert, schedule: Schedule) -> int:
     """Rebuild one date's sold copy in Redis from the reservations in the
     database; returns how many of its seats are sold. Concurrent calls for
     one date share one load: after a Redis loss every hold of a busy date
     finds the copy missing at once, and a thousand identical queries would
     drain the database pool for nothing."""
-    key = (id(store), schedule.id)
-    loading = _loading.get(key)
-    if loading is None:
-        loading = asyncio.ensure_future(_load_sold(store, concert, schedule))
-        _loading[key] = loading
-        loading.add_done_callback(lambda _: _loading.pop(key, None))
-    return await asyncio.shield(loading)  # one caller cancelled does not cancel the others'
+    return await shared(
+        ("sold", id(store), schedule.id),
+        lambda: database_call(store, lambda: _load_sold(store, concert, schedule)),
+    )
 
 
 async def _load_sold(store: Store, concert: Concert, schedule: Schedule) -> int:
@@ -143,14 +139,25 @@ class SeatMap:
         return "".join(chars)
 
 
-async def _seats_script(
-    store: Store, concert: Concert, dates: list[Schedule], args: list[Any]
+def holds_key(store: Store, schedule: Schedule, seat_no: int) -> str:
+    """The held seats of the seat's section of its date (keys.holds)."""
+    return store.keys(schedule.concert_id).holds(schedule.id, schedule.venue.section_of(seat_no))
+
+
+def _section_names(venue: Venue, first: int = 0, last: int = 2**62) -> list[str]:
+    """The sections whose seats lie in first .. last (GA for a venue of none)."""
+    names = [s.name for s in venue.sections if s.first <= last and s.last >= first]
+    return names or ["GA"]
+
+
+async def _loaded(
+    store: Store, concert: Concert, dates: list[Schedule], call: Callable[[], Awaitable[Any]]
 ) -> list[Any]:
-    """One Redis call for these dates (two after a Redis loss: load, ask again)."""
-    k = store.keys(concert.id)
-    keys = [key for s in dates for key in (k.sold(s.id), k.holds(s.id))]
+    """A reply per date of a script that reads the sold copies (its first
+    field is 0 for a copy that is not loaded); missing ones are loaded from
+    the database and the script asked again (two calls after a Redis loss)."""
     for _ in range(2):
-        rows = await store.scripts.seats(keys=keys, args=args)
+        rows = await call()
         missing = [s for s, row in zip(dates, rows, strict=True) if not row[0]]
         if not missing:
             break
@@ -159,23 +166,63 @@ async def _seats_script(
     return list(rows)
 
 
+async def _counts(
+    store: Store, concert: Concert, groups: list[tuple[Schedule, list[str], int, int]]
+) -> list[tuple[int, int]]:
+    """(sold, held) of each group: a date (first = last = 0) or a span of one
+    with its sections (counts.lua: O(groups + sections), no seat read)."""
+    k = store.keys(concert.id)
+    keys: list[str] = []
+    args: list[Any] = []
+    for schedule, names, first, last in groups:
+        keys += [k.sold(schedule.id), *(k.holds(schedule.id, name) for name in names)]
+        args += [len(names), first, last]
+    rows = await _loaded(
+        store,
+        concert,
+        [schedule for schedule, *_ in groups],
+        lambda: store.scripts.counts(keys=keys, args=args),
+    )
+    return [(int(sold), int(held)) for _, sold, held in rows]
+
+
 async def seat_counts(
     store: Store, concert: Concert, dates: list[Schedule]
 ) -> list[tuple[int, int]]:
     """(sold, held) of each date."""
-    rows = await _seats_script(store, concert, dates, ["0"])
-    return [(int(sold), int(held)) for _, sold, held in rows]
+    return await _counts(store, concert, [(s, _section_names(s.venue), 0, 0) for s in dates])
+
+
+async def section_counts(
+    store: Store, concert: Concert, schedule: Schedule
+) -> list[tuple[int, int]]:
+    """(sold, held) of each section of a date, in the venue's order."""
+    groups = [(schedule, [s.name], s.first, s.last) for s in schedule.venue.sections]
+    return await _counts(store, concert, groups)
 
 
 async def seat_map(
     store: Store, concert: Concert, schedule: Schedule, first: int, last: int
 ) -> SeatMap:
     """The state of seats first .. last of a date: the bitmap bytes of that
-    span only, so a section of a stadium costs what the section weighs."""
+    span and the holds of its sections only, so a section of a stadium costs
+    what the section weighs."""
     lo, hi = first // 8, last // 8
-    ((_, sold, held),) = await _seats_script(store, concert, [schedule], ["1", lo, hi])
+    k = store.keys(concert.id)
+    names = _section_names(schedule.venue, first, last)
+    keys = [k.sold(schedule.id), *(k.holds(schedule.id, name) for name in names)]
+    ((_, sold, held),) = await _loaded(
+        store,
+        concert,
+        [schedule],
+        lambda: _one(store.scripts.seats(keys=keys, args=[lo, hi])),
+    )
     bits = bin(int(sold, 16))[2:].zfill(len(sold) * 4) if sold else ""
     return SeatMap(lo * 8, bits, tuple(sorted(int(n) for n in held)))
+
+
+async def _one(reply: Awaitable[Any]) -> list[Any]:
+    return [await reply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +262,56 @@ def _gate(store: Store, claims: QueueClaims, address: str) -> tuple[list[str], l
     )
 
 
-async def _refused(store: Store, claims: QueueClaims, outcome: str, wait_ms: int) -> None:
-    """Raise what a hold script's refusal of the caller means, if it is one."""
-    if outcome == "NOT_ACTIVE":
-        await require_active(store, claims, claims.concert_id)  # which state it is (401)
+def sale_not_open(opens_ms: int) -> Problem:
+    opens_at = iso_of_ms(opens_ms)
+    return Problem(
+        409, "SALE_NOT_OPEN", f"the sale opens at {opens_at}", extra={"opens_at": opens_at}
+    )
+
+
+def ticket_limit(limit: int, bought: int) -> Problem:
+    return Problem(
+        409,
+        "TICKET_LIMIT",
+        f"one buyer gets at most {limit} seats of this concert, bought and held; {bought} bought",
+        extra={"limit": limit, "bought": bought},
+    )
+
+
+async def gated(
+    store: Store,
+    concert: Concert,
+    claims: QueueClaims,
+    run: Callable[[], Awaitable[Any]],
+    schedule: Schedule | None = None,
+) -> Any:
+    """Run a script that checks the token's session itself (hold, best
+    available, a payment's claim) and return its reply. A sold copy it finds
+    missing is loaded and the script asked again; a session it finds not live
+    is asked of the poll's status once: that says which state it is (401), or
+    gives back a session Redis lost (status.lua), and the script runs again."""
+    asked = False
+    for _ in range(3):
+        reply = await run()
+        if reply[0] == "RELOAD" and schedule is not None:
+            await load_sold(store, concert, schedule)
+        elif reply[0] == "NOT_ACTIVE" and not asked:
+            await require_active(store, claims, claims.concert_id)
+            asked = True
+        else:
+            break
+    if reply[0] == "NOT_ACTIVE":
         raise unauthenticated("the queue token is not ACTIVE", code="TOKEN_EXPIRED")
+    return reply
+
+
+def _refused(outcome: str, ms_: int) -> None:
+    """Raise what a hold script's refusal of the caller means, if it is one;
+    `ms_` is the ms to wait (RATE) or the opening (SALE_NOT_OPEN)."""
+    if outcome == "SALE_NOT_OPEN":
+        raise sale_not_open(ms_)
     if outcome == "RATE":
-        raise ratelimit.too_many("hold", wait_ms)
+        raise ratelimit.too_many("hold", ms_)
 
 
 async def hold(
@@ -241,15 +331,24 @@ async def hold(
     k = store.keys(concert.id)
     user_id = claims.user_id
     gate_keys, gate_args = _gate(store, claims, address)
-    for _ in range(2):
-        outcome, hold_id, expires = await store.scripts.hold(
+    outcome, hold_id, expires = await gated(
+        store,
+        concert,
+        claims,
+        lambda: rules.call(
+            store,
+            concert.id,
+            store.scripts.hold,
             keys=[
                 k.hold(schedule.id, seat_no),
-                k.holds(schedule.id),
+                holds_key(store, schedule, seat_no),
                 k.uholds(user_id),
                 k.sold(schedule.id),
                 *gate_keys,
                 k.stats,
+                k.cfg,
+                k.bought,
+                k.claims(user_id),
             ],
             args=[
                 seat_no,
@@ -258,15 +357,23 @@ async def hold(
                 ms(s.hold_ttl_s),
                 s.max_holds_per_user,
                 *gate_args,
+                s.max_tickets_per_user,
             ],
-        )
-        if outcome != "RELOAD":
-            break
-        await load_sold(store, concert, schedule)
-    await _refused(store, claims, outcome, expires)
+        ),
+        schedule,
+    )
+    _refused(outcome, expires)
     HOLDS.labels(str(concert.id), outcome.lower()).inc()
     if outcome in ("SOLD", "TAKEN", "RELOAD"):
         raise conflict("SEAT_UNAVAILABLE", f"seat {seat_no} is already held or sold")
+    if outcome == "COOLING":
+        raise conflict(
+            "SEAT_UNAVAILABLE",
+            f"you held seat {seat_no} for a whole hold lifetime already; it is left to others"
+            f" for the next {s.hold_ttl_s} s",
+        )
+    if outcome == "TICKET_LIMIT":
+        raise ticket_limit(s.max_tickets_per_user, expires)
     if outcome == "LIMIT":
         raise conflict(
             "HOLD_LIMIT", f"you already hold {s.max_holds_per_user} seats of this concert"
@@ -305,23 +412,45 @@ async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
 
 
 _best_rows: dict[tuple[int, tuple[str, ...], int | None], tuple[Venue, str]] = {}
+_price_levels: dict[tuple[int, tuple[str, ...]], tuple[Venue, list[int]]] = {}
+
+
+def _cap(
+    venue: Venue, sections: list[Section], names: tuple[str, ...], max_price: int
+) -> int | None:
+    """max_price as the dearest price these sections have at or under it (None:
+    no cap bites, -1: nothing fits): any cap a client sends lands on one of a
+    few rows lists, so a new max_price on every request builds nothing."""
+    cached = _price_levels.get((id(venue), names))
+    if cached is None or cached[0] is not venue:
+        levels = sorted({p for section in sections for run in section.runs for p in run.prices})
+        cached = _price_levels[(id(venue), names)] = (venue, levels)
+    levels = cached[1]
+    if not levels or max_price >= levels[-1]:
+        return None
+    at = bisect.bisect_right(levels, max_price)
+    return levels[at - 1] if at else -1
 
 
 def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> str:
-    """best.lua's rows, best first, as one string of 'rank,first,count,centre2;'
-    groups for the seats of these sections at or under max_price. One string,
+    """best.lua's rows, best first, as one string of 'section,rank,first,count,
+    centre2;' groups for the seats of these sections at or under max_price
+    (section: the section's place in `sections`, from 1). One string,
     not thousands of arguments (packing those was a seventh of a worker's CPU
-    in a rush), built once per venue and ask: the venue never changes."""
-    key = (id(venue), tuple(s.name for s in sections), max_price)
+    in a rush), built once per venue and price level: the venue never changes."""
+    names = tuple(s.name for s in sections)
+    if max_price is not None:
+        max_price = _cap(venue, sections, names, max_price)
+    key = (id(venue), names, max_price)
     cached = _best_rows.get(key)
     if cached is not None and cached[0] is venue:
         return cached[1]
     groups: list[str] = []
-    rows: dict[tuple[str, str], list[Run]] = {}
-    for section in sections:
+    rows: dict[tuple[int, str], list[Run]] = {}
+    for place, section in enumerate(sections, 1):
         for run in section.runs:
-            rows.setdefault((section.name, run.row), []).append(run)
-    for rank, runs in enumerate(rows.values()):
+            rows.setdefault((place, run.row), []).append(run)
+    for rank, ((place, _), runs) in enumerate(rows.items()):
         centre2 = runs[0].first + runs[-1].first + runs[-1].count - 1
         for run in runs:
             start = None  # split the run where a seat costs more than the cap
@@ -330,10 +459,11 @@ def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None)
                 if fits and start is None:
                     start = i
                 elif not fits and start is not None:
-                    groups.append(f"{rank},{run.first + start},{i - start},{centre2};")
+                    groups.append(f"{place},{rank},{run.first + start},{i - start},{centre2};")
                     start = None
     if len(_best_rows) > 1024:  # old catalog versions' venues
         _best_rows.clear()
+        _price_levels.clear()
     packed = "".join(groups)
     _best_rows[key] = (venue, packed)
     return packed
@@ -364,14 +494,23 @@ async def best_available(
     rows = _rows_for_best(venue, sections, max_price)
     user_id = claims.user_id
     gate_keys, gate_args = _gate(store, claims, address)
-    for _ in range(2):
-        outcome = await store.scripts.best(
+    outcome = await gated(
+        store,
+        concert,
+        claims,
+        lambda: rules.call(
+            store,
+            concert.id,
+            store.scripts.best,
             keys=[
                 k.sold(schedule.id),
-                k.holds(schedule.id),
                 k.uholds(user_id),
                 *gate_keys,
                 k.stats,
+                k.cfg,
+                k.bought,
+                k.claims(user_id),
+                *(k.holds(schedule.id, section.name) for section in sections),
             ],
             args=[
                 count,
@@ -382,13 +521,17 @@ async def best_available(
                 f"h_{concert.id}.{schedule.id}.",
                 rows,
                 *gate_args,
+                s.max_tickets_per_user,
                 *(secrets.token_urlsafe(12) for _ in range(count)),
             ],
-        )
-        if outcome[0] != "RELOAD":
-            break
-        await load_sold(store, concert, schedule)
-    await _refused(store, claims, outcome[0], int(outcome[1]) if outcome[0] == "RATE" else 0)
+        ),
+        schedule,
+    )
+    refusal = outcome[0] in ("RATE", "SALE_NOT_OPEN")
+    _refused(outcome[0], int(outcome[1]) if refusal else 0)
+    if outcome[0] == "TICKET_LIMIT":
+        HOLDS.labels(str(concert.id), "ticket_limit").inc()
+        raise ticket_limit(s.max_tickets_per_user, int(outcome[1]))
     if outcome[0] == "LIMIT":
         HOLDS.labels(str(concert.id), "limit").inc()
         raise conflict(
@@ -414,10 +557,17 @@ async def best_available(
     ]
 
 
-async def release(store: Store, ref: HoldRef, user_id: str) -> None:
+def hold_keys(store: Store, concert: Concert, ref: HoldRef) -> tuple[str, str]:
+    """The seat lock of a hold named by its id, and its section's held seats."""
+    schedule = next((s for s in concert.schedules if s.id == ref.schedule_id), None)
+    section = schedule.venue.section_of(ref.seat_no) if schedule is not None else "GA"
     k = store.keys(ref.concert_id)
+    return k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id, section)
+
+
+async def release(store: Store, concert: Concert, ref: HoldRef, user_id: str) -> None:
     outcome = await store.scripts.release(
-        keys=[k.hold(ref.schedule_id, ref.seat_no), k.holds(ref.schedule_id), k.uholds(user_id)],
+        keys=[*hold_keys(store, concert, ref), store.keys(ref.concert_id).uholds(user_id)],
         args=[ref.seat_no, ref.hold_id, user_id],
     )
     if outcome == "NOT_YOURS":

@@ -8,11 +8,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from frontrow import ratelimit
 from frontrow.auth import QueueClaims
-from frontrow.booking import holds
+from frontrow.booking import holds, maps
 from frontrow.catalog import Concert, Schedule
 from frontrow.errors import forbidden, invalid, not_found
-from frontrow.http import JSONResponse, client_address, queue_claims_of, read_json, store_of
+from frontrow.http import (
+    JSONResponse,
+    client_address,
+    queue_claims_of,
+    read_json,
+    shared,
+    store_of,
+)
 from frontrow.queue.core import require_active
 
 
@@ -62,93 +70,47 @@ async def list_dates(request: Request) -> Response:
     return JSONResponse({"concert_id": concert.id, "timezone": concert.timezone, "dates": dates})
 
 
-STATUS = {"A": "AVAILABLE", "H": "HELD", "S": "SOLD"}
-
-
-def _price_runs(prices: tuple[int, ...]) -> list[list[int]]:
-    """[[count, price], ...]: a row's prices, run-length encoded."""
-    out: list[list[int]] = []
-    for price in prices:
-        if out and out[-1][1] == price:
-            out[-1][0] += 1
-        else:
-            out.append([1, price])
-    return out
+async def _map_reader(request: Request) -> tuple[QueueClaims, Concert]:
+    """A map read is counted against the user's and the address's limit
+    before anything else is asked of Redis: a buyer asking in a loop is
+    refused at the cost of a count."""
+    claims, concert = await _concert(request)
+    store = store_of(request)
+    await ratelimit.check(store, concert.id, "map", claims.user_id, client_address(request))
+    await require_active(store, claims, concert.id)
+    return claims, concert
 
 
 async def seat_map(request: Request) -> Response:
-    _, concert = await _active_concert(request)
+    claims, concert = await _map_reader(request)
     schedule = _schedule(concert, request.path_params["date"])
     form = request.query_params.get("form", "seats")
     if form not in ("seats", "rows"):
         raise invalid("form must be seats (one object a seat) or rows (one a row)")
     name = request.query_params.get("section")
-    runs = schedule.venue.runs
+    section = None
     if name is not None:
         section = schedule.venue.section(name)
         if section is None:
             raise not_found(f"no section {name!r} on {schedule.date.isoformat()}")
-        runs = section.runs
-    span = (runs[0].first, runs[-1].first + runs[-1].count - 1) if runs else (0, 0)
-    state = await holds.seat_map(store_of(request), concert, schedule, *span)
-    body: dict[str, object] = {"concert_id": concert.id, "date": schedule.date.isoformat()}
-    if form == "rows":
-        # A stadium's date in ~100 KB: a row is its seat range, its prices
-        # run-length encoded and one status letter a seat.
-        body["section"] = name
-        body["rows"] = [
-            {
-                "section": run.section,
-                "row": run.row,
-                "seat_no": run.first,
-                "number": run.number,
-                "prices": _price_runs(run.prices),
-                "status": state.statuses(run.first, run.count),
-            }
-            for run in runs
-        ]
-        return JSONResponse(body)
-    seats = []
-    for run in runs:
-        letters = state.statuses(run.first, run.count)
-        prefix = f"{run.section}-{run.row}-"
-        for i, price in enumerate(run.prices):
-            seats.append(
-                {
-                    "seat_no": run.first + i,
-                    "price": price,
-                    "status": STATUS[letters[i]],
-                    "section": run.section,
-                    "row": run.row,
-                    "label": prefix + str(run.number + i),
-                }
-            )
-    body["seats"] = seats
-    return JSONResponse(body)
+    store = store_of(request)
+    async with maps.one_at_a_time(claims.user_id):
+        rendered = await shared(
+            ("seats", id(store), schedule.id, name, form),
+            lambda: maps.seat_map(store, concert, schedule, section, form),
+        )
+    return rendered.response(request)
 
 
 async def list_sections(request: Request) -> Response:
-    _, concert = await _active_concert(request)
+    claims, concert = await _map_reader(request)
     schedule = _schedule(concert, request.path_params["date"])
-    venue = schedule.venue
-    last = venue.runs[-1].first + venue.runs[-1].count - 1 if venue.runs else 0
-    state = await holds.seat_map(store_of(request), concert, schedule, 0, last)
-    sections = [
-        {
-            "name": section.name,
-            "rows": section.rows,
-            "total_seats": section.total,
-            "available_seats": sum(
-                state.statuses(run.first, run.count).count("A") for run in section.runs
-            ),
-            "min_price": section.min_price,
-            "max_price": section.max_price,
-        }
-        for section in venue.sections
-    ]
-    return JSONResponse(
-        {"concert_id": concert.id, "date": schedule.date.isoformat(), "sections": sections}
-    )
+    store = store_of(request)
+    async with maps.one_at_a_time(claims.user_id):
+        rendered = await shared(
+            ("sections", id(store), schedule.id), lambda: maps.sections(store, concert, schedule)
+        )
+    return rendered.response(request)
 
 
 async def hold_seat(request: Request) -> Response:
@@ -202,7 +164,8 @@ async def release_hold(request: Request) -> Response:
     if ref.concert_id != claims.concert_id:
         raise forbidden("this hold belongs to another concert")
     await require_active(store, claims, ref.concert_id, or_done=True)
-    await holds.release(store, ref, claims.user_id)
+    concert = await store.catalog.require(ref.concert_id)
+    await holds.release(store, concert, ref, claims.user_id)
     return Response(status_code=204)
 
 

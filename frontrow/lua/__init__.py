@@ -45,8 +45,11 @@ class Scripts:
     claim: Any
     finalize: Any
     seats: Any
+    counts: Any
     load_sold: Any
     ratelimit: Any
     sold_out: Any
     unclaim: Any
     best: Any
+    rules: Any
+    lottery: Any

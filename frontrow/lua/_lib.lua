@@ -89,3 +89,89 @@ local function drop_hold(hold, holds, uholds, hold_id, seat, user)
   rcall('ZREM', uholds, hold_id)
 end
 
+
+-- Whether n more seats would take the user past the ticket limit (0 = none):
+-- seats bought in the concert (the bought hash, kept by finalize) plus live
+-- holds. Returns the seats bought when they would, else false. The payment's
+-- own statement enforces the limit again: this is the early answer.
+local function over_ticket_limit(bought, uholds, user, n, limit)
+  if limit <= 0 then
+    return false
+  end
+  local paid = tonumber(rcall('HGET', bought, user) or '0')
+  if paid + rcall('ZCARD', uholds) + n > limit then
+    return paid
+  end
+  return false
+end
+
+-- A user's claim on one seat lasts one hold lifetime from their first hold
+-- of it, however often they release it and take it again; then the seat is
+-- left to others for another lifetime. claims: HASH seat lock key -> that
+-- first hold's deadline (ms). Returns the deadline a new hold of the seat
+-- gets (nil: a new claim, now + ttl), or false while it is left to others.
+local function claim_deadline(claims, lock, now_ms, ttl_ms)
+  local first = tonumber(rcall('HGET', claims, lock))
+  if not first or first + ttl_ms <= now_ms then
+    return nil
+  end
+  return first > now_ms and first
+end
+
+local function record_claim(claims, lock, deadline, now_ms, ttl_ms)
+  rcall('HSET', claims, lock, deadline)
+  -- every record is within two lifetimes of now, so this keeps them all
+  rcall('PEXPIRE', claims, 2 * ttl_ms)
+  if rcall('HLEN', claims) > 64 then -- a busy buyer: forget the records that ended
+    local all = rcall('HGETALL', claims)
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) + ttl_ms <= now_ms then
+        rcall('HDEL', claims, all[i])
+      end
+    end
+  end
+end
+
+-- The sale's rules, as frontrow/rules.py writes them into the concert's cfg
+-- hash: {mode, opens_ms, prequeue_ms, pow_bits, on_sale, open, born_ms}, or
+-- nil when the hash has none (a Redis that came back empty): the caller
+-- restores them from the database and calls again, and decides nothing
+-- meanwhile. born_ms: when this Redis's state of the concert began (rules.lua).
+local function sale_rules(cfg)
+  local r = rcall('HMGET', cfg, 'rules', 'mode', 'opens_ms', 'prequeue_ms', 'pow_bits',
+    'on_sale', 'open', 'born_ms')
+  if not r[1] then
+    return nil
+  end
+  return {mode = r[2], opens_ms = tonumber(r[3]), prequeue_ms = tonumber(r[4]),
+    pow_bits = tonumber(r[5]), on_sale = r[6], open = r[7] or r[6], born_ms = tonumber(r[8] or 0)}
+end
+
+-- Whether the sale is open at now_ms: it has no opening time, or its opening
+-- is recorded (stats 'opened_ms'), or it is due, and then this call records
+-- it. The record is the one moment every process agrees on: the seed is
+-- published, pre-queueing ends and the times become final from it on.
+-- Returns open, and whether this very call recorded the opening.
+local function sale_open(rules, stats, now_ms)
+  if rules.opens_ms == 0 or rcall('HEXISTS', stats, 'opened_ms') == 1 then
+    return true, false
+  end
+  if now_ms < rules.opens_ms then
+    return false, false
+  end
+  rcall('HSETNX', stats, 'opened_ms', now_ms)
+  return true, true
+end
+
+-- For the scripts that hold and pay: nil while the sale is open, else why
+-- not: 'NO_RULES' (restore them), or the opening (ms) still to come.
+local function booking_closed(cfg, stats, now_ms)
+  local rules = sale_rules(cfg)
+  if not rules then
+    return 'NO_RULES'
+  end
+  if sale_open(rules, stats, now_ms) then
+    return nil
+  end
+  return rules.opens_ms
+end

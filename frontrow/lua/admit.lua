@@ -15,10 +15,10 @@
 -- KEYS[3] seen    ZSET waiting token -> last poll (ms)
 -- KEYS[4] active  ZSET token -> session expiry (ms)
 -- KEYS[5] cap     HASH token -> absolute session deadline (ms)
--- KEYS[6] cfg     HASH live settings: admit_batch, admit_interval_s, max_active
+-- KEYS[6] cfg     HASH the sale's rules and live settings: admit_batch, admit_interval_s,
+--                 max_active, mode, opens_ms (frontrow/rules.py)
 -- KEYS[7] stats   HASH admitted_total, abandoned_total, rate, ticks, last_tick_ms, sold_out,
---                 opened_ms and entries (the opening), batch, auto_batch, auto_report_ms
--- KEYS[8] draw    ZSET the pre-queued places' lottery keys
+--                 opened_ms (the opening), batch, auto_batch, auto_report_ms
 -- ARGV[1] default admit batch (k)
 -- ARGV[2] default admit interval (ms)
 -- ARGV[3] default max active (0 = no cap)
@@ -29,22 +29,36 @@
 -- ARGV[8] default target booking p99 (ms, 0 = fixed k)
 -- ARGV[9] observed booking p99 (ms), ARGV[10] its report's time (ms, 0 = none)
 -- ARGV[11] smallest k, ARGV[12] largest k
--- ARGV[13] opens_at (ms, 0 = open now): nobody is admitted before it, and
---          the first tick from then on is the opening (once: HSETNX)
--- ARGV[14] mode: 'random' admits uniformly among the present waiting
---          places; any other mode in line order (pre-queued places first,
---          by lottery key, then arrivals)
 --
--- Returns {admitted, abandoned, next_tick_in_ms, opened}; admitted is -1
--- when another admitter already ticked in this interval; opened is 1 for
--- the one tick that opened the sale. stats 'batch' is the k
--- of the last tick.
-local tick, wait, seen, active, cap, cfg, stats, draw =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local opens_at, mode = tonumber(ARGV[13]), ARGV[14]
+-- The rules: nobody is admitted before the opening is recorded (_lib.lua
+-- sale_open; this tick records it when it is due). Mode 'random' admits
+-- uniformly among the present waiting places; 'passthrough' admits every
+-- waiting place (the room is switched off: no k, no cap), so nobody who
+-- waits stays behind a newcomer; any other mode admits k in line order
+-- (pre-queued places first, by lottery key, then arrivals).
+--
+-- The admission frontier (stats 'admitted_upto'): the highest score taken
+-- from the line in score order, so every place that scores no more was
+-- admitted or let go; a token whose lost place scores no more gets its
+-- session back (status.lua). Random draws do not move it. While a Redis that
+-- lost the line takes it back from the tokens (cfg 'calm_until_ms'), nobody
+-- is admitted: the people in it come back first.
+--
+-- Returns {admitted, abandoned, next_tick_in_ms, opened, frontier}; admitted
+-- is -1 when another admitter already ticked in this interval; opened is 1
+-- when this call recorded the opening; frontier is -1 before any admission.
+-- stats 'batch' is the k of the last tick.
+-- Or {'NO_RULES'}: Redis has no rules for the concert; nothing was done.
+local tick, wait, seen, active, cap, cfg, stats =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local rules = sale_rules(cfg)
+if not rules then
+  return {'NO_RULES'}
+end
+local mode = rules.mode
 
 local conf = rcall('HMGET', cfg, 'admit_batch', 'admit_interval_s', 'max_active',
-  'admit_target_p99_ms')
+  'admit_target_p99_ms', 'calm_until_ms')
 local k = tonumber(conf[1] or ARGV[1])
 local target = tonumber(conf[4] or ARGV[8])
 local k_min, k_max = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -56,35 +70,37 @@ local max_active = tonumber(conf[3] or ARGV[3])
 local ttl_ms, session_max_ms, abandon_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local now_ms = clock_ms()
-if now_ms < opens_at then
-  return {0, 0, math.min(interval_ms, opens_at - now_ms), 0}
+local frontier = tonumber(rcall('HGET', stats, 'admitted_upto') or -1)
+local calm_until = tonumber(conf[5] or 0)
+if calm_until > now_ms then
+  return {0, 0, math.min(interval_ms, calm_until - now_ms), 0, frontier}
 end
+local is_open, just_opened = sale_open(rules, stats, now_ms)
+if not is_open then
+  return {0, 0, math.min(interval_ms, rules.opens_ms - now_ms), 0, frontier}
+end
+local opened = just_opened and 1 or 0
 -- The lease says when it was taken, not only until when: a shorter interval
 -- set meanwhile frees it at taken + new interval, not at the old expiry.
 local lease = rcall('GET', tick)
 local taken = lease and tonumber(string.match(lease, '^(%d+)|'))
 if taken and taken + interval_ms > now_ms then
-  return {-1, 0, taken + interval_ms - now_ms, 0}
+  return {-1, 0, taken + interval_ms - now_ms, 0, frontier}
 end
 rcall('SET', tick, now_ms .. '|' .. ARGV[7], 'PX', interval_ms)
 local st = rcall('HMGET', stats, 'sold_out', 'rate', 'ticks', 'last_tick_ms', 'auto_batch',
   'auto_report_ms')
-local opened = 0
-if opens_at > 0 and rcall('HSETNX', stats, 'opened_ms', now_ms) == 1 then
-  -- The opening: the draw is whatever was pre-queued before opens_at (enter.lua
-  -- adds to it only then), so counting it is all there is to do, whatever its size.
-  rcall('HSET', stats, 'entries', rcall('ZCARD', draw))
-  opened = 1
-end
 if st[1] == '1' then
-  return {0, 0, interval_ms, opened}
+  return {0, 0, interval_ms, opened, frontier}
 end
 if target > 0 then
   k = math.max(k_min, math.min(k_max, tonumber(st[5] or k)))
 end
 
 local quota = k
-if max_active > 0 then
+if mode == 'passthrough' then
+  quota = rcall('ZCARD', wait)
+elseif max_active > 0 then
   local live = rcall('ZCOUNT', active, '(' .. now_ms, '+inf')
   quota = math.max(0, math.min(quota, max_active - live))
 end
@@ -114,6 +130,9 @@ while admitted < quota do
     taken_now = popped
     for i = 1, #popped, 2 do
       take(popped[i])
+    end
+    if #popped > 0 then
+      frontier = math.max(frontier, tonumber(popped[#popped]))
     end
   end
   if #taken_now == 0 then
@@ -159,4 +178,7 @@ end
 if abandoned > 0 then
   rcall('HINCRBY', stats, 'abandoned_total', abandoned)
 end
-return {admitted, abandoned, interval_ms, opened}
+if frontier >= 0 then
+  rcall('HSET', stats, 'admitted_upto', string.format('%.0f', frontier))
+end
+return {admitted, abandoned, interval_ms, opened, frontier}

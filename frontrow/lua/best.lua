@@ -5,41 +5,55 @@
 -- as a poll slides it) and the rate limits are part of the same call.
 --
 -- KEYS[1] sold    BITMAP sold seats of the date, bit 0 set once loaded
--- KEYS[2] holds   ZSET seat -> hold expiry (ms), the date's held seats
--- KEYS[3] uholds  ZSET hold_id -> hold expiry (ms), this user's holds
--- KEYS[4] active  ZSET token -> session expiry (ms)
--- KEYS[5] cap     HASH token -> absolute session deadline (ms)
--- KEYS[6] users   HASH user -> token
--- KEYS[7], KEYS[8] STRING rate counters, per user and per address
--- KEYS[9] stats   HASH the concert's counters: held_total counts seats held
+-- KEYS[2] uholds  ZSET hold_id -> hold expiry (ms), this user's holds
+-- KEYS[3] active  ZSET token -> session expiry (ms)
+-- KEYS[4] cap     HASH token -> absolute session deadline (ms)
+-- KEYS[5] users   HASH user -> token
+-- KEYS[6], KEYS[7] STRING rate counters, per user and per address
+-- KEYS[8] stats   HASH the concert's counters: held_total counts seats held
+-- KEYS[9] cfg    HASH the sale's rules: nothing is held before the opening
+-- KEYS[10] bought HASH user -> seats bought in the concert (the ticket limit)
+-- KEYS[11] claims HASH seat lock -> deadline of this user's first hold of it:
+--          a seat this user held within a lifetime is not picked again
+-- KEYS[11 + s] holds ZSET seat -> hold expiry (ms) of section s of the rows,
+--          read only when a row of that section is reached
 -- ARGV[1] n, ARGV[2] user id, ARGV[3] hold ttl (ms), ARGV[4] most holds per user
 -- ARGV[5] the seat lock key without the seat number (…:hold:<schedule>:);
 --         the locks are the date's own keys, in the concert's hash slot, but
 --         which ones is only known here
 -- ARGV[6] the hold id without the seat (h_<concert>.<schedule>.)
--- ARGV[7] the rows, best first: 'rank,first seat,seat count,2 x row centre;'
---   groups (a row may come in several: gaps, or seats over a price cap),
---   read only as far as the first row that has a block
+-- ARGV[7] the rows, best first: 'section,rank,first seat,seat count,2 x row
+--   centre;' groups (section: s of KEYS[11 + s]; a row may come in several:
+--   gaps, or seats over a price cap), read only as far as the first row that
+--   has a block
 -- ARGV[8] token id, ARGV[9] session ttl (ms)
--- ARGV[10] rate window (ms), ARGV[11], ARGV[12] most attempts of KEYS[7], KEYS[8] (0 = no limit)
--- ARGV[13 .. 12 + n] a random suffix for each hold id
+-- ARGV[10] rate window (ms), ARGV[11], ARGV[12] most attempts of KEYS[6], KEYS[7] (0 = no limit)
+-- ARGV[13] most seats bought plus held per user in this concert (0 = no limit)
+-- ARGV[14 .. 13 + n] a random suffix for each hold id
 --
 -- Returns {'HELD', expires_at_ms, seat, hold_id, seat, hold_id, ...}
 --   | {'NONE'} | {'LIMIT'} | {'RELOAD'} (the sold copy is missing)
+--   | {'TICKET_LIMIT', seats bought}
 --   | {'NOT_ACTIVE'} (the session is not live: nothing counted)
---   | {'RATE', ms to wait}
-local sold, holds, uholds = KEYS[1], KEYS[2], KEYS[3]
+--   | {'RATE', ms to wait} | {'SALE_NOT_OPEN', the opening (ms)} | {'NO_RULES'}
+local sold, uholds = KEYS[1], KEYS[2]
 local n, user, ttl_ms, max_holds = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local lock_prefix, id_prefix = ARGV[5], ARGV[6]
 
 local now_ms = clock_ms()
-if not live_session(KEYS[4], KEYS[5], KEYS[6], ARGV[8], user, tonumber(ARGV[9]), now_ms) then
+local closed = booking_closed(KEYS[9], KEYS[8], now_ms)
+if closed == 'NO_RULES' then
+  return {'NO_RULES'}
+elseif closed then
+  return {'SALE_NOT_OPEN', closed}
+end
+if not live_session(KEYS[3], KEYS[4], KEYS[5], ARGV[8], user, tonumber(ARGV[9]), now_ms) then
   return {'NOT_ACTIVE'}
 end
 if rcall('GETBIT', sold, 0) == 0 then
   return {'RELOAD'}
 end
-local wait_ms = count_attempt({KEYS[7], KEYS[8]}, {ARGV[11], ARGV[12]}, tonumber(ARGV[10]))
+local wait_ms = count_attempt({KEYS[6], KEYS[7]}, {ARGV[11], ARGV[12]}, tonumber(ARGV[10]))
 if wait_ms > 0 then
   return {'RATE', wait_ms}
 end
@@ -47,18 +61,37 @@ rcall('ZREMRANGEBYSCORE', uholds, '-inf', now_ms)
 if rcall('ZCARD', uholds) + n > max_holds then
   return {'LIMIT'}
 end
-
-local taken = {}
-for _, seat in ipairs(rcall('ZRANGEBYSCORE', holds, '(' .. now_ms, '+inf')) do
-  taken[tonumber(seat)] = true
+local paid = over_ticket_limit(KEYS[10], uholds, user, n, tonumber(ARGV[13]))
+if paid then
+  return {'TICKET_LIMIT', paid}
 end
 
-local best, best_distance, best_rank
-for r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+);') do
-  local rank, first, count, centre2 = tonumber(r), tonumber(f), tonumber(c), tonumber(m)
+local taken, read = {}, {}
+local function read_section(s)
+  if not read[s] then
+    read[s] = true
+    for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[11 + s], '(' .. now_ms, '+inf')) do
+      taken[tonumber(seat)] = true
+    end
+  end
+end
+local claimed = rcall('HGETALL', KEYS[11])
+for i = 1, #claimed, 2 do
+  local lock = claimed[i]
+  if string.sub(lock, 1, #lock_prefix) == lock_prefix
+      and tonumber(claimed[i + 1]) + ttl_ms > now_ms then
+    taken[tonumber(string.sub(lock, #lock_prefix + 1))] = true
+  end
+end
+
+local best, best_distance, best_rank, best_section
+for sec, r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+),(%d+);') do
+  local section, rank, first, count = tonumber(sec), tonumber(r), tonumber(f), tonumber(c)
+  local centre2 = tonumber(m)
   if best_rank and rank ~= best_rank then
     break -- an earlier row has a block: it is better than anything further back
   end
+  read_section(section)
   local lo = math.floor(first / 8)
   local bytes = rcall('GETRANGE', sold, lo, math.floor((first + count - 1) / 8))
   local free = 0
@@ -73,7 +106,7 @@ for r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+);') do
         local start = seat - n + 1
         local distance = math.abs(2 * start + n - 1 - centre2)
         if not best_distance or distance < best_distance then
-          best, best_distance, best_rank = start, distance, rank
+          best, best_distance, best_rank, best_section = start, distance, rank, section
         end
       end
     end
@@ -87,13 +120,14 @@ local expires = now_ms + ttl_ms
 local out = {'HELD', expires}
 for j = 0, n - 1 do
   local seat = best + j
-  local hold_id = id_prefix .. seat .. '.' .. ARGV[13 + j]
+  local hold_id = id_prefix .. seat .. '.' .. ARGV[14 + j]
   rcall('SET', lock_prefix .. seat, hold_id .. '|' .. user, 'PX', ttl_ms)
-  rcall('ZADD', holds, expires, seat)
+  record_claim(KEYS[11], lock_prefix .. seat, expires, now_ms, ttl_ms)
+  rcall('ZADD', KEYS[11 + best_section], expires, seat)
   rcall('ZADD', uholds, expires, hold_id)
   out[#out + 1] = seat
   out[#out + 1] = hold_id
 end
 rcall('PEXPIRE', uholds, ttl_ms + 60000)
-rcall('HINCRBY', KEYS[9], 'held_total', n)
+rcall('HINCRBY', KEYS[8], 'held_total', n)
 return out

@@ -1,17 +1,19 @@
 -- finalize: after the payment committed in the database, mark its seats
 -- sold, end their holds, release the payer's other holds in the concert
 -- (the session ends here, so nobody could pay for them) and end the session
--- (the token reads DONE).
+-- (the token reads DONE). Run again for the same payment (a replay), it
+-- changes nothing more.
 --
 -- KEYS[1] uholds  ZSET hold_id -> expiry, the payer's holds
 -- KEYS[2] active  ZSET token -> session expiry
 -- KEYS[3] cap     HASH token -> absolute session deadline
 -- KEYS[4] done    ZSET token -> done at (ms)
 -- KEYS[5] users   HASH user -> token
--- KEYS[3 + 3i]    hold i   STRING hold_id|user_id, for each paid hold i = 1..n
--- KEYS[4 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
--- KEYS[5 + 3i]    sold i   BITMAP sold seats of seat i's date
--- KEYS[4 + 3n + 2j] hold j, KEYS[5 + 3n + 2j] holds j, for each other hold j
+-- KEYS[6] bought  HASH user -> seats bought in the concert (the ticket limit)
+-- KEYS[4 + 3i]    hold i   STRING hold_id|user_id, for each paid hold i = 1..n
+-- KEYS[5 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
+-- KEYS[6 + 3i]    sold i   BITMAP sold seats of seat i's date
+-- KEYS[5 + 3n + 2j] hold j, KEYS[6 + 3n + 2j] holds j, for each other hold j
 -- ARGV[1] token id
 -- ARGV[2] user id
 -- ARGV[3] n, the number of paid holds
@@ -22,18 +24,24 @@
 -- (the copy only grows: the finalize that runs last sees a date full).
 local uholds, active, cap, done, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token, user, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local m = (#KEYS - 5 - 3 * n) / 2
+local m = (#KEYS - 6 - 3 * n) / 2
 
 local now_ms = clock_ms()
+local newly = 0 -- seats this call sold: a replayed payment runs it again
 for i = 1, n do
   -- Sold even when the copy is not loaded: a later load only adds members.
-  rcall('SETBIT', KEYS[5 + 3 * i], ARGV[3 + 2 * i], 1)
-  rcall('ZREM', KEYS[4 + 3 * i], ARGV[3 + 2 * i])
-  drop_hold(KEYS[3 + 3 * i], KEYS[4 + 3 * i], uholds, ARGV[2 + 2 * i], ARGV[3 + 2 * i], user)
+  if rcall('SETBIT', KEYS[6 + 3 * i], ARGV[3 + 2 * i], 1) == 0 then
+    newly = newly + 1
+  end
+  rcall('ZREM', KEYS[5 + 3 * i], ARGV[3 + 2 * i])
+  drop_hold(KEYS[4 + 3 * i], KEYS[5 + 3 * i], uholds, ARGV[2 + 2 * i], ARGV[3 + 2 * i], user)
 end
 for j = 1, m do
-  drop_hold(KEYS[4 + 3 * n + 2 * j], KEYS[5 + 3 * n + 2 * j], uholds, ARGV[2 + 2 * n + 2 * j],
+  drop_hold(KEYS[5 + 3 * n + 2 * j], KEYS[6 + 3 * n + 2 * j], uholds, ARGV[2 + 2 * n + 2 * j],
     ARGV[3 + 2 * n + 2 * j], user)
+end
+if newly > 0 then
+  rcall('HINCRBY', KEYS[6], user, newly)
 end
 rcall('ZREM', active, token)
 rcall('HDEL', cap, token)
@@ -43,6 +51,6 @@ if rcall('HGET', users, user) == token then
 end
 local counts = {}
 for i = 1, n do
-  counts[i] = rcall('BITCOUNT', KEYS[5 + 3 * i]) - rcall('GETBIT', KEYS[5 + 3 * i], 0)
+  counts[i] = rcall('BITCOUNT', KEYS[6 + 3 * i]) - rcall('GETBIT', KEYS[6 + 3 * i], 0)
 end
 return counts

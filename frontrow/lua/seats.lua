@@ -1,17 +1,15 @@
--- seats: the sold and held seats of several dates in one call, for seat
--- maps and availability counts without touching the database.
+-- seats: the sold and held seats of a span of one date (a section, or the
+-- whole date), for a seat map without touching the database.
 --
--- KEYS[2i - 1]  sold i   BITMAP sold seats of date i, bit 0 set once loaded
--- KEYS[2i]      holds i  ZSET seat -> hold expiry (ms) of date i
--- ARGV[1]       '1' for the seats themselves, '0' for counts only
--- ARGV[2i], ARGV[2i + 1]  with seats: the first and last byte of date i's
---               bitmap to return (a section's span; seat n is bit n)
+-- KEYS[1]     sold   BITMAP sold seats of the date, bit 0 set once loaded
+-- KEYS[1 + j] holds  ZSET seat -> hold expiry (ms) of each section in the span
+-- ARGV[1], ARGV[2] the first and last byte of the bitmap to return (seat n is bit n)
 --
--- Returns, per date, {loaded, sold, held}: loaded is 0 when the sold copy
--- is missing (load it from the database and ask again). With seats, sold is
--- the bitmap's bytes in hex (the client reads bits; hex because replies are
--- decoded as text) and held the list of held seats; else both are counts.
-local with_seats = ARGV[1] == '1'
+-- Returns {loaded, sold, held}: loaded is 0 when the sold copy is missing
+-- (load it from the database and ask again); sold is the span's bytes in hex
+-- (the client reads bits; hex because replies are decoded as text); held the
+-- seats held now.
+local sold = KEYS[1]
 local now_ms = clock_ms()
 
 local function hex(bytes)
@@ -23,15 +21,10 @@ local function hex(bytes)
   return table.concat(out)
 end
 
-local out = {}
-for i = 1, #KEYS / 2 do
-  local sold, holds = KEYS[2 * i - 1], KEYS[2 * i]
-  local loaded = rcall('GETBIT', sold, 0)
-  if with_seats then
-    local bytes = rcall('GETRANGE', sold, ARGV[2 * i], ARGV[2 * i + 1])
-    out[i] = {loaded, hex(bytes), rcall('ZRANGEBYSCORE', holds, '(' .. now_ms, '+inf')}
-  else
-    out[i] = {loaded, rcall('BITCOUNT', sold) - loaded, rcall('ZCOUNT', holds, '(' .. now_ms, '+inf')}
+local held = {}
+for j = 2, #KEYS do
+  for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[j], '(' .. now_ms, '+inf')) do
+    held[#held + 1] = seat
   end
 end
-return out
+return {rcall('GETBIT', sold, 0), hex(rcall('GETRANGE', sold, ARGV[1], ARGV[2])), held}

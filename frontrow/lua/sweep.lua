@@ -9,9 +9,11 @@
 -- KEYS[5] done    ZSET token -> done at (ms)
 -- KEYS[6] stats   HASH expired_total, abandoned_total, users_cursor
 -- KEYS[7] users   HASH user -> token
+-- KEYS[8] back    ZSET token -> when its lost place was given back
 -- ARGV[1] abandon after (ms)
 -- ARGV[2] how long DONE tokens are remembered (ms)
 -- ARGV[3] most tokens of each kind to remove in this call
+-- ARGV[4] how long a given-back token is remembered (ms): a queue token's life
 --
 -- Each call also walks one HSCAN step of the users hash and forgets users
 -- whose token is neither waiting nor live (expired, abandoned, left): enter
@@ -21,7 +23,7 @@
 -- Returns {expired, abandoned, stale_seen}; call again while expired or
 -- stale_seen equals the limit.
 local active, cap, wait, seen, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local users = KEYS[7]
+local users, back = KEYS[7], KEYS[8]
 local abandon_ms, done_keep_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local now_ms = clock_ms()
@@ -40,6 +42,7 @@ for _, token in ipairs(stale) do
 end
 
 rcall('ZREMRANGEBYSCORE', done, '-inf', now_ms - done_keep_ms)
+rcall('ZREMRANGEBYSCORE', back, '-inf', now_ms - tonumber(ARGV[4]))
 
 local scan = rcall('HSCAN', users, rcall('HGET', stats, 'users_cursor') or '0', 'COUNT', limit)
 rcall('HSET', stats, 'users_cursor', scan[1])

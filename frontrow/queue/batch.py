@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from frontrow import rules
+from frontrow.auth import QueueClaims
 from frontrow.queue.pollrule import POLL_MIN_MS, WAIT_POLL_MAX_MS, default_rate
 from frontrow.store import Store
 
 # state, rank, poll interval (waiting) or session expiry (active), all in ms,
-# then the line's: rate, sold_out, now_ms (Redis), waiting
-Result = tuple[str, int, int, str, str, int, int]
-Waiter = tuple[str, str, asyncio.Future[Result]]  # token id, user id, answer
+# then the line's: rate, sold_out, now_ms (Redis), waiting, and the rules'
+# mode and opening (ms)
+Result = tuple[str, int, int, str, str, int, int, str, int]
+# token id, user id, born (ms) and score as the token carries them, answer
+Waiter = tuple[str, str, int, int, asyncio.Future[Result]]
 MAX_BATCH = 500
 HEARTBEAT_MAX_MS = 5_000
 
@@ -36,11 +40,12 @@ class StatusBatcher:
         self._in_flight: set[int] = set()  # concerts with a call out
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    def status(self, concert_id: int, token_id: str, user_id: str) -> asyncio.Future[Result]:
+    def status(self, claims: QueueClaims) -> asyncio.Future[Result]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
+        concert_id = claims.concert_id
         waiting = self._waiting.setdefault(concert_id, [])
-        waiting.append((token_id, user_id, future))
+        waiting.append((claims.token_id, claims.user_id, claims.born_ms, claims.score, future))
         if len(waiting) == 1 and concert_id not in self._in_flight:
             self._in_flight.add(concert_id)
             loop.call_soon(self._send, concert_id)
@@ -67,11 +72,12 @@ class StatusBatcher:
     async def _call(self, concert_id: int, batch: list[Waiter]) -> None:
         s = self._store.settings
         k = self._store.keys(concert_id)
-        concert = self._store.catalog.cached(concert_id)
-        random_mode = concert is not None and concert.sale.mode == "random"
         try:
-            reply: list[Any] = await self._store.scripts.status(
-                keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users],
+            reply: list[Any] = await rules.call(
+                self._store,
+                concert_id,
+                self._store.scripts.status,
+                keys=[k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users, k.cfg, k.back],
                 args=[
                     int(s.session_ttl_s * 1000),
                     int(s.abandon_after_s * 1000),
@@ -79,19 +85,19 @@ class StatusBatcher:
                     default_rate(s),
                     POLL_MIN_MS,
                     WAIT_POLL_MAX_MS,
-                    "1" if random_mode else "0",
-                    " ".join(f"{token_id} {user_id}" for token_id, user_id, _ in batch),
+                    int(s.session_max_s * 1000),
+                    " ".join(f"{t} {u} {born} {score}" for t, u, born, score, _ in batch),
                 ],
             )
         except BaseException as exc:  # every waiter must hear about it
-            for _, _, future in batch:
+            for *_, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        line = (reply[0], reply[1], int(reply[2]), int(reply[3]))
-        for i, (_, _, future) in enumerate(batch):
+        line = (reply[0], reply[1], int(reply[2]), int(reply[3]), reply[4], int(reply[5]))
+        for i, (*_, future) in enumerate(batch):
             if not future.done():
-                base = 4 + 3 * i
+                base = 6 + 3 * i
                 future.set_result((reply[base], reply[base + 1], reply[base + 2], *line))

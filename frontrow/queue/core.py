@@ -11,8 +11,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from frontrow import metrics
-from frontrow.auth import QueueClaims, new_token_id
+from frontrow import metrics, rules
+from frontrow.auth import QUEUE_TOKEN_LIFETIME_S, QueueClaims, new_token_id
 from frontrow.catalog import Concert
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, Problem, forbidden, unauthenticated
@@ -25,12 +25,15 @@ from frontrow.queue.pollrule import (
     poll_after_ms,
     spread_ms,
 )
-from frontrow.sale import LATE, Sale, epoch_ms, iso, lottery_key, place_of
+from frontrow.rules import redis_value
+from frontrow.sale import LATE, iso_of_ms, lottery_key, place_of
 from frontrow.store import Store
 
 DONE_KEEP_MS = 24 * 3600 * 1000
 SWEEP_LIMIT = 1000
-NO_SALE = Sale()
+# However far the opening, a page asks again within a minute: an opening
+# moved earlier, or a sale opened by hand, reaches it in time.
+PREQUEUE_POLL_MAX_MS = 60_000
 
 
 def ms(seconds: float) -> int:
@@ -75,6 +78,8 @@ class Line:
     sold_out: str  # '1' when nothing is left to sell
     now_ms: int  # Redis's clock
     waiting: int
+    mode: str  # the rules in force (frontrow/rules.py)
+    opens_ms: int  # the opening (ms, 0 = none)
 
 
 def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
@@ -83,32 +88,18 @@ def poll_body(place: Place, concert_id: int) -> dict[str, Any]:
     return body
 
 
-def place(
-    settings: Settings,
-    sale: Sale,
-    token_id: str,
-    state: str,
-    rank: int,
-    ms_: int,
-    line: Line,
-) -> Place:
+def place(settings: Settings, token_id: str, state: str, rank: int, ms_: int, line: Line) -> Place:
     """The answer for a place; `ms_` is what Redis said beside its state:
     the poll interval of a waiting place, the expiry of an active session."""
     now_ms = line.now_ms
-    opens_ms = epoch_ms(sale.opens_at)
-    opens_at = iso(sale.opens_at)
+    opens_ms = line.opens_ms
+    opens_at = iso_of_ms(opens_ms)
     sold_out = line.sold_out == "1"
     if state == "WAITING" and now_ms < opens_ms:
         # pre-queued: unranked until the draw; back just after the opening
+        back_ms = opens_ms - now_ms + spread_ms(settings, token_id)
         return Place(
-            state,
-            None,
-            None,
-            opens_ms - now_ms + spread_ms(settings, token_id),
-            None,
-            False,
-            True,
-            opens_at,
+            state, None, None, min(back_ms, PREQUEUE_POLL_MAX_MS), None, False, True, opens_at
         )
     if state == "WAITING" and sold_out:
         # nobody is admitted any more: no estimate, and no reason to ask often
@@ -116,7 +107,7 @@ def place(
     if state == "WAITING":
         admit_rate = float(line.rate) if line.rate else default_rate(settings)
         shown: int | None = rank
-        if sale.mode == "random":
+        if line.mode == "random":
             # every draw is among all who wait: the median place is the estimate
             shown, rank = None, max(1, line.waiting // 2)
         eta = math.ceil(rank / admit_rate) if admit_rate > 0 else None
@@ -155,33 +146,29 @@ def enter_call(
     store: Store,
     user_id: str,
     concert_id: int,
-    open_by_default: bool,
-    sale: Sale = NO_SALE,
-    proof: str = "",
+    seed: str = "",
+    proof: str = "missing",
     challenge: str = "",
     token_id: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of enter.lua for this user (bench.Queue fills a
-    line with it too)."""
+    line with it too); `seed` is the lottery's, when it is known."""
     s = store.settings
     k = store.keys(concert_id)
     pre_token, pre_score, key = "", 0, ""
-    if sale.has_lottery and sale.seed is not None:
-        key = lottery_key(sale.seed, concert_id, user_id)
+    if seed:
+        key = lottery_key(seed, concert_id, user_id)
         pre_score, pre_token = place_of(key)
     keys = [k.wait, k.seen, k.users, k.active, k.cfg, k.stats, k.cap, k.draw, k.calm]
     return [*keys, k.pow(challenge)], [
         user_id,
         token_id or new_token_id(),
-        "1" if open_by_default else "0",
         ms(s.abandon_after_s),
-        sale.mode,
-        epoch_ms(sale.prequeue_from),
-        epoch_ms(sale.opens_at),
         pre_token,
         pre_score,
         key,
         proof,
+        challenge_bits(challenge),
         ms(s.session_ttl_s),
         ms(s.session_max_s),
         s.admit_batch,
@@ -195,29 +182,36 @@ def enter_call(
     ]
 
 
+def challenge_bits(challenge: str) -> int:
+    """The difficulty a challenge was made for: its first two digits (sale.new_challenge)."""
+    return int(challenge[:2]) if challenge[:2].isdigit() else 0
+
+
 async def enter(
-    store: Store,
-    user_id: str,
-    concert_id: int,
-    open_by_default: bool,
-    sale: Sale = NO_SALE,
-    proof: str = "",
-    challenge: str = "",
+    store: Store, user_id: str, concert_id: int, proof: str = "missing", challenge: str = ""
 ) -> tuple[bool, str, Place]:
     """Take (or get back) this user's place; returns (created, queue token, place).
 
-    `proof` says what the Proof-Of-Work header held ('' when none is asked,
-    'missing', 'bad', or 'ok' for a hash that holds: `challenge` is then
-    checked against Redis and spent)."""
-    keys, args = enter_call(store, user_id, concert_id, open_by_default, sale, proof, challenge)
-    reply = await store.scripts.enter(keys=keys, args=args)
-    outcome, token_id, rank, expires, rate, sold_out, now_ms, waiting, poll = reply
-    times = {"prequeue_from": iso(sale.prequeue_from), "opens_at": iso(sale.opens_at)}
+    `proof` says what the Proof-Of-Work header held ('missing', 'bad', or
+    'ok' for a hash that holds for its challenge's bits: the challenge is
+    then checked against Redis and spent, and its bits against the rules)."""
+    seed = store.seeds.get(concert_id, "")
+    keys, args = enter_call(store, user_id, concert_id, seed, proof, challenge)
+    reply = await rules.call(store, concert_id, store.scripts.enter, keys, args)
+    if reply[0] == "NEED_SEED":  # a pre-queue this process has not seen yet
+        keys, args = enter_call(
+            store, user_id, concert_id, await rules.seed(store, concert_id), proof, challenge
+        )
+        reply = await store.scripts.enter(keys=keys, args=args)
+    outcome, token_id, rank, expires, rate, sold_out, now_ms, waiting, poll = reply[:9]
+    mode, prequeue_ms, opens_ms = reply[9], int(reply[10]), int(reply[11])
+    score, born_ms = int(reply[12]), int(reply[13])
+    times = {"prequeue_from": iso_of_ms(prequeue_ms), "opens_at": iso_of_ms(opens_ms)}
     if outcome == "CLOSED":
         raise Problem(409, "QUEUE_CLOSED", f"concert {concert_id} is not on sale", extra=times)
     if outcome == "EARLY":
-        first = sale.prequeue_from or sale.opens_at
-        raise Problem(409, "QUEUE_CLOSED", f"the queue opens at {iso(first)}", extra=times)
+        first = times["prequeue_from"] or times["opens_at"]
+        raise Problem(409, "QUEUE_CLOSED", f"the queue opens at {first}", extra=times)
     if outcome == "SOLD_OUT":
         raise Problem(
             409,
@@ -228,11 +222,11 @@ async def enter(
     if outcome in ENTER_REFUSALS:
         raise Problem(*ENTER_REFUSALS[outcome])
     state = "ACTIVE" if outcome in ("ACTIVE", "IN") else "WAITING"
-    token = store.tokens.queue_token(user_id, concert_id, token_id)
-    line = Line(rate, sold_out, int(now_ms), int(waiting))
+    token = store.tokens.queue_token(user_id, concert_id, token_id, born_ms, score)
+    line = Line(rate, sold_out, int(now_ms), int(waiting), mode, opens_ms)
     created = outcome in ("NEW", "PRE", "IN")
     ms_ = expires if state == "ACTIVE" else poll
-    return created, token, place(store.settings, sale, token_id, state, rank, ms_, line)
+    return created, token, place(store.settings, token_id, state, rank, ms_, line)
 
 
 _batchers: weakref.WeakKeyDictionary[Store, StatusBatcher] = weakref.WeakKeyDictionary()
@@ -243,13 +237,11 @@ async def status(store: Store, claims: QueueClaims) -> Place:
     batcher = _batchers.get(store)
     if batcher is None:
         batcher = _batchers[store] = StatusBatcher(store)
-    state, rank, expires, rate, sold_out, now_ms, waiting = await batcher.status(
-        claims.concert_id, claims.token_id, claims.user_id
+    state, rank, expires, rate, sold_out, now_ms, waiting, mode, opens_ms = await batcher.status(
+        claims
     )
-    concert = store.catalog.cached(claims.concert_id)
-    sale = concert.sale if concert is not None else NO_SALE
-    line = Line(rate, sold_out, now_ms, waiting)
-    return place(store.settings, sale, claims.token_id, state, rank, expires, line)
+    line = Line(rate, sold_out, now_ms, waiting, mode, opens_ms)
+    return place(store.settings, claims.token_id, state, rank, expires, line)
 
 
 async def require_active(
@@ -268,16 +260,16 @@ async def require_active(
 
 
 async def leave(
-    store: Store, claims: QueueClaims, holds: Sequence[tuple[str, int, int]] = ()
+    store: Store, claims: QueueClaims, holds: Sequence[tuple[str, str, str, int]] = ()
 ) -> bool:
     """Give up the place or session and release `holds`, the user's live holds
-    as (hold id, schedule id, seat); a hold taken between reading them and
-    this call simply runs out."""
+    as (hold id, seat lock key, its section's held seats key, seat); a hold
+    taken between reading them and this call simply runs out."""
     k = store.keys(claims.concert_id)
     keys = [k.wait, k.seen, k.active, k.cap, k.users, k.uholds(claims.user_id)]
     args: list[str | int] = [claims.token_id, claims.user_id]
-    for hold_id, schedule_id, seat_no in holds:
-        keys += [k.hold(schedule_id, seat_no), k.holds(schedule_id)]
+    for hold_id, lock, held, seat_no in holds:
+        keys += [lock, held]
         args += [hold_id, seat_no]
     return bool(await store.scripts.leave(keys=keys, args=args))
 
@@ -288,6 +280,7 @@ class Tick:
     abandoned: int
     next_in_s: float
     opened: bool = False  # this tick opened the sale (once per sale)
+    frontier: int = -1  # how far admission has come in the line (admit.lua), -1: not yet
 
 
 async def admit(
@@ -298,13 +291,15 @@ async def admit(
 ) -> Tick:
     """Run one admission tick for a concert, if this interval's lease is free.
     `p99` is the booking p99 (ms) and its report's time (pace.observed): with
-    a target set, admit.lua moves k by it."""
-    concert = await store.catalog.get(concert_id)
-    sale = concert.sale if concert is not None else NO_SALE  # its opening and mode
+    a target set, admit.lua moves k by it. Where Redis lost the rules, they are
+    restored from the database first: nobody is admitted on defaults."""
     s = store.settings
     k = store.keys(concert_id)
-    admitted, abandoned, next_ms, opened = await store.scripts.admit(
-        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats, k.draw],
+    admitted, abandoned, next_ms, opened, frontier = await rules.call(
+        store,
+        concert_id,
+        store.scripts.admit,
+        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats],
         args=[
             s.admit_batch,
             ms(s.admit_interval_s),
@@ -318,11 +313,9 @@ async def admit(
             p99[1],
             s.admit_batch_min,
             s.admit_batch_max,
-            epoch_ms(sale.opens_at),
-            sale.mode,
         ],
     )
-    return Tick(admitted, abandoned, next_ms / 1000, opened == 1)
+    return Tick(admitted, abandoned, next_ms / 1000, opened == 1, frontier)
 
 
 async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
@@ -332,8 +325,8 @@ async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
     expired_total = abandoned_total = 0
     while True:
         expired, abandoned, stale = await store.scripts.sweep(
-            keys=[k.active, k.cap, k.wait, k.seen, k.done, k.stats, k.users],
-            args=[ms(s.abandon_after_s), DONE_KEEP_MS, SWEEP_LIMIT],
+            keys=[k.active, k.cap, k.wait, k.seen, k.done, k.stats, k.users, k.back],
+            args=[ms(s.abandon_after_s), DONE_KEEP_MS, SWEEP_LIMIT, QUEUE_TOKEN_LIFETIME_S * 1000],
         )
         expired_total += expired
         abandoned_total += abandoned
@@ -341,11 +334,9 @@ async def sweep(store: Store, concert_id: int) -> tuple[int, int]:
             return expired_total, abandoned_total
 
 
-LIVE_SETTINGS = ("admit_batch", "admit_interval_s", "max_active", "open", "admit_target_p99_ms")
-
-
-async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict[str, Any]:
-    """The queue's live numbers and settings, as the admin API shows them."""
+async def overview(store: Store, concert_id: int) -> dict[str, Any]:
+    """The queue's live numbers, settings and sale, as the admin API shows them:
+    what Redis holds, which every process decides by."""
     s = store.settings
     k = store.keys(concert_id)
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
@@ -355,6 +346,9 @@ async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict
         pipe.hgetall(k.stats)
         pipe.hgetall(k.cfg)
         waiting, active, stats, cfg = await pipe.execute()
+    if "rules" not in cfg:
+        await rules.restore(store, concert_id)
+        cfg = await store.redis.hgetall(k.cfg)
     interval_s = float(cfg.get("admit_interval_s", s.admit_interval_s))
     batch = int(cfg.get("admit_batch", s.admit_batch))
     target = int(cfg.get("admit_target_p99_ms", s.admit_target_p99_ms))
@@ -370,33 +364,39 @@ async def overview(store: Store, concert_id: int, open_by_default: bool) -> dict
         "admit_interval_s": interval_s,
         "admit_target_p99_ms": target,
         "max_active": int(cfg.get("max_active", s.max_active)),
-        "open": cfg.get("open", "1" if open_by_default else "0") == "1",
+        "open": cfg.get("open", cfg.get("on_sale")) == "1",
         "admit_rate_per_s": float(stats.get("rate", batch / interval_s)),
         "sold_out": stats.get("sold_out") == "1",
+        **rules.sale_view(cfg),
+        "opened_at": iso_of_ms(int(stats.get("opened_ms", 0))),
     }
 
 
-async def queue_open(store: Store, concerts: list[Any]) -> dict[int, bool]:
-    """Whether each concert's queue takes entries now (the admin override, else the catalog).
+async def sales(store: Store, concerts: list[Any]) -> dict[int, dict[str, Any]]:
+    """Each concert's sale as Redis has it (open, and sale.FIELDS), for the
+    public concert list.
 
-    Best effort: the public concert list must not fail with Redis, so on an
-    error it says nothing and the caller falls back to the catalog."""
+    Best effort: the list must not fail with Redis, so a concert whose rules
+    cannot be read now is left out and the caller shows the catalog's."""
     try:
         async with store.redis.pipeline(transaction=False) as pipe:
             for concert in concerts:
-                pipe.hget(store.keys(concert.id).cfg, "open")
-            flags = await pipe.execute()
+                pipe.hgetall(store.keys(concert.id).cfg)
+            found = await pipe.execute()
     except BACKEND_ERRORS:
         return {}
-    return {c.id: flag == "1" for c, flag in zip(concerts, flags, strict=True) if flag is not None}
+    out = {}
+    for concert, cfg in zip(concerts, found, strict=True):
+        if "rules" in cfg:
+            view = rules.sale_view(cfg)
+            del view["commitment"]
+            out[concert.id] = {"open": cfg.get("open", cfg.get("on_sale")) == "1", **view}
+    return out
 
 
 async def configure(store: Store, concert_id: int, changes: dict[str, Any]) -> None:
     """Store live settings; every admitter reads them on its next tick."""
-    mapping = {
-        name: ("1" if value else "0") if name == "open" else str(value)
-        for name, value in changes.items()
-    }
+    mapping = {name: redis_value(name, value) for name, value in changes.items()}
     if mapping:
         await store.redis.hset(store.keys(concert_id).cfg, mapping=mapping)
 
@@ -421,7 +421,7 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     sold_out = gauge("frontrow_queue_sold_out", "1 once every upcoming date is sold out")
     for concert in concerts:
         label = [str(concert.id)]
-        q = await overview(store, concert.id, concert.on_sale)
+        q = await overview(store, concert.id)
         waiting.add_metric(label, q["waiting"])
         active.add_metric(label, q["active"])
         rate.add_metric(label, q["admit_rate_per_s"])

@@ -6,14 +6,13 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from frontrow.errors import Problem, conflict, invalid
+from frontrow.errors import INTEGRITY_ERRORS, Problem, conflict, invalid
 from frontrow.schema import ledger, wallets
-from frontrow.store import Store, once_more_if_dropped
+from frontrow.store import Store, database_call
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")
 
@@ -39,7 +38,7 @@ async def balance(store: Store, user_id: str) -> int:
         async with store.db.connect() as conn:
             return await conn.scalar(select(wallets.c.balance).where(wallets.c.user_id == user_id))
 
-    return int(await once_more_if_dropped(read) or 0)
+    return int(await database_call(store, read) or 0)
 
 
 def parse_amount(body: dict[str, Any], max_charge: int) -> int:
@@ -70,28 +69,26 @@ async def _replay(store: Store, user_id: str, key: str, amount: int) -> dict[str
 # PostgreSQL: the whole charge is one statement, and one round trip in
 # autocommit: the replay of a key, the wallet's upsert under the balance
 # limit and the ledger row, each step fed by the one before it.
-CHARGE_ONCE = text(
-    """
+CHARGE_ONCE = """
 WITH prior AS (
   SELECT amount, balance_after FROM ledger
-  WHERE user_id = :user AND kind = 'charge' AND idempotency_key = CAST(:key AS VARCHAR)
+  WHERE user_id = %(user)s AND kind = 'charge' AND idempotency_key = %(key)s::varchar
 ), credited AS (
   INSERT INTO wallets AS w (user_id, balance)
-  SELECT CAST(:user AS VARCHAR), CAST(:amount AS BIGINT)
-  WHERE :amount <= :limit AND NOT EXISTS (SELECT 1 FROM prior)
+  SELECT %(user)s::varchar, %(amount)s::bigint
+  WHERE %(amount)s::bigint <= %(limit)s::bigint AND NOT EXISTS (SELECT 1 FROM prior)
   ON CONFLICT (user_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance
-  WHERE w.balance + EXCLUDED.balance <= :limit
+  WHERE w.balance + EXCLUDED.balance <= %(limit)s::bigint
   RETURNING w.balance
 ), booked AS (
   INSERT INTO ledger (user_id, kind, amount, balance_after, idempotency_key, created_at)
-  SELECT :user, 'charge', :amount, balance, :key, :now FROM credited
+  SELECT %(user)s, 'charge', %(amount)s::bigint, balance, %(key)s, %(now)s FROM credited
   RETURNING balance_after
 )
 SELECT (SELECT balance_after FROM booked) AS balance,
        (SELECT amount FROM prior) AS prior_amount,
        (SELECT balance_after FROM prior) AS prior_balance
 """
-)
 
 
 async def charge(store: Store, user_id: str, amount: int, key: str | None) -> dict[str, Any]:
@@ -102,9 +99,13 @@ async def charge(store: Store, user_id: str, amount: int, key: str | None) -> di
             answer = await _charge_in_one_statement(store, user_id, amount, key, limit)
         else:
             answer = await _charge_in_steps(store, user_id, amount, key, limit)
-    except IntegrityError:
+    except INTEGRITY_ERRORS:
         # The same key committed concurrently; our credit was rolled back.
-        if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
+        if (
+            key is not None
+            and (first := await database_call(store, lambda: _replay(store, user_id, key, amount)))
+            is not None
+        ):
             return first
         raise
     if answer is None:
@@ -131,13 +132,9 @@ async def _charge_in_one_statement(
         "now": dt.datetime.now(dt.UTC),
     }
 
-    async def run() -> Any:
-        async with store.db.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return (await conn.execute(CHARGE_ONCE, params)).one()
-
-    # Run again on a dead connection: the key (when given) makes that safe
-    row = await once_more_if_dropped(run)
+    statements = store.statements
+    assert statements is not None  # PostgreSQL
+    row = await database_call(store, lambda: statements.one(CHARGE_ONCE, params))
     if row.prior_amount is not None:
         return _first(user_id, amount, row.prior_amount, row.prior_balance)
     if row.balance is None:
@@ -150,7 +147,11 @@ async def _charge_in_steps(
 ) -> dict[str, Any] | None:
     """SQLite (the embedded default) has no data-modifying CTEs: the same
     steps in one IMMEDIATE transaction."""
-    if key is not None and (first := await _replay(store, user_id, key, amount)) is not None:
+    if (
+        key is not None
+        and (first := await database_call(store, lambda: _replay(store, user_id, key, amount)))
+        is not None
+    ):
         return first
     async with store.db.begin() as conn:
         await ensure_wallet(conn, user_id)

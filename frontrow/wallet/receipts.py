@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from frontrow.catalog import seat_label
 from frontrow.errors import not_found
 from frontrow.schema import receipts, reservations, schedules, seats
-from frontrow.store import Store, once_more_if_dropped
+from frontrow.store import Store, database_call
 
 
 def _iso(value: dt.datetime) -> str:
@@ -115,7 +115,7 @@ async def by_key(conn: AsyncConnection, user_id: str, key: str) -> Any:
 
 
 async def list_receipts(store: Store, user_id: str) -> list[dict[str, Any]]:
-    return await once_more_if_dropped(lambda: _list_receipts(store, user_id))
+    return await database_call(store, lambda: _list_receipts(store, user_id))
 
 
 async def _list_receipts(store: Store, user_id: str) -> list[dict[str, Any]]:
@@ -137,7 +137,7 @@ RECEIPT_ID = re.compile(r"r_[A-Za-z0-9_-]{1,38}")
 async def get_receipt(store: Store, user_id: str, receipt_id: str) -> dict[str, Any]:
     if not RECEIPT_ID.fullmatch(receipt_id):  # also keeps NUL bytes away from PostgreSQL
         raise not_found("no such receipt")
-    return await once_more_if_dropped(lambda: _get_receipt(store, user_id, receipt_id))
+    return await database_call(store, lambda: _get_receipt(store, user_id, receipt_id))
 
 
 async def _get_receipt(store: Store, user_id: str, receipt_id: str) -> dict[str, Any]:

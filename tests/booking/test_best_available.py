@@ -105,18 +105,18 @@ async def test_a_thousand_pairs_race_for_one_section(make_store: MakeStore) -> N
             }
         ]
     }
-    await apply(store.db, validate(json.dumps(venue)))
+    await apply(store, validate(json.dumps(venue)))
     await store.catalog.invalidate()
     concert = await store.catalog.get(7)
     assert concert is not None
     (schedule,) = concert.schedules
 
     for i in range(1000):
-        await core.enter(store, f"u{i}", 7, open_by_default=True)
+        await core.enter(store, f"u{i}", 7)
     await admit_all(store, 7)
 
     async def ask(i: int) -> list[holds.Hold] | None:
-        _, token, _ = await core.enter(store, f"u{i}", 7, open_by_default=True)
+        _, token, _ = await core.enter(store, f"u{i}", 7)
         claims = store.tokens.verify_queue(token)
         address = f"10.0.{i // 256}.{i % 256}"
         try:
@@ -160,3 +160,33 @@ async def test_a_lost_copy_is_loaded_once_for_everyone_asking(store: Store, monk
     assert await store.redis.getbit(store.keys(1).sold(schedule.id), 0) == 1
     await holds.load_sold(store, concert, schedule)
     assert reads == 2  # a later call loads again: nothing is cached beyond the flight
+
+
+async def test_any_max_price_lands_on_a_row_list_built_once_per_price_level(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """A new max_price on every request (a WAITING token's 401s included) builds
+    no new row list: each cap lands on one of the venue's few price levels."""
+    holds._best_rows.clear()
+    holds._price_levels.clear()
+    concert = await store.catalog.get(1)
+    levels = sorted(set(concert.schedules[0].prices.values()))
+    ann = bearer(await active_token(store, "ann"))
+    _, waiting, _ = await core.enter(store, "waits", 1)
+    await store.redis.hset(store.keys(1).cfg, "admit_batch", 0)
+    for price in range(0, levels[-1] + 500, 7):
+        response = await client.post(
+            best_url(), headers=bearer(waiting), json={"count": 2, "max_price": price}
+        )
+        assert response.status_code == 401
+    assert len(holds._best_rows) <= len(levels) + 1
+    cheapest = await client.post(
+        best_url(), headers=ann, json={"count": 2, "max_price": levels[0] + 1}
+    )
+    assert cheapest.status_code == 201
+    assert {h["price"] for h in cheapest.json()["holds"]} == {levels[0]}
+    too_cheap = await client.post(
+        best_url(), headers=ann, json={"count": 2, "max_price": levels[0] - 1}
+    )
+    assert_problem(too_cheap, 409, "SEAT_UNAVAILABLE")
+    assert len(holds._best_rows) <= len(levels) + 1

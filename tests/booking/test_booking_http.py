@@ -142,6 +142,26 @@ async def test_large_answers_are_compressed(client: httpx.AsyncClient, store: St
     assert "content-encoding" not in small.headers
 
 
+async def test_every_large_answer_is_compressed_whole_or_in_parts(
+    client: httpx.AsyncClient,
+) -> None:
+    from importlib.resources import files
+
+    gzip_ok = {"Accept-Encoding": "gzip"}
+    script = await client.get("/static/app.js", headers=gzip_ok)  # a file, sent in parts
+    assert script.headers["content-encoding"] == "gzip"
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert script.content == (files("frontrow") / "web" / "app.js").read_bytes()
+    document = await client.get("/openapi.json", headers=gzip_ok)  # JSON, whole
+    assert document.headers["content-encoding"] == "gzip"
+    assert int(document.headers["content-length"]) < len(document.content)
+    assert document.json()["openapi"].startswith("3.1")
+    page = await client.get("/", headers=gzip_ok)
+    assert page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+    plain = await client.get("/openapi.json", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+
+
 async def test_hold_then_rehold_then_release(client: httpx.AsyncClient, store: Store) -> None:
     token = await active_token(store, "ann")
     response = await client.post(seats_url(7), headers=bearer(token))
@@ -184,7 +204,7 @@ async def test_my_holds_lists_every_tab_s_holds(client: httpx.AsyncClient, store
     again = entered.json()["token"]
     listed = (await client.get("/holds", headers=bearer(again))).json()["holds"]
     assert listed == [first, second]  # by date, then seat; bob's and the released one absent
-    _, waiting, _ = await core.enter(store, "cy", 1, True)
+    _, waiting, _ = await core.enter(store, "cy", 1)
     assert_problem(await client.get("/holds", headers=bearer(waiting)), 401, "TOKEN_WAITING")
 
 
@@ -234,7 +254,7 @@ async def test_booking_needs_an_active_token_of_this_concert(
     client: httpx.AsyncClient, store: Store
 ) -> None:
 
-    _, waiting, _ = await core.enter(store, "wait", 1, True)
+    _, waiting, _ = await core.enter(store, "wait", 1)
     assert_problem(
         await client.get("/concerts/1/dates", headers=bearer(waiting)), 401, "TOKEN_WAITING"
     )
@@ -276,7 +296,7 @@ async def test_500_concurrent_holds_on_one_seat_one_wins(store: Store) -> None:
     for i in range(500):
         from frontrow.queue import core
 
-        await core.enter(store, f"u{i}", 1, True)
+        await core.enter(store, f"u{i}", 1)
     await admit_all(store)
     tokens = [
         store.tokens.queue_token(f"u{i}", 1, (await store.redis.hget(store.keys(1).users, f"u{i}")))
@@ -328,7 +348,7 @@ async def test_a_hold_is_one_redis_call_that_checks_the_session(make_store: Make
 
 
 async def _one_call_a_hold(client: httpx.AsyncClient, store: Store) -> None:
-    _, waiting, _ = await core.enter(store, "wait", 1, True)
+    _, waiting, _ = await core.enter(store, "wait", 1)
     best = f"/concerts/1/dates/{first_date()}/best-available"
     assert_problem(await client.post(seats_url(4), headers=bearer(waiting)), 401, "TOKEN_WAITING")
     assert_problem(
@@ -336,7 +356,7 @@ async def _one_call_a_hold(client: httpx.AsyncClient, store: Store) -> None:
     )
     k = store.keys(1)
     assert await store.redis.keys(k.rate("hold", "*")) == []  # nothing counted
-    assert await store.redis.zcard(k.holds(await _first_schedule(store))) == 0
+    assert await store.redis.zcard(k.holds(await _first_schedule(store), "A")) == 0
 
     token = await active_token(store, "ann")
     claims = store.tokens.verify_queue(token)
@@ -350,6 +370,15 @@ async def _one_call_a_hold(client: httpx.AsyncClient, store: Store) -> None:
         return await real(*args, **options)
 
     store.redis.execute_command = counting  # type: ignore[method-assign]
+    direct = getattr(store.scripts.hold, "direct", None)  # a plain Redis: scripts go direct
+    if direct is not None:
+        real_direct = direct.call
+
+        async def counting_direct(command: bytes, script: object) -> object:
+            sent.append(command.split(b"\r\n")[2].decode())
+            return await real_direct(command, script)
+
+        direct.call = counting_direct
     try:
         assert (await client.post(seats_url(4), headers=bearer(token))).status_code == 201
         assert len(sent) == 1 and sent[0].upper() in ("EVALSHA", "EVAL")
@@ -359,6 +388,8 @@ async def _one_call_a_hold(client: httpx.AsyncClient, store: Store) -> None:
         assert len(sent) == 1
     finally:
         del store.redis.execute_command
+        if direct is not None:
+            del direct.call
     expires = await store.redis.zscore(k.active, claims.token_id)
     assert expires > time.time() * 1000 + store.settings.session_ttl_s * 1000 - 5000
     assert int(await store.redis.get(k.rate("hold", "u:ann"))) == 2

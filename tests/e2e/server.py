@@ -40,9 +40,11 @@ def serve(
     output: Any = None,
     args: tuple[str, ...] = (),
     server: str = "uvicorn",
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Start the service, wait until it is ready, yield its base URL, stop it."""
-    port = free_port()
+    """Start the service, wait until it is ready, yield its base URL, stop it
+    (SIGTERM: it finishes what is in flight)."""
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRONTROW_")}
     # Every test client comes from one address in bursts: no rate limits unless asked.
     full_env.update(NO_RATE_LIMITS)
@@ -88,7 +90,8 @@ def serve(
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            # idle keep-alive connections are left to their clients (server.py)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -17,12 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from frontrow import sale
+from frontrow import catalog, sale
 from frontrow.schema import concerts
 from frontrow.store import Store
-from tests.conftest import bearer, user_headers
+from tests.conftest import MakeStore, app_client, bearer, user_headers
 from tests.e2e.server import serve
 from tests.e2e.test_queue_http import assert_problem
+from tests.queue.test_sale import open_now
 
 ADMIN = "admin-secret-0123456789abcdef-01234"
 
@@ -102,6 +103,28 @@ async def test_proof_of_work_is_bound_spent_and_short_lived(
     assert again.status_code == 200 and again.json()["token"] == fresh.json()["token"]
 
 
+async def test_a_challenge_lives_as_long_as_its_difficulty_needs(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """Ten slow-phone mean solving times, 30 s to 2 minutes; past 21 bits a
+    slow phone would run out too often, so the difficulty stops there."""
+    admin = bearer(store.settings.admin_token or "")
+    for bits, life_s in ((8, 30), (20, 62), (21, 120)):
+        patched = await client.patch(
+            "/admin/concerts/1/queue", headers=admin, json={"pow_bits": bits}
+        )
+        assert patched.status_code == 200
+        before = dt.datetime.now(dt.UTC)
+        given = await client.post("/concerts/1/queue/challenge", headers=user_headers(store, "ann"))
+        assert given.json()["bits"] == bits
+        expires = dt.datetime.fromisoformat(given.json()["expires_at"])
+        assert life_s - 2 <= (expires - before).total_seconds() <= life_s + 2, (bits, expires)
+        ttl_ms = await store.redis.pttl(store.keys(1).pow(given.json()["challenge"]))
+        assert life_s * 1000 - 2000 <= ttl_ms <= life_s * 1000
+    refused = await client.patch("/admin/concerts/1/queue", headers=admin, json={"pow_bits": 22})
+    assert_problem(refused, 422, "VALIDATION_FAILED")
+
+
 async def test_the_schedule_through_the_admin_api(client: httpx.AsyncClient, store: Store) -> None:
     admin = bearer(store.settings.admin_token or "")
     url = "/admin/concerts/1/queue"
@@ -143,11 +166,7 @@ async def test_the_schedule_through_the_admin_api(client: httpx.AsyncClient, sto
     moved = (await client.patch(url, headers=admin, json={"opens_at": later})).json()
     assert moved["commitment"] == after["commitment"]
     # the opening: the seed is revealed and the draw is public
-    async with store.db.begin() as conn:
-        await conn.execute(
-            concerts.update().values(opens_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-        )
-    await store.catalog.invalidate()
+    await open_now(store)
     lottery = (await client.get("/concerts/1/queue/lottery")).json()
     seed = lottery["seed"]
     assert hashlib.sha256(bytes.fromhex(seed)).hexdigest() == after["commitment"]
@@ -161,8 +180,49 @@ async def test_the_schedule_through_the_admin_api(client: httpx.AsyncClient, sto
         "keys": []
     }
     assert_problem(
-        await client.patch(url, headers=admin, json={"opens_at": later}), 422, "VALIDATION_FAILED"
+        await client.patch(url, headers=admin, json={"opens_at": later}), 409, "SALE_STARTED"
     )
+
+
+async def test_draw_pages_are_kept_whole_and_counted_per_address(
+    make_store: MakeStore, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The draw never changes after the opening: a page is read from Redis
+    once and answered as immutable; an address asking too often gets 429."""
+    store = await make_store(requests_per_ip=6)
+    await catalog.seed_demo(store.db)
+    admin = {"Authorization": "Bearer admin-secret-0123456789abcdef-01234"}
+    async with app_client(store) as client:
+        opens = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        body = {"prequeue_from": "2020-01-01T00:00:00Z", "opens_at": opens}
+        patched = await client.patch("/admin/concerts/1/queue", headers=admin, json=body)
+        assert patched.status_code == 200
+        for n in range(3):
+            entered = await client.post("/concerts/1/queue", headers=user_headers(store, f"u{n}"))
+            assert entered.status_code == 201
+        await open_now(store)
+        reads = []
+        real = store.redis.zrangebylex
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            reads.append(args)
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(store.redis, "zrangebylex", counted)
+        pages = [await client.get("/concerts/1/queue/lottery/draw?limit=2") for _ in range(3)]
+        assert {p.status_code for p in pages} == {200} and len(reads) == 1
+        assert pages[0].headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert len(pages[0].json()["keys"]) == 2
+        assert len({p.content for p in pages}) == 1
+        rest = await client.get(
+            f"/concerts/1/queue/lottery/draw?after={pages[0].json()['keys'][1]}"
+        )
+        assert len(rest.json()["keys"]) == 1 and len(reads) == 2
+        for _ in range(2):  # six asks from this address in the window: the seventh is refused
+            await client.get("/concerts/1/queue/lottery/draw?limit=2")
+        refused = await client.get("/concerts/1/queue/lottery/draw?limit=2")
+        assert_problem(refused, 429, "TOO_MANY_REQUESTS")
+        assert int(refused.headers["Retry-After"]) >= 1
 
 
 @contextmanager

@@ -83,6 +83,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, module_server: str) -> Iterat
         "FRONTROW_ADMIT_INTERVAL_S": "0.1",
         "FRONTROW_ADMIT_BATCH": "1000",
         "FRONTROW_ADMIN_TOKEN": ADMIN,
+        # its invalid-auth probes come from one address: they must meet 401, not the lockout
+        "FRONTROW_ADMIN_FAILURES_PER_IP": "0",
         "FRONTROW_LOG_LEVEL": "WARNING",
     }
     with serve(env, server=module_server) as url:

@@ -21,7 +21,7 @@ async def tick(store: Store, p99_ms: float, report_ms: int) -> int:
 
 
 async def k_now(store: Store) -> int:
-    return int((await core.overview(store, CONCERT, True))["admit_batch"])
+    return int((await core.overview(store, CONCERT))["admit_batch"])
 
 
 async def test_k_follows_the_booking_p99_within_its_bounds(make_store: MakeStore) -> None:

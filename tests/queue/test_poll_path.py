@@ -16,7 +16,7 @@ from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS
 from frontrow.metrics import LATENCY, REQUESTS
 from frontrow.queue import core
-from frontrow.sale import Sale, iso
+from frontrow.sale import iso_of_ms
 from frontrow.store import DirectScript, Store, open_store
 from tests.conftest import SECRET, app_client, keep_the_line, unavailable
 
@@ -24,7 +24,7 @@ from tests.conftest import SECRET, app_client, keep_the_line, unavailable
 async def test_a_batch_of_polls_answers_each_token(store: Store) -> None:
     claims = []
     for i in range(40):
-        _, token, _ = await core.enter(store, f"b{i}", 1, True)
+        _, token, _ = await core.enter(store, f"b{i}", 1)
         claims.append(store.tokens.verify_queue(token))
     # concurrent polls go out together in one status.lua call (batch.py)
     places = await asyncio.gather(*(core.status(store, c) for c in claims))
@@ -38,7 +38,7 @@ async def test_status_calls_survive_a_flushed_script_and_killed_connections(
     if backend != "real":
         pytest.skip("the embedded backend runs scripts through fakeredis's client")
     assert isinstance(store.scripts.status, DirectScript)
-    _, token, _ = await core.enter(store, "ann", 1, True)
+    _, token, _ = await core.enter(store, "ann", 1)
     ann = store.tokens.verify_queue(token)
     assert (await core.status(store, ann)).rank == 1
 
@@ -56,12 +56,12 @@ async def test_direct_script_connections_are_closed_with_the_store(
 ) -> None:
     if backend != "real":
         pytest.skip("the embedded backend has no direct connections")
-    _, token, _ = await core.enter(store, "ann", 1, True)
+    _, token, _ = await core.enter(store, "ann", 1)
     await core.status(store, store.tokens.verify_queue(token))
     # the direct connection, as the server lists it: by its id
     direct = store.scripts.status
-    assert isinstance(direct, DirectScript) and len(direct._idle) == 1
-    conn = direct._idle[0]
+    assert isinstance(direct, DirectScript) and len(direct.direct._idle) == 1
+    conn = direct.direct._idle[0]
     await conn.send_command("CLIENT", "ID")
     own_id = str(await conn.read_response())
 
@@ -69,7 +69,7 @@ async def test_direct_script_connections_are_closed_with_the_store(
         return own_id in {str(c["id"]) for c in await store.redis.client_list(_type="normal")}
 
     assert await listed()
-    await store.close_scripts()
+    await store.close_own()
     for _ in range(50):  # the server notices a closed socket a moment later
         if not await listed():
             break
@@ -85,7 +85,7 @@ def test_tallied_polls_reach_the_metrics_as_if_observed_one_by_one() -> None:
     buckets0 = [b.get() for b in latency._buckets]
     durations = [0.0004, 0.001, 0.0011, 0.003, 0.07, 0.2, 0.49, 0.0004]
     for elapsed in durations:
-        observe.record_poll(200, elapsed, 1, every=False)
+        observe.record_poll(200, elapsed, 0.0001, 1, every=False)
     assert requests._value.get() == count0  # not yet: tallied
     observe.flush()
     assert requests._value.get() == count0 + len(durations)
@@ -100,13 +100,13 @@ def test_tallied_polls_reach_the_metrics_as_if_observed_one_by_one() -> None:
 
 def test_a_sales_times_are_formatted_once_and_stay_right() -> None:
     opens = dt.datetime(2026, 12, 24, 10, 0, tzinfo=dt.UTC)
-    sale = Sale(opens_at=opens)
-    line = core.Line("", "", int(opens.timestamp() * 1000) - 5_000, 3)
+    opens_ms = int(opens.timestamp() * 1000)
+    line = core.Line("", "", opens_ms - 5_000, 3, "fifo", opens_ms)
     settings = Settings(auth_secret="s" * 40)
-    core.place(settings, sale, "t_a", "WAITING", 1, 0, line)
-    hits = iso.cache_info().hits
-    place = core.place(settings, sale, "t_a", "WAITING", 1, 0, line)
-    assert iso.cache_info().hits > hits  # the second poll formats nothing
+    core.place(settings, "t_a", "WAITING", 1, 0, line)
+    hits = iso_of_ms.cache_info().hits
+    place = core.place(settings, "t_a", "WAITING", 1, 0, line)
+    assert iso_of_ms.cache_info().hits > hits  # the second poll formats nothing
     assert place.prequeue and place.opens_at == "2026-12-24T10:00:00Z"
     assert place.poll_after_ms >= 5_000
 
@@ -130,7 +130,7 @@ async def test_polls_over_a_unix_socket(tmp_path: Path) -> None:
         await catalog.migrate(store.db)
         assert isinstance(store.scripts.status, DirectScript)
         await keep_the_line(store.redis, settings)
-        _, token, _ = await core.enter(store, "ann", 1, True)
+        _, token, _ = await core.enter(store, "ann", 1)
         async with app_client(store) as client:
             answer = await client.get("/queue/token", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200 and answer.json()["rank"] == 1

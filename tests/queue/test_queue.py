@@ -19,7 +19,7 @@ BACK_S = POLL_MIN_MS / 1000
 
 
 async def join(store: Store, user: str, concert_id: int = CONCERT) -> QueueClaims:
-    _, token, _ = await core.enter(store, user, concert_id, open_by_default=True)
+    _, token, _ = await core.enter(store, user, concert_id)
     return store.tokens.verify_queue(token)
 
 
@@ -35,8 +35,8 @@ async def test_ranks_follow_arrival_order(store: Store) -> None:
 
 async def test_reentry_returns_the_same_place(store: Store) -> None:
     await join(store, "first")
-    created, token, place = await core.enter(store, "me", CONCERT, True)
-    again_created, again_token, again_place = await core.enter(store, "me", CONCERT, True)
+    created, token, place = await core.enter(store, "me", CONCERT)
+    again_created, again_token, again_place = await core.enter(store, "me", CONCERT)
     assert created and not again_created
     assert (
         store.tokens.verify_queue(again_token).token_id == store.tokens.verify_queue(token).token_id
@@ -48,7 +48,7 @@ async def test_reentry_while_active_returns_the_session(make_store: MakeStore) -
     store = await make_store(admit_batch=1)
     claims = await join(store, "me")
     await core.admit(store, CONCERT, "t")
-    created, token, place = await core.enter(store, "me", CONCERT, True)
+    created, token, place = await core.enter(store, "me", CONCERT)
     assert not created and place.status == "ACTIVE"
     assert store.tokens.verify_queue(token).token_id == claims.token_id
 
@@ -71,7 +71,7 @@ async def test_three_racing_admitters_admit_exactly_k(make_store: MakeStore) -> 
         await join(stores[0], f"u{i}")
     ticks = await asyncio.gather(*(core.admit(s, CONCERT, f"a{i}") for i, s in enumerate(stores)))
     assert sorted(t.admitted for t in ticks) == [-1, -1, 3]
-    overview = await core.overview(stores[0], CONCERT, True)
+    overview = await core.overview(stores[0], CONCERT)
     assert overview["active"] == 3 and overview["waiting"] == 17
 
 
@@ -92,7 +92,7 @@ async def test_three_admitter_loops_never_pass_k_per_interval(make_store: MakeSt
     stop.set()
     await asyncio.gather(*tasks)
     elapsed = time.monotonic() - started
-    admitted = (await core.overview(stores[0], CONCERT, True))["admitted_total"]
+    admitted = (await core.overview(stores[0], CONCERT))["admitted_total"]
     intervals = int(elapsed / interval) + 1
     assert admitted % k == 0
     assert k * 2 <= admitted <= k * intervals
@@ -148,9 +148,9 @@ async def test_sessions_expire_by_ttl_and_the_sweep_counts_them(make_store: Make
     await asyncio.sleep(0.4)
     # expired by time alone, before any sweep
     assert [await state(store, c) for c in tokens] == ["EXPIRED", "EXPIRED"]
-    assert (await core.overview(store, CONCERT, True))["active"] == 0
+    assert (await core.overview(store, CONCERT))["active"] == 0
     assert await core.sweep(store, CONCERT) == (2, 0)
-    assert (await core.overview(store, CONCERT, True))["expired_total"] == 2
+    assert (await core.overview(store, CONCERT))["expired_total"] == 2
     assert await core.sweep(store, CONCERT) == (0, 0)
 
 
@@ -164,7 +164,7 @@ async def test_sweep_drops_abandoned_waiters(make_store: MakeStore) -> None:
     # what matters is that gone is removed by the sweep and counted once
     expired, abandoned = await core.sweep(store, CONCERT)
     assert (expired, abandoned) == (0, 1)
-    assert (await core.overview(store, CONCERT, True))["abandoned_total"] == 2
+    assert (await core.overview(store, CONCERT))["abandoned_total"] == 2
 
 
 async def test_sweep_forgets_users_whose_place_ended(make_store: MakeStore) -> None:
@@ -179,7 +179,7 @@ async def test_sweep_forgets_users_whose_place_ended(make_store: MakeStore) -> N
     fresh = await join(store, "fresh")  # a live place the sweep must keep
     await core.sweep(store, CONCERT)
     assert set(await store.redis.hkeys(store.keys(CONCERT).users)) == {"fresh"}
-    created, _, _ = await core.enter(store, "fresh", CONCERT, True)
+    created, _, _ = await core.enter(store, "fresh", CONCERT)
     assert not created  # the live place is still found
     assert (await core.status(store, fresh)).status == "WAITING"
 
@@ -224,12 +224,12 @@ async def test_closed_queue_refuses_new_places_but_keeps_existing(store: Store) 
     mine = await join(store, "early")
     await core.configure(store, CONCERT, {"open": False})
     try:
-        await core.enter(store, "late", CONCERT, True)
+        await core.enter(store, "late", CONCERT)
     except Exception as exc:
         assert getattr(exc, "code", None) == "QUEUE_CLOSED"
     else:
         raise AssertionError("a closed queue admitted a new place")
-    _, token, place = await core.enter(store, "early", CONCERT, True)
+    _, token, place = await core.enter(store, "early", CONCERT)
     assert store.tokens.verify_queue(token).token_id == mine.token_id
     assert place.status == "WAITING"
 
@@ -267,7 +267,7 @@ async def test_the_admitter_loop_follows_a_shortened_interval(make_store: MakeSt
     task = asyncio.create_task(loops.admitter(store, stop, owner="adm"))
     try:
         for _ in range(50):
-            if (await core.overview(store, CONCERT, True))["admitted_total"] == 1:
+            if (await core.overview(store, CONCERT))["admitted_total"] == 1:
                 break
             await asyncio.sleep(0.05)
         await core.configure(store, CONCERT, {"admit_interval_s": 0.5})

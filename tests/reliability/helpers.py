@@ -8,8 +8,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
+import redis.asyncio
 
 from tests.e2e.server import free_port
 
@@ -22,21 +24,32 @@ class CuttableProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:  # accepted as the cut came
+            writer.transport.abort()
+            return
+        self._writers.add(writer)  # a cut while the upstream is being reached ends it too
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
-            writer.close()
+            self._writers.discard(writer)
+            writer.transport.abort()
             return
-        self._writers |= {writer, up_writer}
+        if writer not in self._writers:  # cut meanwhile
+            up_writer.transport.abort()
+            return
+        self._writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -55,6 +68,14 @@ class CuttableProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+
+    def freeze(self) -> None:
+        """Keep every connection open but pass nothing on, as a host that
+        stopped answering does (its packets lost, or the server stuck)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def restore(self) -> None:
         await self.start()
@@ -111,6 +132,10 @@ class OwnRedis:
                     raise
                 time.sleep(0.05)
         client.close()
+
+    def client(self) -> Any:
+        """An asyncio client of this server (decoded answers)."""
+        return redis.asyncio.Redis(port=self.port, decode_responses=True)
 
     def kill(self) -> None:
         if self.proc is not None:

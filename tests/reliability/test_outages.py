@@ -14,7 +14,7 @@ import pytest
 
 from frontrow import catalog
 from frontrow.config import Settings
-from frontrow.store import make_engine, open_store
+from frontrow.store import Store, make_engine, open_store
 from tests.booking.test_booking_http import seats_url
 from tests.conftest import REQUIRE_REAL, SECRET, MakeStore, active_token, app_client, bearer
 from tests.e2e.test_queue_http import assert_problem
@@ -92,14 +92,7 @@ def real_only(backend: str) -> None:
 async def test_database_dies_and_returns(real_only: None, make_store: MakeStore) -> None:
     base = await make_store()
     await catalog.seed_demo(base.db)
-    target = urlsplit(base.settings.database_url)
-    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    netloc = target.netloc.rsplit("@", 1)
-    creds = f"{netloc[0]}@" if len(netloc) == 2 else ""
-    proxied_url = target._replace(netloc=f"{creds}127.0.0.1:{proxy.port}").geturl()
-    settings = dataclasses.replace(base.settings, database_url=proxied_url)
-    store = open_store(settings, redis=base.redis, db=make_engine(settings))
+    store, proxy = await proxied_store(base)
     try:
         async with app_client(store) as client:
             ann = await active_token(store, "ann")
@@ -137,4 +130,74 @@ async def test_database_dies_and_returns(real_only: None, make_store: MakeStore)
             assert await sold_count(base) == 2
     finally:
         await proxy.cut()
+        await store.close_own()
         await store.db.dispose()
+
+
+async def proxied_store(base: Store) -> tuple[Store, CuttableProxy]:
+    """A store like `base` whose database is reached through a proxy of the test's."""
+    target = urlsplit(base.settings.database_url)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    netloc = target.netloc.rsplit("@", 1)
+    creds = f"{netloc[0]}@" if len(netloc) == 2 else ""
+    proxied_url = target._replace(netloc=f"{creds}127.0.0.1:{proxy.port}").geturl()
+    settings = dataclasses.replace(base.settings, database_url=proxied_url)
+    return open_store(settings, redis=base.redis, db=make_engine(settings)), proxy
+
+
+async def test_a_database_that_stops_answering_is_a_503_within_its_deadline(
+    real_only: None, make_store: MakeStore
+) -> None:
+    """Connections stay open but nothing comes back (packets lost, a server
+    stuck): charges and payments in flight answer 503 within about
+    FRONTROW_DATABASE_TIMEOUT_S instead of hanging, and once it answers
+    again the same keys move the money once (#24.4)."""
+    base = await make_store(database_timeout_s=1.5)
+    await catalog.seed_demo(base.db)
+    store, proxy = await proxied_store(base)
+    try:
+        async with app_client(store) as client:
+            ann = await active_token(store, "ann")
+            await charge(client, store, "ann", 500_000)  # the pool holds a live connection
+            held = [await hold(client, ann, 1)]
+            user = {"Authorization": f"Bearer {store.tokens.user_token('ann')}"}
+            topup = {**user, "Idempotency-Key": "topup-frozen"}
+            pay = {**bearer(ann), "Idempotency-Key": "pay-frozen"}
+            proxy.freeze()
+            for request in (
+                client.post("/wallet/charge", headers=topup, json={"amount": 5}),
+                client.post("/payments", headers=pay, json={"hold_ids": held}),
+                client.get("/wallet", headers=user),
+            ):
+                response, took = await timed(request)
+                assert_problem(response, 503, "BACKEND_UNAVAILABLE")
+                assert took < 1.5 + 1.5, f"a request waited {took:.1f} s for a silent database"
+            proxy.thaw()
+            for _ in range(2):  # the retries with the same keys: once each
+                assert (
+                    await client.post("/wallet/charge", headers=topup, json={"amount": 5})
+                ).status_code == 200
+                paid = await client.post("/payments", headers=pay, json={"hold_ids": held})
+                assert paid.status_code in (200, 201), paid.text
+            assert await ledger_sum(base, "ann") == 500_000 + 5 - 120_000
+            assert await sold_count(base) == 1
+    finally:
+        proxy.thaw()
+        await proxy.cut()
+        await store.close_own()
+        await store.db.dispose()
+
+
+async def test_database_connections_carry_their_own_deadlines(store: Store) -> None:
+    """A PostgreSQL whose packets are lost fails a statement within the
+    database timeout (TCP user timeout), and a dead idle connection is found
+    by keepalives, instead of hanging a request (#24)."""
+    if store.db.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite is a file")
+    async with store.db.connect() as conn:
+        raw = await conn.get_raw_connection()
+        params = raw.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+    timeout_ms = int(store.settings.database_timeout_s * 1000)
+    assert params["tcp_user_timeout"] == str(timeout_ms)
+    assert params["keepalives"] == "1" and int(params["connect_timeout"]) >= 1

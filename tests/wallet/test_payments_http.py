@@ -251,7 +251,7 @@ async def test_selling_the_last_seat_marks_sold_out_and_stops_admission(
         await add_date(conn, 1, past, (1,), id=3)
     async with app_client(store) as client:
         ann = await active_token(store, "ann")
-        _, waiting, _ = await core.enter(store, "late", 1, True)
+        _, waiting, _ = await core.enter(store, "late", 1)
         await charge(client, store, "ann", 5000)
         held = [
             await hold(client, ann, 1, day.isoformat()),

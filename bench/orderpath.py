@@ -1,0 +1,199 @@
+"""python -m bench.orderpath: what one order costs the app, in one process.
+
+The requests of an order (enter, dates, a section overview and its map or
+best available, holds, a charge, the payment) driven straight into the ASGI
+app, 32 buyers at a time, on real Redis and PostgreSQL with the stadium
+loaded, with no HTTP server and no client in the way: the app's CPU per
+order, and with --profile where it goes (cProfile, sorted by own time).
+`python -m bench rush` measures the same on a whole server; this is the
+quick, repeatable look between two changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import random
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench.__main__ import ROOT, SECRET, fresh_database
+from bench.rush import CONCERT, STADIUM
+
+
+class Driver:
+    """ASGI requests without a server: (status, JSON body)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(
+        self, method: str, path: str, token: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any]:
+        raw = b"" if body is None else orjson.dumps(body)
+        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+        if body is not None:
+            headers.append((b"content-type", b"application/json"))
+        if key is not None:
+            headers.append((b"idempotency-key", key.encode()))
+        path, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "scheme": "http",
+            "http_version": "1.1",
+            "headers": headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+        }
+        sent = False
+        status, chunks = 0, []
+
+        async def receive() -> Any:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        data = b"".join(chunks)
+        return status, orjson.loads(data) if data else None
+
+
+async def order(call: Driver, tokens: Any, n: int) -> bool:
+    user = tokens.user_token(f"o{n}")
+    status, place = await call("POST", f"/concerts/{CONCERT}/queue", user)
+    if place.get("status") != "ACTIVE":
+        return False
+    token = place["token"]
+    _, dates = await call("GET", f"/concerts/{CONCERT}/dates", token)
+    want = random.randint(1, 4)
+    date = next(d["date"] for d in dates["dates"] if d["available_seats"] >= want)
+    base = f"/concerts/{CONCERT}/dates/{date}"
+    if n % 2:
+        status, best = await call("POST", f"{base}/best-available", token, {"count": want})
+        held = best["holds"] if status == 201 else []
+    else:
+        _, overview = await call("GET", f"{base}/sections", token)
+        roomy = [s for s in overview["sections"] if s["available_seats"] >= want]
+        name = random.choice(roomy[:5])["name"]
+        _, seats = await call("GET", f"{base}/seats?section={name}&form=rows", token)
+        free = [
+            r["seat_no"] + j for r in seats["rows"] for j, c in enumerate(r["status"]) if c == "A"
+        ]
+        held = []
+        for seat in random.sample(free, min(want, len(free))):
+            status, hold = await call("POST", f"{base}/seats/{seat}/hold", token)
+            if status in (200, 201):
+                held.append(hold)
+    if not held:
+        return False
+    total = sum(h["price"] for h in held)
+    await call("POST", "/wallet/charge", user, {"amount": total}, key=f"c{n}")
+    status, _ = await call(
+        "POST", "/payments", token, {"hold_ids": [h["hold_id"] for h in held]}, key=f"p{n}"
+    )
+    return status == 201
+
+
+async def run(args: argparse.Namespace) -> None:
+    from frontrow.app import create_app
+    from frontrow.config import Settings
+    from frontrow.store import open_store
+
+    await fresh_database(args.database_url)
+    env = {
+        **os.environ,
+        "FRONTROW_REDIS_URL": args.redis_url,
+        "FRONTROW_DATABASE_URL": args.database_url,
+        "FRONTROW_AUTH_SECRET": SECRET,
+    }
+    subprocess.run(  # noqa: ASYNC221 (before the measurement)
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    settings = Settings(
+        redis_url=args.redis_url,
+        database_url=args.database_url,
+        auth_secret=SECRET,
+        admit_batch=1_000_000,  # everyone goes straight in: this measures the booking path
+        log_level="WARNING",
+        enter_per_user=0,
+        hold_per_user=0,
+        maps_per_user=0,
+        requests_per_ip=0,
+    )
+    store = open_store(settings)
+    await store.redis.flushdb()
+    app = create_app(settings, store)
+    call = Driver(app)
+    async with app.router.lifespan_context(app):
+        app.state.store = store
+        counter = iter(range(10**9))
+
+        async def wave(count: int) -> int:
+            done = 0
+            for _ in range(0, count, 32):
+                results = await asyncio.gather(
+                    *(order(call, store.tokens, next(counter)) for _ in range(32))
+                )
+                done += sum(results)
+            return done
+
+        await wave(320)  # warm: catalog copies, connections, rendered rows
+        profiler = cProfile.Profile() if args.profile else None
+        started = time.process_time()
+        if profiler:
+            profiler.enable()
+        orders = await wave(args.orders)
+        if profiler:
+            profiler.disable()
+        spent = time.process_time() - started
+    await store.close()
+    print(f"{orders} orders, app CPU {spent / max(orders, 1) * 1000:.2f} ms an order")
+    if profiler:
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
+        print(out.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.orderpath", description=__doc__)
+    parser.add_argument("--orders", type=int, default=1_600)
+    parser.add_argument("--profile", type=int, default=0, help="show this many functions")
+    parser.add_argument("--profile-out", help="write the profile here (pstats)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
+    )
+    uvloop.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
