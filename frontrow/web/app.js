@@ -527,12 +527,18 @@ async function booking(method, path, body) {
   return result;
 }
 
+// Refreshes may overlap (a seat taken while the last one is still loading):
+// only the newest one's answers are shown, so the cart never steps back.
+const latest = { booking: 0, seats: 0 };
+
 async function refreshBooking() {
   const concertId = store.getItem("concertId");
+  const turn = ++latest.booking;
   try {
     const [answer, mine] = await Promise.all([
       booking("GET", `/concerts/${concertId}/dates`), booking("GET", "/holds"),
     ]);
+    if (turn !== latest.booking) return;
     state.dates = answer.dates;
     state.tz = answer.timezone || state.tz;
     store.setItem("concertTz", state.tz);
@@ -568,6 +574,7 @@ async function refreshSeats() {
   if (!state.date) return $("seat-map").replaceChildren();
   const base = `/concerts/${store.getItem("concertId")}/dates/${state.date}`;
   const seatsOf = (section) => booking("GET", `${base}/seats?form=rows${section ? `&section=${encodeURIComponent(section)}` : ""}`);
+  const turn = ++latest.seats;
   try {
     // Once the venue's size is known, the overview and the seats come in parallel.
     const known = state.small || state.section;
@@ -577,6 +584,7 @@ async function refreshSeats() {
     state.sections = sections;
     const small = sections.reduce((n, s) => n + s.total_seats, 0) <= SMALL_VENUE;
     if (small && !state.small) map = await seatsOf(null);
+    if (turn !== latest.seats) return;
     state.small = small;
     if (small || !sections.some((s) => s.name === state.section)) state.section = null;
     state.rows = map && (small || state.section) ? map.rows : [];
@@ -756,7 +764,7 @@ async function hold(seat) {
     tellOtherTabs();
   } catch (e) { return handle(e); }
   renderCart();
-  await refreshBooking();
+  refreshBooking();  // not awaited: the next seat can be picked while the map reloads
 }
 
 async function release(h, where) {
@@ -766,7 +774,7 @@ async function release(h, where) {
   say(where, `${seatName(h)} on ${dateLabel(h.date)} is released.`, "info");
   tellOtherTabs();
   renderCart();
-  await refreshBooking();
+  refreshBooking();
 }
 
 function tellOtherTabs() { store.setItem("holdsChanged", String(Date.now())); }
@@ -825,6 +833,8 @@ async function refreshWallet() {
   } catch (e) { handle(e, "charge"); }
 }
 
+const answerUnknown = (e) => e.code === "NETWORK" || e.status >= 500;
+
 // One Idempotency-Key per amount meant, kept until it is answered: a second
 // press, or a retry after a lost answer, can never add the money twice.
 async function addMoney(amount) {
@@ -849,7 +859,7 @@ $("charge-form").addEventListener("submit", (event) => {
       $("charge-amount").value = "";
       say("charge", `Added ${formatWon(result.charged)} to your wallet.`, "info");
     } catch (e) {
-      if (e.code !== "NETWORK" && e.code !== "BACKEND_UNAVAILABLE") state.chargeKey = null;
+      if (!answerUnknown(e)) state.chargeKey = null;
       handle(e, "charge");
     }
   });
@@ -872,7 +882,9 @@ async function pay() {
     tellOtherTabs();
     showReceipt(receipt, title);
   } catch (e) {
-    if (e.code !== "BACKEND_UNAVAILABLE" && e.code !== "NETWORK") store.removeItem("payKey");
+    // The answer to a 5xx or a lost connection is unknown: the money may have
+    // moved, so the retry keeps the key (and gets the first receipt).
+    if (!answerUnknown(e)) store.removeItem("payKey");
     if (e.code === "INSUFFICIENT_BALANCE") return offerTopUp(e);
     handle(e, "pay");
   }

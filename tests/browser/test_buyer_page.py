@@ -109,12 +109,25 @@ def test_holding_a_seat_never_moves_the_map(browser: Any, server: str) -> None:
     page = in_turn(browser, server)
     top = "document.getElementById('seat-map').getBoundingClientRect().top + window.scrollY"
     before = page.evaluate(top)
+    # The map's reload after a hold is held back: the next seat can be picked
+    # meanwhile (a busy server once made the second click vanish).
+    reloads: list[Any] = []
+    maps = re.compile(r"/seats\?form=rows")
+
+    def hold_back(route: Any) -> None:
+        reloads.append(route)
+
+    page.route(maps, hold_back)
     seat(page, 17).click()
     expect(page.locator("#hold-list")).to_contain_text(re.compile("seat (B-1-7|17)", re.I))
     assert page.evaluate(top) == before
     expect(page.locator("#msg-map")).to_contain_text("is yours")
     seat(page, 27).click()
     expect(page.locator("#hold-list")).to_contain_text("Seat B-2-7")
+    assert reloads, "the map reload was not held back"
+    for route in reloads:
+        route.continue_()
+    page.unroute(maps, hold_back)
     assert page.evaluate(top) == before
     expect(seat(page, 17, "held by you")).to_be_visible()  # the first seat is still held
     shot(page, "desktop-booking")
