@@ -418,12 +418,22 @@ async def database_call(store: Store, work: Callable[[], Awaitable[T]]) -> T:
 
     running = asyncio.ensure_future(attempt())
     try:
-        return await asyncio.wait_for(asyncio.shield(running), store.settings.database_timeout_s)
-    except BaseException:
-        if not running.done():
-            _abandoned.add(running)
-            running.add_done_callback(_forget)
+        # asyncio.wait never cancels what it waits for (as wait_for on a
+        # shield does, for two more futures and a timeout context a call)
+        await asyncio.wait((running,), timeout=store.settings.database_timeout_s)
+    except BaseException:  # the request itself was cancelled
+        _abandon(running)
         raise
+    if not running.done():
+        _abandon(running)
+        raise TimeoutError("the database did not answer in time")
+    return running.result()
+
+
+def _abandon(running: asyncio.Future[Any]) -> None:
+    if not running.done():
+        _abandoned.add(running)
+        running.add_done_callback(_forget)
 
 
 def _forget(done: asyncio.Future[Any]) -> None:

@@ -66,6 +66,7 @@ if paid then
   return {'TICKET_LIMIT', paid}
 end
 
+local BIT = {128, 64, 32, 16, 8, 4, 2, 1} -- seat n is bit 7 - n % 8 of its byte
 local taken, read = {}, {}
 local function read_section(s)
   if not read[s] then
@@ -91,14 +92,21 @@ for sec, r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+),(%d+);') 
   if best_rank and rank ~= best_rank then
     break -- an earlier row has a block: it is better than anything further back
   end
-  read_section(section)
-  local lo = math.floor(first / 8)
-  local bytes = rcall('GETRANGE', sold, lo, math.floor((first + count - 1) / 8))
+  local lo, hi = math.floor(first / 8), math.floor((first + count - 1) / 8)
+  local bytes = rcall('GETRANGE', sold, lo, hi)
+  -- A row whose bytes are all there and all set is sold out: skipped at C
+  -- speed. As a date sells from the front, most rows a late buyer passes
+  -- are such rows. (Bytes past the bitmap's end are unsold seats.)
   local free = 0
+  if #bytes <= hi - lo or string.find(bytes, '[^\255]') then
+    read_section(section)
+  else
+    count = 0
+  end
   for seat = first, first + count - 1 do
     local byte = string.byte(bytes, math.floor(seat / 8) - lo + 1) or 0
-    local is_sold = math.floor(byte / 2 ^ (7 - seat % 8)) % 2 == 1
-    if is_sold or taken[seat] then
+    local bit = BIT[seat % 8 + 1]
+    if byte % (bit + bit) >= bit or taken[seat] then
       free = 0
     else
       free = free + 1

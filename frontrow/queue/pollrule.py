@@ -12,14 +12,18 @@ import zlib
 from frontrow.config import Settings
 
 POLL_MIN_MS = 1_000
-WAIT_POLL_MAX_MS = 300_000  # far back: a place is then expected back within 5 minutes
+# A page that sleeps longer misses what it cannot foresee: a pace that
+# speeds up, an opening moved, a setting cleared (#26: a page told to come
+# back in 5 minutes learnt of its turn 4 minutes late). A minute bounds how
+# late any news reaches a waiting browser, for ~17,500 polls/s a million.
+WAIT_POLL_MAX_MS = 60_000
 POLL_MAX_MS = 30_000  # sold out, ended: nothing to learn soon
 ACTIVE_POLL_MS = 15_000
 
 
 def waiting_poll_ms(place: int, rate: float) -> int:
     """When a waiting browser should ask again: half its expected wait, from
-    1 s to 5 min. The rule runs in Redis (_lib.lua poll_interval: the place
+    1 s to 1 min. The rule runs in Redis (_lib.lua poll_interval: the place
     counts as present until then); this twin serves bench.sim and the test
     that both agree."""
     # paused (rate 0): 30 ms a place, so the front hears within seconds of a restart

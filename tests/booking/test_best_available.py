@@ -55,6 +55,30 @@ async def test_best_block_is_in_front_and_central(client: httpx.AsyncClient, sto
     )
 
 
+async def test_sold_rows_are_passed_over_whatever_bytes_they_share(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """best.lua skips a row whose bitmap bytes are all set without reading
+    its seats: A (1-10), B's first two rows (11-30) and B-3-1 sold leave
+    bytes 0-3 full (B-1 skipped whole) and the bitmap ending inside B-3,
+    whose missing bytes are free seats."""
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    schedule = next(s for s in concert.schedules if s.starts_at.date() == DAY)
+    await holds.load_sold(store, concert, schedule)
+    for seat in range(1, 32):
+        await store.redis.setbit(store.keys(1).sold(schedule.id), seat, 1)
+    ann = await active_token(store, "ann")
+    got = await client.post(best_url(), headers=bearer(ann), json={"count": 2})
+    assert [h["label"] for h in got.json()["holds"]] == ["B-3-5", "B-3-6"]
+    bob = await active_token(store, "bob")
+    assert_problem(
+        await client.post(best_url(), headers=bearer(bob), json={"count": 1, "section": "A"}),
+        409,
+        "SEAT_UNAVAILABLE",
+    )
+
+
 async def test_best_available_refuses_bad_asks(client: httpx.AsyncClient, store: Store) -> None:
     ann = await active_token(store, "ann")
     for body in (
