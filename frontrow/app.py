@@ -172,7 +172,10 @@ async def list_concerts(request: Request) -> Response:
                     "venue": concert.venue,
                     "timezone": concert.timezone,
                     "dates": len(upcoming),
-                    **live.get(concert.id, {"open": concert.on_sale, **concert.sale.as_dict()}),
+                    "open": concert.on_sale,
+                    "sold_out": False,
+                    **concert.sale.as_dict(),
+                    **live.get(concert.id, {}),
                 }
             )
     return JSONResponse({"concerts": listed}, headers={"Cache-Control": "public, max-age=5"})

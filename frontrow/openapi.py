@@ -76,6 +76,7 @@ SCHEMAS: dict[str, Any] = {
                         "venue": STR,
                         "timezone": STR,
                         "open": BOOL,
+                        "sold_out": BOOL,
                         "dates": INT,
                     },
                     {

@@ -11,7 +11,8 @@ from frontrow.queue.pollrule import WAIT_POLL_MAX_MS, waiting_poll_ms
 def test_the_interval_is_half_the_expected_wait_within_bounds() -> None:
     assert waiting_poll_ms(1, 100) == 1_000  # the front asks every second
     assert waiting_poll_ms(1_000, 100) == 5_000  # 10 s away: in 5 s
-    assert waiting_poll_ms(40_000, 100) == 200_000
+    assert waiting_poll_ms(10_000, 100) == 50_000
+    assert waiting_poll_ms(40_000, 100) == WAIT_POLL_MAX_MS == 60_000  # 400 s away: a minute
     assert waiting_poll_ms(1_000_000, 100) == WAIT_POLL_MAX_MS
     # admission paused: the front still asks often, the back rarely
     assert waiting_poll_ms(5, 0) == 1_000 and waiting_poll_ms(1_000, 0) == 30_000

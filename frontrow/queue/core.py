@@ -373,8 +373,8 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
 
 
 async def sales(store: Store, concerts: list[Any]) -> dict[int, dict[str, Any]]:
-    """Each concert's sale as Redis has it (open, and sale.FIELDS), for the
-    public concert list.
+    """Each concert's sale as Redis has it (sold_out; open and sale.FIELDS
+    once its rules are there), for the public concert list.
 
     Best effort: the list must not fail with Redis, so a concert whose rules
     cannot be read now is left out and the caller shows the catalog's."""
@@ -382,15 +382,18 @@ async def sales(store: Store, concerts: list[Any]) -> dict[int, dict[str, Any]]:
         async with store.redis.pipeline(transaction=False) as pipe:
             for concert in concerts:
                 pipe.hgetall(store.keys(concert.id).cfg)
+                pipe.hget(store.keys(concert.id).stats, "sold_out")
             found = await pipe.execute()
     except BACKEND_ERRORS:
         return {}
-    out = {}
-    for concert, cfg in zip(concerts, found, strict=True):
+    out: dict[int, dict[str, Any]] = {}
+    for i, concert in enumerate(concerts):
+        cfg, sold_out = found[2 * i], found[2 * i + 1]
+        out[concert.id] = {"sold_out": sold_out == "1"}
         if "rules" in cfg:
             view = rules.sale_view(cfg)
             del view["commitment"]
-            out[concert.id] = {"open": cfg.get("open", cfg.get("on_sale")) == "1", **view}
+            out[concert.id].update(open=cfg.get("open", cfg.get("on_sale")) == "1", **view)
     return out
 
 

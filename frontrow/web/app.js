@@ -12,6 +12,7 @@ const state = {
   sections: [], section: null, rows: [], small: null,
   balance: null, tz: store.getItem("concertTz") || "UTC", cursor: null, pending: false,
   chargeKey: null, warnedTurn: false, warnedHold: null, trouble: null, announced: null,
+  mapAt: 0,
 };
 
 // ---- small helpers -------------------------------------------------------
@@ -84,7 +85,9 @@ function stopTimers() {
   clearTimeout(state.pollTimer);
   clearInterval(state.tickTimer);
   clearInterval(state.countdownTimer);
-  state.pollTimer = state.tickTimer = state.countdownTimer = null;
+  clearInterval(state.statusTimer);
+  clearTimeout(state.concertsTimer);
+  state.pollTimer = state.tickTimer = state.countdownTimer = state.statusTimer = state.concertsTimer = null;
 }
 
 function duration(seconds) {
@@ -197,27 +200,63 @@ async function showConcerts() {
   let concerts;
   try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say("concerts", explain(e)); }
   if (!concerts.length) list.append(Object.assign(document.createElement("li"), { textContent: "No concerts on sale right now." }));
+  const cards = [];
   for (const c of concerts) {
     const item = document.createElement("li");
     item.className = "card";
     const title = Object.assign(document.createElement("h2"), { textContent: c.title });
+    const badge = Object.assign(document.createElement("span"), { className: "badge", textContent: "Sold out" });
+    title.append(" ", badge);
     const meta = Object.assign(document.createElement("p"), {
       className: "muted", textContent: `${c.venue} · ${c.dates} date${c.dates === 1 ? "" : "s"}`,
     });
-    const sale = saleState(c);
-    const join = Object.assign(document.createElement("button"), {
-      className: "primary", textContent: sale.button, disabled: !c.open || sale.closed,
-    });
+    const note = Object.assign(document.createElement("p"), { className: "sale-note" });
+    const join = Object.assign(document.createElement("button"), { className: "primary" });
     join.addEventListener("click", () => busy(join, "Joining…", () => joinQueue(c)));
-    item.append(title, meta);
-    if (sale.note) item.append(Object.assign(document.createElement("p"), { className: "sale-note", textContent: sale.note }));
-    item.append(join);
+    item.append(title, meta, note, join);
     list.append(item);
+    cards.push({ c, badge, note, join });
   }
+  // The cards change state by themselves: to the second at a pre-queue's
+  // start or an opening (no reload), and a fresh list every minute (sold
+  // out, paused), repainted in place so focus stays where it is.
+  let fetched = Date.now();
+  const paint = async () => {
+    if (Date.now() - fetched >= 60_000) {
+      fetched = Date.now();
+      try {
+        const fresh = new Map((await call("GET", "/concerts")).concerts.map((c) => [c.concert_id, c]));
+        for (const card of cards) Object.assign(card.c, fresh.get(card.c.concert_id) || {});
+      } catch { /* the list as it was; next minute again */ }
+    }
+    if ($("view-concerts").hidden) return;
+    for (const { c, badge, note, join } of cards) {
+      const sale = saleState(c);
+      badge.hidden = !c.sold_out;
+      note.textContent = sale.note || "";
+      note.hidden = !sale.note;
+      if (join.getAttribute("aria-busy") !== "true") {
+        join.textContent = sale.button;
+        join.disabled = Boolean(sale.closed);
+      }
+    }
+    state.concertsTimer = setTimeout(paint, nextSaleChange(concerts));
+  };
+  paint();
+}
+
+// How long until a listed sale changes by the clock (a pre-queue starts, a
+// sale opens), at most a minute.
+function nextSaleChange(concerts) {
+  const now = serverNow();
+  const times = concerts.flatMap((c) => [c.prequeue_from, c.opens_at]).filter(Boolean)
+    .map((t) => Date.parse(t) - now).filter((ms) => ms > 0);
+  return Math.min(60_000, ...times.map((ms) => ms + 50));
 }
 
 // Where a concert's sale stands for the list: the button, and a line on the times.
 function saleState(c) {
+  if (c.sold_out) return { button: "Sold out", closed: true, note: "Every seat of every date is sold." };
   if (!c.open) return { button: "Not on sale", closed: true };
   const now = serverNow();
   const opens = c.opens_at ? Date.parse(c.opens_at) : null;
@@ -278,8 +317,43 @@ async function joinQueue(concert) {
 
 // ---- the queue -------------------------------------------------------------
 
+// A page never sleeps past a minute, whatever it was told (news it cannot
+// foresee, a faster pace or a moved opening, reaches it within one), and
+// checks at once when the buyer or the network comes back.
+const MAX_WAIT_MS = 60_000;
+
+function schedulePoll(ms) {
+  clearTimeout(state.pollTimer);
+  const wait = Math.min(ms, MAX_WAIT_MS);
+  state.nextPollAt = Date.now() + wait;
+  state.pollTimer = setTimeout(poll, wait);
+}
+
+function checkNow() {
+  if (document.hidden || !store.getItem("queueToken")) return;
+  if ($("view-queue").hidden && $("view-booking").hidden) return;
+  if (Date.now() - (state.lastPollAt || 0) < 2000) return;  // just asked
+  poll();
+}
+document.addEventListener("visibilitychange", checkNow);
+window.addEventListener("focus", checkNow);
+window.addEventListener("online", () => { state.lastPollAt = 0; checkNow(); });
+
+// The line under the place, live: when the page asked and when it asks next.
+function statusLine(text) {
+  clearInterval(state.statusTimer);
+  const asked = new Date().toLocaleTimeString();
+  const draw = () => {
+    const left = Math.max(0, Math.ceil((state.nextPollAt - Date.now()) / 1000));
+    $("q-status").textContent = text(asked, left);
+  };
+  draw();
+  state.statusTimer = setInterval(draw, 1000);
+}
+
 async function poll() {
   clearTimeout(state.pollTimer);
+  state.lastPollAt = Date.now();
   const token = store.getItem("queueToken");
   if (!token) return showConcerts();
   let place;
@@ -290,7 +364,7 @@ async function poll() {
     if (e.code === "UNAUTHENTICATED") return handle(e);
     state.trouble = $("view-booking").hidden ? "queue" : "map";
     say(state.trouble, explain(e));
-    state.pollTimer = setTimeout(poll, Math.max(2000, (e.retryAfter || 2) * 1000));
+    schedulePoll(Math.max(2000, (e.retryAfter || 2) * 1000));
     return;
   }
   if (store.getItem("queueToken") !== token) return;  // an answer about a place already given up
@@ -318,16 +392,20 @@ function renderPrequeue(place) {
   const opens = Date.parse(place.opens_at);
   $("q-opens").textContent = dayTime(opens);
   $("q-lottery").href = `/concerts/${store.getItem("concertId")}/queue/lottery`;
+  // Before the opening a countdown; from it, the draw under way with its
+  // time running, until the next answer brings the place.
   const count = () => {
-    const left = Math.max(0, Math.round((opens - serverNow()) / 1000));
-    $("q-countdown").textContent = duration(left);
-    if (left === 0) clearInterval(state.countdownTimer);
+    const left = Math.round((opens - serverNow()) / 1000);
+    $("q-count-lead").textContent = left > 0 ? "The sale opens in" : "The sale is open: places are being drawn";
+    $("q-countdown").textContent = duration(Math.abs(left));
   };
   clearInterval(state.countdownTimer);
   count();
   state.countdownTimer = setInterval(count, 1000);
-  $("q-status").textContent = `Your place is kept. This page checks back just after the opening (in ${duration(place.poll_after_ms / 1000)}).`;
-  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+  schedulePoll(place.poll_after_ms);
+  statusLine((asked, left) => (serverNow() < opens
+    ? `Your place is kept. Checked at ${asked}; next check in ${duration(left)}.`
+    : `Your place is being drawn. Next check in ${duration(left)}.`));
 }
 
 function renderWaiting(place) {
@@ -340,7 +418,7 @@ function renderWaiting(place) {
   if (store.getItem("prequeued") && place.rank !== null) {
     store.removeItem("prequeued");
     store.setItem("firstRank", place.rank);
-    say("queue", `The draw is done: you are number ${place.rank.toLocaleString("en-US")} in line.`, "info");
+    say("queue", "The draw is done: your place in line is below.", "info");
   }
   if (place.rank === null) return renderUnranked(place);
   const first = Math.max(Number(store.getItem("firstRank")) || place.rank, place.rank);
@@ -354,10 +432,10 @@ function renderWaiting(place) {
   const pct = first > 1 ? Math.round(((first - place.rank) / (first - 1)) * 100) : 100;
   $("q-progress").setAttribute("aria-valuenow", pct);
   $("q-progress-fill").style.width = `${pct}%`;
-  $("q-status").textContent = `Checked at ${new Date().toLocaleTimeString()}. Next check in ${duration(place.poll_after_ms / 1000)}.`;
   $("q-soldout").hidden = !place.sold_out;
   announceRank(place);
-  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+  schedulePoll(place.poll_after_ms);
+  statusLine((asked, left) => `Checked at ${asked}. Next check in ${duration(left)}.`);
 }
 
 // mode "random": everyone who waits has the same chance at each admission
@@ -366,9 +444,9 @@ function renderUnranked(place) {
   $("q-ahead").textContent = "–";
   $("q-eta").textContent = place.eta_s === null ? "–" : `about ${duration(place.eta_s)} (typical)`;
   $("q-progress").hidden = true;
-  $("q-status").textContent = `Checked at ${new Date().toLocaleTimeString()}. Next check in ${duration(place.poll_after_ms / 1000)}.`;
   $("q-soldout").hidden = !place.sold_out;
-  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+  schedulePoll(place.poll_after_ms);
+  statusLine((asked, left) => `Checked at ${asked}. Next check in ${duration(left)}.`);
 }
 
 // A line read out at every poll is noise: say the place when it first shows,
@@ -404,7 +482,7 @@ async function leaveQueue(where) {
   try { await call("DELETE", "/queue/token", { token: store.getItem("queueToken") }); }
   catch (e) {
     if (e.code !== "UNAUTHENTICATED") {
-      state.pollTimer = setTimeout(poll, 2000);  // still in line: keep the place alive
+      schedulePoll(2000);  // still in line: keep the place alive
       return say(where, explain(e));
     }
   }
@@ -464,6 +542,8 @@ function renderActive(place) {
   show("booking");
   $("booking-title").textContent = `Choose your seats – ${store.getItem("concertTitle") || ""}`;
   state.sessionEnds = Date.parse(place.expires_at);
+  clearInterval(state.statusTimer);
+  clearInterval(state.countdownTimer);
   if (entering) {
     $("main").focus();
     refreshBooking();
@@ -472,14 +552,14 @@ function renderActive(place) {
   clearInterval(state.tickTimer);
   state.tickTimer = setInterval(tick, 1000);
   tick();
-  state.pollTimer = setTimeout(poll, place.poll_after_ms);
+  schedulePoll(place.poll_after_ms);
 }
 
 // The turn's end is the server's answer, never a guess: after any booking
 // call, which slides the turn, ask again at once.
 function syncSoon() {
   clearTimeout(state.pollTimer);
-  state.pollTimer = setTimeout(poll, 250);
+  schedulePoll(250);
 }
 
 function tick() {
@@ -494,9 +574,12 @@ function tick() {
   const live = state.holds.filter((h) => Date.parse(h.expires_at) > now);
   if (live.length !== state.holds.length) {
     state.holds = live;
-    say("map", "A seat you held was released because its 5 minutes ran out. Pick it again if it is still free.");
+    say("map", "A seat you held was released because its hold time ran out. Pick it again if it is still free.");
     refreshBooking();
   }
+  // The map keeps itself true while it is looked at (seats others take,
+  // a date selling out), without anybody reloading.
+  if (!document.hidden && !state.pending && Date.now() - state.mapAt > MAP_REFRESH_MS) refreshBooking();
   renderTimer(now);
 }
 
@@ -531,7 +614,10 @@ async function booking(method, path, body) {
 // only the newest one's answers are shown, so the cart never steps back.
 const latest = { booking: 0, seats: 0 };
 
+const MAP_REFRESH_MS = 15_000;
+
 async function refreshBooking() {
+  state.mapAt = Date.now();
   const concertId = store.getItem("concertId");
   const turn = ++latest.booking;
   try {

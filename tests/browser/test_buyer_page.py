@@ -134,6 +134,14 @@ def test_holding_a_seat_never_moves_the_map(browser: Any, server: str) -> None:
     page.context.close()
 
 
+def test_the_map_keeps_itself_true_while_it_is_open(browser: Any, server: str) -> None:
+    page = in_turn(browser, server)
+    expect(seat(page, 38)).to_be_visible()
+    assert api_hold(server, api_buyer(server), 38) == 201  # taken behind the page's back
+    expect(seat(page, 38, "held by someone else")).to_be_visible(timeout=20_000)
+    page.context.close()
+
+
 def test_giving_up_asks_first_and_frees_the_seats(browser: Any, server: str) -> None:
     page = in_turn(browser, server)
     seat(page, 44).click()

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from frontrow.auth import QUEUE_AUDIENCE
+from frontrow.booking import holds
 from frontrow.store import Store, open_store
 from tests.conftest import SECRET, app_client, bearer, user_headers
 
@@ -35,7 +36,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_concert_list(client: httpx.AsyncClient) -> None:
+async def test_concert_list(client: httpx.AsyncClient, store: Store) -> None:
     body = (await client.get("/concerts")).json()
     assert body["concerts"] == [
         {
@@ -44,6 +45,7 @@ async def test_concert_list(client: httpx.AsyncClient) -> None:
             "venue": "Olympic Hall",
             "timezone": "Asia/Seoul",
             "open": True,
+            "sold_out": False,
             "dates": 3,
             "prequeue_from": None,
             "opens_at": None,
@@ -51,6 +53,17 @@ async def test_concert_list(client: httpx.AsyncClient) -> None:
             "pow_bits": 0,
         }
     ]
+    # every seat of every date sold: the flag the last payment derives (sold_out.lua)
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    for schedule in concert.upcoming():
+        await holds.load_sold(store, concert, schedule)
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for seat in range(1, len(schedule.prices) + 1):
+                pipe.setbit(store.keys(1).sold(schedule.id), seat, 1)
+            await pipe.execute()
+    assert await holds.refresh_sold_out(store, concert)
+    assert (await client.get("/concerts")).json()["concerts"][0]["sold_out"] is True
 
 
 async def test_demo_login_mints_a_user_token(client: httpx.AsyncClient, store: Store) -> None:
