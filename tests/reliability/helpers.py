@@ -63,11 +63,23 @@ class CuttableProxy:
     async def cut(self) -> None:
         """Refuse new connections and drop every live one, as a dead host would."""
         if self._server is not None:
-            self._server.close()
-            self._server = None
+            server, self._server = self._server, None
+            # Stop accepting first, and let connections already accepted
+            # attach (their handlers abort them): closing at once races
+            # CPython 3.11's accept, whose transport then fails to attach to a
+            # closed server (an AssertionError) and is left unclosed.
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+            await asyncio.sleep(0.01)
+            server.close()
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        # connections accepted just before the close have their handler
+        # scheduled but not run: let them see the cut and abort, or their
+        # transports outlive the test unclosed (a ResourceWarning, an error here)
+        await asyncio.sleep(0.05)
 
     def freeze(self) -> None:
         """Keep every connection open but pass nothing on, as a host that
