@@ -1,4 +1,5 @@
 // The frontrow HTTP API, and its errors as sentences a person understands.
+import { formatWon, t } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, code, detail, retryAfter, data = {}) {
@@ -38,7 +39,7 @@ export async function call(method, path, { token, body, headers } = {}) {
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError(0, "NETWORK", "We can't reach the server. Check your connection; we keep trying.");
+    throw new ApiError(0, "NETWORK", t("err.NETWORK"));
   }
   learnClock(response, sentAt);
   if (response.status === 204) return null;
@@ -50,30 +51,24 @@ export async function call(method, path, { token, body, headers } = {}) {
   return data;
 }
 
-const won = new Intl.NumberFormat("en-US");
-export const formatWon = (n) => `₩${won.format(n)}`;
+export { formatWon } from "./i18n.js";
 
+const OWN_WORDS = new Set([
+  "SEAT_UNAVAILABLE", "HOLD_LIMIT", "TICKET_LIMIT", "HOLD_EXPIRED", "BALANCE_LIMIT", "QUEUE_CLOSED",
+  "SALE_NOT_OPEN", "TOKEN_EXPIRED", "TOKEN_WAITING", "TOKEN_DONE", "UNAUTHENTICATED", "FORBIDDEN",
+  "NOT_FOUND", "NETWORK",
+]);
+
+// An error as a sentence in the page's language, by the API's `code`.
 export function explain(error, context = {}) {
-  const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : " Try again in a moment.";
-  switch (error.code) {
-    case "SEAT_UNAVAILABLE": return "Sorry, someone just took that seat. The map is up to date now: pick another.";
-    case "HOLD_LIMIT": return "You already hold as many seats as one person may. Pay for them or release one first.";
-    case "HOLD_EXPIRED": return "One of your seats was held too long and has been released. Pick it again if it is still free.";
-    case "INSUFFICIENT_BALANCE": return `Your balance is too low for this payment${context.missing ? `: ${formatWon(context.missing)} more is needed` : ""}. Your seats are still held.`;
-    case "BALANCE_LIMIT": return "That would put more in your wallet than it may hold. Add a smaller amount.";
-    case "VALIDATION_FAILED": return `That doesn't look right: ${error.message}`;
-    case "QUEUE_CLOSED": return "This concert isn't on sale right now.";
-    case "TOKEN_EXPIRED": return "Your turn has ended: its time ran out. Join the queue again to continue.";
-    case "TOKEN_WAITING": return "It isn't your turn yet. You're back in the queue view.";
-    case "TOKEN_DONE": return "You have already completed a purchase with this place in line.";
-    case "UNAUTHENTICATED": return "Your sign-in is no longer valid. Please sign in again.";
-    case "FORBIDDEN": return "That belongs to someone else.";
-    case "PROOF_OF_WORK_REQUIRED":
-    case "PROOF_OF_WORK_INVALID": return "This browser's check did not go through. Press the button again.";
-    case "NOT_FOUND": return "We couldn't find that. It may have ended or never existed.";
-    case "TOO_MANY_REQUESTS": return "You're going a little fast." + wait;
-    case "BACKEND_UNAVAILABLE": return "The service is very busy right now. Nothing was changed." + wait;
-    case "NETWORK": return error.message;
-    default: return `Something went wrong (${error.code}).` + wait;
+  const wait = t("err.wait", { s: error.retryAfter });
+  const code = error.code;
+  if (OWN_WORDS.has(code)) return t(`err.${code}`);
+  switch (code) {
+    case "INSUFFICIENT_BALANCE": return t("err.INSUFFICIENT_BALANCE", { missing: context.missing && formatWon(context.missing) });
+    case "VALIDATION_FAILED": return t("err.VALIDATION_FAILED", { detail: error.message });
+    case "PROOF_OF_WORK_REQUIRED": case "PROOF_OF_WORK_INVALID": return t("err.PROOF_OF_WORK");
+    case "TOO_MANY_REQUESTS": case "BACKEND_UNAVAILABLE": return t(`err.${code}`) + wait;
+    default: return t("err.other", { code }) + wait;
   }
 }

@@ -1,12 +1,16 @@
 // The waiting-room page: sign in, queue, choose seats, pay. Plain modules, no build.
 import { ApiError, call, explain, formatWon, serverNow } from "./api.js";
+import { formatNumber, lang, locale, parseWon, switchLanguage, t, translatePage, zoneName } from "./i18n.js";
+
 
 const $ = (id) => document.getElementById(id);
+translatePage();
+$("lang").addEventListener("click", switchLanguage);
 // localStorage, not sessionStorage: every tab of this browser shares one sign-in
 // and one place in line, and learns from the others through "storage" events.
 const store = localStorage;
-const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertTz", "firstRank", "payKey", "prequeued"];
-const TITLE = document.title;
+const QUEUE_KEYS = ["queueToken", "concertId", "concertTitle", "concertVenue", "concertTz", "firstRank", "payKey", "prequeued"];
+const TITLE = t("page.title");
 const state = {
   pollTimer: null, tickTimer: null, sessionEnds: null, dates: [], date: null, holds: [],
   sections: [], section: null, rows: [], small: null,
@@ -23,7 +27,8 @@ function show(view) {
   if (changed) window.scrollTo(0, 0);
   if (view !== "booking") document.title = TITLE;
   $("signout").hidden = !store.getItem("userToken");
-  $("who").textContent = store.getItem("userId") ? `Signed in as ${store.getItem("userId")}` : "";
+  // who is signed in, without the raw id (a guest's is a long random string)
+  $("who").textContent = store.getItem("userId") ? t("signedIn") : "";
 }
 
 // A page-level message, for what happened on the way to a new view (at its top).
@@ -91,12 +96,12 @@ function stopTimers() {
 }
 
 function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "unknown";
+  if (seconds === null || seconds === undefined) return t("unknown");
   seconds = Math.max(0, Math.round(seconds));
-  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 60) return t("s", { n: seconds });
   const m = Math.floor(seconds / 60), s = seconds % 60;
-  if (m < 60) return `${m} min ${String(s).padStart(2, "0")} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (m < 60) return t("min", { m, s });
+  return t("h", { h: Math.floor(m / 60), m: m % 60 });
 }
 
 const mmss = (seconds) => {
@@ -104,18 +109,21 @@ const mmss = (seconds) => {
   return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
 };
 
-// Show dates and times in the venue's time zone, so the buttons, the map and
-// the receipt name the same day wherever the buyer is.
-const inVenue = (options) => new Intl.DateTimeFormat("en-US", { timeZone: state.tz, ...options });
-const showTime = (iso) => inVenue({ weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short" }).format(new Date(iso));
-const dayOnly = (date) => new Intl.DateTimeFormat("en-US", { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" }).format(new Date(`${date}T12:00:00Z`));
+// Show dates and times in the venue's time zone, labelled with it (KST), so
+// the buttons, the map, the sale times and the receipt name the same moment
+// wherever the buyer is.
+const inZone = (tz, at) => `${new Intl.DateTimeFormat(locale, {
+  timeZone: tz, weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
+}).format(at)} ${zoneName(tz, at)}`;
+const showTime = (iso) => inZone(state.tz, new Date(iso));
+const dayOnly = (date) => new Intl.DateTimeFormat(locale, { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" }).format(new Date(`${date}T12:00:00Z`));
 const dateLabel = (date) => {
   const known = state.dates.find((d) => d.date === date);
   return known ? showTime(known.starts_at) : dayOnly(date);
 };
 // A moment in the buyer's own clock ("around 10:42"), from the server's time.
-const clockTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
-const seatName = (s) => `Seat ${s.label}`;
+const clockTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleTimeString(locale, { hour: "numeric", minute: "2-digit" });
+const seatName = (s) => t("seat", { label: s.label });
 
 function leaveQueueState() {
   stopTimers();
@@ -156,7 +164,7 @@ function showSignin() {
   $("demo-login").hidden = document.body.dataset.demoLogin !== "1";
 }
 
-$("demo-login").addEventListener("click", (event) => busy(event.currentTarget, "Signing in…", async () => {
+$("demo-login").addEventListener("click", (event) => busy(event.currentTarget, t("busy.signin"), async () => {
   try {
     const { user_id, access_token } = await call("POST", "/auth/demo");
     signIn(user_id, access_token);
@@ -168,7 +176,7 @@ $("token-form").addEventListener("submit", (event) => {
   const token = $("token-input").value.trim();
   let userId;
   try { userId = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub; }
-  catch { return say("signin", "That doesn't look like a token. Paste the whole value you were given."); }
+  catch { return say("signin", t("token.bad")); }
   signIn(userId, token);
 });
 
@@ -181,9 +189,9 @@ function signIn(userId, token) {
 
 $("signout").addEventListener("click", async () => {
   const queueToken = store.getItem("queueToken");
-  if (queueToken && !(await confirmAction("Sign out? You will leave the queue and lose your place and any seats you hold.", "Yes, sign out"))) return;
+  if (queueToken && !(await confirmAction(t("signout.ask"), t("signout.yes")))) return;
   forgetEverything();  // first: a poll answering during the DELETE must not show the concerts
-  await busy($("signout"), "Signing out…", async () => {
+  await busy($("signout"), t("busy.signout"), async () => {
     if (queueToken) await call("DELETE", "/queue/token", { token: queueToken }).catch(() => {});
   });
   clearMessages();
@@ -199,20 +207,20 @@ async function showConcerts() {
   list.replaceChildren();
   let concerts;
   try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say("concerts", explain(e)); }
-  if (!concerts.length) list.append(Object.assign(document.createElement("li"), { textContent: "No concerts on sale right now." }));
+  if (!concerts.length) list.append(Object.assign(document.createElement("li"), { textContent: t("concerts.none") }));
   const cards = [];
   for (const c of concerts) {
     const item = document.createElement("li");
     item.className = "card";
     const title = Object.assign(document.createElement("h2"), { textContent: c.title });
-    const badge = Object.assign(document.createElement("span"), { className: "badge", textContent: "Sold out" });
+    const badge = Object.assign(document.createElement("span"), { className: "badge", textContent: t("badge.soldout") });
     title.append(" ", badge);
     const meta = Object.assign(document.createElement("p"), {
-      className: "muted", textContent: `${c.venue} · ${c.dates} date${c.dates === 1 ? "" : "s"}`,
+      className: "muted", textContent: t("concert.meta", { venue: c.venue, dates: c.dates }),
     });
     const note = Object.assign(document.createElement("p"), { className: "sale-note" });
     const join = Object.assign(document.createElement("button"), { className: "primary" });
-    join.addEventListener("click", () => busy(join, "Joining…", () => joinQueue(c)));
+    join.addEventListener("click", () => busy(join, t("busy.join"), () => joinQueue(c)));
     item.append(title, meta, note, join);
     list.append(item);
     cards.push({ c, badge, note, join });
@@ -256,41 +264,54 @@ function nextSaleChange(concerts) {
 
 // Where a concert's sale stands for the list: the button, and a line on the times.
 function saleState(c) {
-  if (c.sold_out) return { button: "Sold out", closed: true, note: "Every seat of every date is sold." };
-  if (!c.open) return { button: "Not on sale", closed: true };
+  if (c.sold_out) return { button: t("sale.soldout"), closed: true, note: t("sale.soldout.note") };
+  if (!c.open) return { button: t("sale.closed"), closed: true };
   const now = serverNow();
   const opens = c.opens_at ? Date.parse(c.opens_at) : null;
   const pre = c.prequeue_from ? Date.parse(c.prequeue_from) : null;
+  const when = (ms) => inZone(c.timezone || "UTC", new Date(ms));
   if (opens && now < opens) {
-    const at = `${dayTime(opens)}`;
-    if (pre && now >= pre) return { button: "Join the pre-queue", note: `The sale opens at ${at}. Everyone who joins before then is placed in a random order drawn at the opening.` };
-    if (pre) return { button: `Pre-queue opens at ${clockTime(pre)}`, closed: true, note: `The sale opens at ${at}; you can join the pre-queue from ${dayTime(pre)}.` };
-    return { button: `Opens at ${clockTime(opens)}`, closed: true, note: `The sale opens at ${at}.` };
+    const at = when(opens);
+    if (pre && now >= pre) return { button: t("sale.prequeue"), note: t("sale.prequeue.note", { at }) };
+    if (pre) return { button: t("sale.prequeueAt", { at: clockTime(pre) }), closed: true, note: t("sale.prequeueAt.note", { at, pre: when(pre) }) };
+    return { button: t("sale.opensAt", { at: clockTime(opens) }), closed: true, note: t("sale.opensAt.note", { at }) };
   }
-  return { button: "Join the queue" };
+  return { button: t("sale.join") };
 }
 
-const dayTime = (epochMs) => new Date(epochMs - (serverNow() - Date.now())).toLocaleString([], { weekday: "short", hour: "numeric", minute: "2-digit" });
-
 // Proof of work, when the concert asks for it: a few seconds of this
-// device's time, in a worker, with the progress shown.
+// device's time, in a worker. A search has no percentage (the answer may
+// come early or late), so the page shows the time spent beside the usual
+// time at this device's speed; a screen reader hears the start and the end.
 async function proveWork(concert) {
   const token = store.getItem("userToken");
   const { challenge, bits } = await call("POST", `/concerts/${concert.concert_id}/queue/challenge`, { token });
-  const expected = 2 ** bits;
-  say("concerts", "Checking this browser before it joins (this takes a few seconds)…", "info");
-  const nonce = await new Promise((resolve, reject) => {
-    const worker = new Worker("/static/pow.js");
-    worker.onmessage = ({ data }) => {
-      if (data.nonce !== undefined) { worker.terminate(); return resolve(data.nonce); }
-      const pct = Math.min(99, Math.round((data.tried / expected) * 100));
-      say("concerts", `Checking this browser before it joins… ${pct} %`, "info");
-    };
-    worker.onerror = (e) => { worker.terminate(); reject(e); };
-    worker.postMessage({ challenge, bits });
-  });
-  say("concerts", "");
-  return `${challenge}:${nonce}`;
+  const expected = 2 ** bits, started = Date.now(), progress = $("pow-progress");
+  let rate = 0;
+  say("concerts", t("pow.start"), "info");
+  const draw = () => {
+    const usual = rate > 0 ? duration(expected / rate) : null;
+    progress.textContent = t("pow.progress", { elapsed: duration((Date.now() - started) / 1000), usual });
+  };
+  progress.hidden = false;
+  draw();
+  const ticking = setInterval(draw, 1000);
+  try {
+    const nonce = await new Promise((resolve, reject) => {
+      const worker = new Worker("/static/pow.js");
+      worker.onmessage = ({ data }) => {
+        if (data.nonce !== undefined) { worker.terminate(); return resolve(data.nonce); }
+        rate = data.tried / Math.max(0.001, (Date.now() - started) / 1000);
+      };
+      worker.onerror = (e) => { worker.terminate(); reject(e); };
+      worker.postMessage({ challenge, bits });
+    });
+    say("concerts", t("pow.done"), "info");
+    return `${challenge}:${nonce}`;
+  } finally {
+    clearInterval(ticking);
+    progress.hidden = true;
+  }
 }
 
 async function joinQueue(concert) {
@@ -301,6 +322,7 @@ async function joinQueue(concert) {
     store.setItem("queueToken", place.token);
     store.setItem("concertId", concert.concert_id);
     store.setItem("concertTitle", concert.title);
+    store.setItem("concertVenue", concert.venue);
     store.setItem("concertTz", concert.timezone || "UTC");
     state.tz = concert.timezone || "UTC";
     store.setItem("firstRank", place.rank || 1);
@@ -309,7 +331,7 @@ async function joinQueue(concert) {
     if (e.code === "UNAUTHENTICATED") return handle(e);
     if (e.code === "QUEUE_CLOSED" && e.data.opens_at && Date.parse(e.data.opens_at) > serverNow()) {
       const first = e.data.prequeue_from && Date.parse(e.data.prequeue_from) > serverNow() ? e.data.prequeue_from : e.data.opens_at;
-      return say("concerts", `The queue opens at ${dayTime(Date.parse(first))}. Come back then: refreshing before does not help.`);
+      return say("concerts", t("queue.opensAt", { at: inZone(concert.timezone || "UTC", new Date(first)) }));
     }
     say("concerts", explain(e));
   }
@@ -376,36 +398,31 @@ function render(place) {
   if (place.status === "WAITING") return renderWaiting(place);
   if (place.status === "ACTIVE") return renderActive(place);
   leaveQueueState();
-  notify(place.status === "DONE"
-    ? "You have finished with this place in line. Join again to buy more."
-    : "Your place in line has expired because this page stopped checking in. Join the queue again to continue.",
-    place.status === "DONE" ? "info" : "error");
+  notify(t(place.status === "DONE" ? "place.done" : "place.expired"), place.status === "DONE" ? "info" : "error");
   showConcerts();
 }
 
 function renderPrequeue(place) {
   show("queue");
   store.setItem("prequeued", "1");
-  $("queue-title").textContent = `You are in the pre-queue for ${store.getItem("concertTitle") || "this concert"}`;
+  $("queue-title").textContent = t("queue.pre", { title: store.getItem("concertTitle") || t("thisConcert") });
   $("q-pre").hidden = false;
   $("q-facts").hidden = $("q-progress").hidden = true;
   const opens = Date.parse(place.opens_at);
-  $("q-opens").textContent = dayTime(opens);
+  $("q-opens").textContent = inZone(state.tz, new Date(opens));
   $("q-lottery").href = `/concerts/${store.getItem("concertId")}/queue/lottery`;
   // Before the opening a countdown; from it, the draw under way with its
   // time running, until the next answer brings the place.
   const count = () => {
     const left = Math.round((opens - serverNow()) / 1000);
-    $("q-count-lead").textContent = left > 0 ? "The sale opens in" : "The sale is open: places are being drawn";
+    $("q-count-lead").textContent = t(left > 0 ? "count.opens" : "count.drawing");
     $("q-countdown").textContent = duration(Math.abs(left));
   };
   clearInterval(state.countdownTimer);
   count();
   state.countdownTimer = setInterval(count, 1000);
   schedulePoll(place.poll_after_ms);
-  statusLine((asked, left) => (serverNow() < opens
-    ? `Your place is kept. Checked at ${asked}; next check in ${duration(left)}.`
-    : `Your place is being drawn. Next check in ${duration(left)}.`));
+  statusLine((at, left) => t(serverNow() < opens ? "status.pre" : "status.drawing", { at, left: duration(left) }));
 }
 
 function renderWaiting(place) {
@@ -414,20 +431,21 @@ function renderWaiting(place) {
   clearInterval(state.countdownTimer);
   $("q-pre").hidden = true;
   $("q-facts").hidden = $("q-progress").hidden = false;
-  $("queue-title").textContent = `You are in the queue for ${store.getItem("concertTitle") || "this concert"}`;
+  $("queue-title").textContent = t("queue.in", { title: store.getItem("concertTitle") || t("thisConcert") });
   if (store.getItem("prequeued") && place.rank !== null) {
     store.removeItem("prequeued");
     store.setItem("firstRank", place.rank);
-    say("queue", "The draw is done: your place in line is below.", "info");
+    say("queue", t("draw.done"), "info");
   }
   if (place.rank === null) return renderUnranked(place);
   const first = Math.max(Number(store.getItem("firstRank")) || place.rank, place.rank);
   store.setItem("firstRank", first);
-  $("q-rank").textContent = place.rank.toLocaleString("en-US");
-  $("q-ahead").textContent = (place.rank - 1).toLocaleString("en-US");
-  $("q-eta").textContent = place.eta_s === null ? (place.sold_out ? "–" : "working it out…") : `about ${duration(place.eta_s)}`;
+  $("q-rank").textContent = formatNumber(place.rank);
+  $("q-ahead").textContent = formatNumber(place.rank - 1);
+  $("q-random").hidden = true;
+  $("q-eta").textContent = place.eta_s === null ? (place.sold_out ? "–" : t("eta.soon")) : t("eta.about", { d: duration(place.eta_s) });
   if (place.eta_s !== null) {
-    $("q-eta").append(Object.assign(document.createElement("small"), { textContent: `around ${clockTime(serverNow() + place.eta_s * 1000)}` }));
+    $("q-eta").append(Object.assign(document.createElement("small"), { textContent: t("eta.around", { at: clockTime(serverNow() + place.eta_s * 1000) }) }));
   }
   const pct = first > 1 ? Math.round(((first - place.rank) / (first - 1)) * 100) : 100;
   $("q-progress").setAttribute("aria-valuenow", pct);
@@ -435,18 +453,20 @@ function renderWaiting(place) {
   $("q-soldout").hidden = !place.sold_out;
   announceRank(place);
   schedulePoll(place.poll_after_ms);
-  statusLine((asked, left) => `Checked at ${asked}. Next check in ${duration(left)}.`);
+  statusLine((at, left) => t("status.wait", { at, left: duration(left) }));
 }
 
 // mode "random": everyone who waits has the same chance at each admission
 function renderUnranked(place) {
-  $("q-rank").textContent = "drawn at random";
+  $("q-rank").textContent = t("random.rank");
   $("q-ahead").textContent = "–";
-  $("q-eta").textContent = place.eta_s === null ? "–" : `about ${duration(place.eta_s)} (typical)`;
+  $("q-random").hidden = false;
+  $("q-random").textContent = t("random.explain");
+  $("q-eta").textContent = place.eta_s === null ? "–" : t("eta.typical", { d: duration(place.eta_s) });
   $("q-progress").hidden = true;
   $("q-soldout").hidden = !place.sold_out;
   schedulePoll(place.poll_after_ms);
-  statusLine((asked, left) => `Checked at ${asked}. Next check in ${duration(left)}.`);
+  statusLine((at, left) => t("status.wait", { at, left: duration(left) }));
 }
 
 // A line read out at every poll is noise: say the place when it first shows,
@@ -456,25 +476,23 @@ function announceRank(place) {
   if (last && last.rank === place.rank) return;
   if (last && now - last.at < 60_000 && place.rank > 10) return;
   state.announced = { rank: place.rank, at: now };
-  const eta = place.eta_s === null ? "" : ` Estimated wait about ${duration(place.eta_s)}.`;
-  announce(`You are number ${place.rank.toLocaleString("en-US")} in line.${eta}`);
+  announce(t("announce.rank", { rank: formatNumber(place.rank), eta: place.eta_s === null ? "" : duration(place.eta_s) }));
 }
 
 const abandonS = Number(document.body.dataset.abandonS) || 0;
 if (abandonS) {
-  const away = abandonS % 60 ? duration(abandonS) : `${abandonS / 60} minute${abandonS === 60 ? "" : "s"}`;
-  $("q-abandon").textContent = `If this page stops checking in for more than ${away}, the place goes to the next person.`;
+  const away = abandonS % 60 ? duration(abandonS) : t("abandon.minutes", { m: abandonS / 60 });
+  $("q-abandon").textContent = t("abandon", { away });
 }
 
 $("leave-queue").addEventListener("click", async () => {
-  if (!(await confirmAction("Leave the queue? You will lose your place in line.", "Yes, leave the queue"))) return;
-  await busy($("leave-queue"), "Leaving…", () => leaveQueue("queue"));
+  if (!(await confirmAction(t("leave.ask"), t("leave.yes")))) return;
+  await busy($("leave-queue"), t("busy.leave"), () => leaveQueue("queue"));
 });
 
 $("leave-session").addEventListener("click", async () => {
-  const seats = state.holds.length ? ` The ${state.holds.length === 1 ? "seat" : `${state.holds.length} seats`} you hold will be released for others.` : "";
-  if (!(await confirmAction(`Give up your turn?${seats}`, "Yes, give up my turn"))) return;
-  await busy($("leave-session"), "Leaving…", () => leaveQueue("pay"));
+  if (!(await confirmAction(t("giveup.ask", { n: state.holds.length }), t("giveup.yes")))) return;
+  await busy($("leave-session"), t("busy.leave"), () => leaveQueue("pay"));
 });
 
 async function leaveQueue(where) {
@@ -488,17 +506,17 @@ async function leaveQueue(where) {
   }
   leaveQueueState();
   clearMessages();
-  notify("You left the queue. Any seats you held are free for others again.", "info");
+  notify(t("left"), "info");
   showConcerts();
 }
 
 // Admission alert: the title of a background tab, a sound and a notification if asked for.
 function admitted() {
-  document.title = "It's your turn – frontrow";
-  announce("It's your turn. Choose your seats now.");
+  document.title = t("turn.title");
+  announce(t("turn.announce"));
   if ($("alert-sound").checked) beep();
   if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
-    new Notification("It's your turn", { body: "Choose your seats on frontrow now." });
+    new Notification(t("turn.notify"), { body: t("turn.notify.body") });
   }
 }
 
@@ -529,7 +547,7 @@ function renderNotifyState() {
   const supported = "Notification" in window;
   $("alert-notify").hidden = !supported || Notification.permission !== "default";
   $("alert-notify-state").textContent = !supported ? "" : Notification.permission === "granted"
-    ? "A notification will show when it's your turn." : Notification.permission === "denied" ? "Notifications are blocked for this site." : "";
+    ? t("notify.granted") : Notification.permission === "denied" ? t("notify.denied") : "";
 }
 $("alert-notify").addEventListener("click", async () => { await Notification.requestPermission(); renderNotifyState(); });
 renderNotifyState();
@@ -540,7 +558,7 @@ function renderActive(place) {
   const entering = $("view-booking").hidden;
   if (!$("view-queue").hidden) admitted();
   show("booking");
-  $("booking-title").textContent = `Choose your seats – ${store.getItem("concertTitle") || ""}`;
+  $("booking-title").textContent = t("booking.for", { title: store.getItem("concertTitle") || "" });
   state.sessionEnds = Date.parse(place.expires_at);
   clearInterval(state.statusTimer);
   clearInterval(state.countdownTimer);
@@ -569,12 +587,12 @@ function tick() {
   if (left <= 0) return poll();
   if (left <= 60 && !state.warnedTurn) {
     state.warnedTurn = true;
-    say("map", "Your turn ends in less than a minute. Pay now to keep your seats.", "warn");
+    say("map", t("turn.lastMinute"), "warn");
   } else if (left > 90) state.warnedTurn = false;
   const live = state.holds.filter((h) => Date.parse(h.expires_at) > now);
   if (live.length !== state.holds.length) {
     state.holds = live;
-    say("map", "A seat you held was released because its hold time ran out. Pick it again if it is still free.");
+    say("map", t("hold.ranOut"));
     refreshBooking();
   }
   // The map keeps itself true while it is looked at (seats others take,
@@ -593,14 +611,14 @@ function renderTimer(now) {
   const first = Math.min(...state.holds.map((h) => Date.parse(h.expires_at)));
   const left = (first - now) / 1000;
   const late = left <= 60;
-  timer.textContent = `· ${mmss(left)} left`;
+  timer.textContent = t("cart.left", { left: mmss(left) });
   timer.classList.toggle("late", late);
   bar.classList.toggle("late", late);
   bar.hidden = false;
-  bar.textContent = `${state.holds.length} seat${state.holds.length === 1 ? "" : "s"} · ${formatWon(totalHeld())} · ${mmss(left)} left · Checkout`;
+  bar.textContent = t("cartbar", { n: state.holds.length, total: formatWon(totalHeld()), left: mmss(left) });
   if (late && state.warnedHold !== first) {
     state.warnedHold = first;
-    say("map", "Your seats will be released in less than a minute. Pay now to keep them.", "warn");
+    say("map", t("hold.lastMinute"), "warn");
   }
 }
 
@@ -644,13 +662,13 @@ function renderDates() {
   for (const d of state.dates) {
     const li = document.createElement("li");
     const button = document.createElement("button");
-    button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? "sold out" : `${d.available_seats.toLocaleString("en-US")} seats left`}`;
+    button.textContent = `${showTime(d.starts_at)} · ${d.sold_out ? t("date.soldout") : t("date.left", { n: formatNumber(d.available_seats) })}`;
     button.setAttribute("aria-pressed", String(d.date === state.date));
     button.addEventListener("click", () => { state.date = d.date; state.cursor = null; state.section = null; renderDates(); busy(button, null, refreshSeats); });
     li.append(button);
     list.append(li);
   }
-  if (!state.dates.length) list.append(Object.assign(document.createElement("li"), { textContent: "No upcoming dates." }));
+  if (!state.dates.length) list.append(Object.assign(document.createElement("li"), { textContent: t("dates.none") }));
 }
 
 // A venue this small shows every seat at once; a bigger one, its sections first.
@@ -690,7 +708,7 @@ function renderSections() {
     const li = document.createElement("li");
     const button = Object.assign(document.createElement("button"), {
       className: `section ${share === 0 ? "none" : share < 0.2 ? "few" : "many"}`,
-      textContent: `${s.name} · ${s.available_seats ? `${s.available_seats.toLocaleString("en-US")} left` : "sold out"} · ${formatWon(s.min_price)}${s.max_price > s.min_price ? `–${formatWon(s.max_price)}` : ""}`,
+      textContent: `${s.name} · ${s.available_seats ? t("section.left", { n: formatNumber(s.available_seats) }) : t("date.soldout")} · ${formatWon(s.min_price)}${s.max_price > s.min_price ? `–${formatWon(s.max_price)}` : ""}`,
     });
     button.setAttribute("aria-pressed", String(s.name === state.section));
     button.addEventListener("click", () => busy(button, null, () => openSection(s.name)));
@@ -710,7 +728,7 @@ async function openSection(name) {
 
 $("all-sections").addEventListener("click", () => { state.section = null; state.rows = []; renderSections(); renderSeats(); $("sections-title").focus?.(); });
 
-const WORDS = { A: "available", H: "held by someone else", S: "sold", mine: "held by you" };
+const WORDS = { A: t("state.A"), H: t("state.H"), S: t("state.S"), mine: t("state.mine") };
 const CLASSES = { A: "available", H: "held", S: "sold", mine: "mine" };
 
 function renderSeats() {
@@ -720,22 +738,22 @@ function renderSeats() {
   const mine = new Set(state.holds.filter((h) => h.date === state.date).map((h) => h.seat_no));
   const prices = [...new Set(state.rows.flatMap((r) => r.prices.map(([, price]) => price)))].sort((a, b) => b - a);
   const date = state.dates.find((d) => d.date === state.date);
-  $("map-title").textContent = `Seats · ${date ? showTime(date.starts_at) : dayOnly(state.date)}${state.section ? ` · Section ${state.section}` : ""}`;
-  $("price-legend").textContent = prices.length ? `Prices: ${prices.map(formatWon).join(" · ")}${prices.length > 1 ? " (darker border = higher price)" : ""}` : "";
+  $("map-title").textContent = t("map.title", { date: date ? showTime(date.starts_at) : dayOnly(state.date), section: state.section });
+  $("price-legend").textContent = prices.length ? t("prices", { list: prices.map(formatWon).join(" · "), many: prices.length > 1 }) : "";
   if (!state.rows.length && !state.small) {
-    map.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "Pick a section above, or let us pick the best seats for you." }));
+    map.append(Object.assign(document.createElement("p"), { className: "muted", textContent: t("map.pick") }));
   }
   let section = null;
   const fragment = document.createDocumentFragment();
   state.rows.forEach((row, r) => {
     if (row.section !== section && state.small) {
       section = row.section;
-      fragment.append(Object.assign(document.createElement("h3"), { className: "section-name", textContent: `Section ${section}` }));
+      fragment.append(Object.assign(document.createElement("h3"), { className: "section-name", textContent: t("section", { name: section }) }));
     }
     const line = document.createElement("div");
     line.className = "seat-row";
     line.setAttribute("role", "group");
-    line.setAttribute("aria-label", `Section ${row.section}, row ${row.row}`);
+    line.setAttribute("aria-label", t("row", { section: row.section, row: row.row }));
     line.append(Object.assign(document.createElement("span"), { className: "row-label", textContent: row.row, ariaHidden: "true" }));
     const rowPrices = row.prices.flatMap(([count, price]) => Array(count).fill(price));
     for (let i = 0; i < row.status.length; i++) {
@@ -753,8 +771,8 @@ function renderSeats() {
       // Taken seats stay focusable (aria-disabled, not disabled), so keyboard
       // focus survives a map refresh that turns the focused seat grey.
       if (status === "S" || status === "H") b.setAttribute("aria-disabled", "true");
-      b.setAttribute("aria-label", `Seat ${label}, ${formatWon(price)}, ${WORDS[status]}`);
-      b.title = `Seat ${label} · ${formatWon(price)} · ${WORDS[status]}`;
+      b.setAttribute("aria-label", t("seat.label", { label, price: formatWon(price), state: WORDS[status] }));
+      b.title = `${t("seat", { label })} · ${formatWon(price)} · ${WORDS[status]}`;
       line.append(b);
     }
     fragment.append(line);
@@ -809,7 +827,7 @@ $("seat-map").addEventListener("click", async (event) => {
   moveCursor(b);
   const seat = seatAt(Number(b.dataset.seat));
   if (b.hasAttribute("aria-disabled")) {
-    return say("map", `${seatName(seat)} is ${seat.status === "S" ? "sold" : "held by someone else"}. Pick an available one.`, "info");
+    return say("map", t("seat.taken", { seat: seatName(seat), state: WORDS[seat.status === "S" ? "S" : "H"] }), "info");
   }
   clearMessages();
   state.pending = true;
@@ -822,19 +840,19 @@ $("seat-map").addEventListener("click", async (event) => {
 
 $("best-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  return busy($("best"), "Finding seats…", async () => {
+  return busy($("best"), t("busy.best"), async () => {
     clearMessages();
     const body = { count: Number($("best-count").value) };
     if (state.section) body.section = state.section;
     try {
       const { holds } = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${state.date}/best-available`, body);
       state.holds = state.holds.concat(holds);
-      const names = holds.map((h) => h.label).join(", ");
-      say("map", `${holds.length === 1 ? "Seat" : "Seats"} ${names} ${holds.length === 1 ? "is" : "are"} yours until ${clockTime(Date.parse(holds[0].expires_at))}. Pay before then.`, "info");
+      const at = clockTime(Date.parse(holds[0].expires_at));
+      say("map", holds.length === 1 ? t("held.one", { seat: seatName(holds[0]), at }) : t("held.many", { names: holds.map((h) => h.label).join(", "), at }), "info");
       tellOtherTabs();
       if (!state.small && holds[0].section !== state.section) { state.section = holds[0].section; state.cursor = holds[0].seat_no; }
     } catch (e) {
-      if (e.code === "SEAT_UNAVAILABLE") return say("map", `No ${body.count} seats side by side are free${state.section ? ` in section ${state.section}` : ""} right now. Try fewer seats${state.section ? " or another section" : ""}.`);
+      if (e.code === "SEAT_UNAVAILABLE") return say("map", t("best.none", { n: body.count, section: state.section }));
       return handle(e);
     }
     renderCart();
@@ -846,7 +864,7 @@ async function hold(seat) {
   try {
     const h = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${state.date}/seats/${seat.seat_no}/hold`);
     state.holds = state.holds.filter((x) => x.hold_id !== h.hold_id).concat(h);
-    say("map", `${seatName(h)} is yours until ${clockTime(Date.parse(h.expires_at))}. Pay before then.`, "info");
+    say("map", t("held.one", { seat: seatName(h), at: clockTime(Date.parse(h.expires_at)) }), "info");
     tellOtherTabs();
   } catch (e) { return handle(e); }
   renderCart();
@@ -857,7 +875,7 @@ async function release(h, where) {
   try { await booking("DELETE", `/holds/${h.hold_id}`); }
   catch (e) { if (e.code !== "NOT_FOUND") return handle(e, where); }
   state.holds = state.holds.filter((x) => x.hold_id !== h.hold_id);
-  say(where, `${seatName(h)} on ${dateLabel(h.date)} is released.`, "info");
+  say(where, t("released", { seat: seatName(h), date: dateLabel(h.date) }), "info");
   tellOtherTabs();
   renderCart();
   refreshBooking();
@@ -876,21 +894,21 @@ function renderCart() {
     const text = Object.assign(document.createElement("span"), {
       textContent: `${dateLabel(h.date)} · ${seatName(h)} · ${formatWon(h.price)}`,
     });
-    const button = Object.assign(document.createElement("button"), { className: "link", textContent: "Release" });
-    button.setAttribute("aria-label", `Release ${seatName(h)} on ${dateLabel(h.date)}`);
-    button.addEventListener("click", () => busy(button, "Releasing…", () => { clearMessages(); return release(h, "pay"); }));
+    const button = Object.assign(document.createElement("button"), { className: "link", textContent: t("release") });
+    button.setAttribute("aria-label", t("release.label", { seat: seatName(h), date: dateLabel(h.date) }));
+    button.addEventListener("click", () => busy(button, t("busy.release"), () => { clearMessages(); return release(h, "pay"); }));
     li.append(text, button);
     list.append(li);
   }
-  if (!state.holds.length) list.append(Object.assign(document.createElement("li"), { className: "muted", textContent: "Pick a seat on the map." }));
+  if (!state.holds.length) list.append(Object.assign(document.createElement("li"), { className: "muted", textContent: t("cart.empty") }));
   const summary = $("summary");
   summary.replaceChildren();
   if (state.holds.length) {
     const total = totalHeld();
-    const rows = [["Total", formatWon(total)]];
+    const rows = [[t("sum.total"), formatWon(total)]];
     if (state.balance !== null) {
-      rows.push(["Wallet", formatWon(state.balance)]);
-      rows.push(state.balance >= total ? ["After paying", formatWon(state.balance - total)] : ["Still needed", formatWon(total - state.balance)]);
+      rows.push([t("sum.wallet"), formatWon(state.balance)]);
+      rows.push(state.balance >= total ? [t("sum.after"), formatWon(state.balance - total)] : [t("sum.needed"), formatWon(total - state.balance)]);
     }
     for (const [k, v] of rows) {
       const div = document.createElement("div");
@@ -900,7 +918,7 @@ function renderCart() {
   }
   if ($("pay").getAttribute("aria-busy") !== "true") {
     $("pay").disabled = !state.holds.length;
-    $("pay").textContent = state.holds.length ? `Pay ${formatWon(totalHeld())}` : "Pay";
+    $("pay").textContent = state.holds.length ? t("pay.total", { total: formatWon(totalHeld()) }) : t("pay");
   }
   renderTimer(serverNow());
 }
@@ -936,14 +954,14 @@ async function addMoney(amount) {
 
 $("charge-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const raw = $("charge-amount").value.trim();
-  if (!/^\d+$/.test(raw) || Number(raw) <= 0) return say("charge", "Enter a whole number of won, like 100000.");
-  return busy($("charge"), "Adding…", async () => {
+  const amount = parseWon($("charge-amount").value);
+  if (amount === null) return say("charge", t("charge.bad"));
+  return busy($("charge"), t("busy.charge"), async () => {
     clearMessages();
     try {
-      const result = await addMoney(Number(raw));
+      const result = await addMoney(amount);
       $("charge-amount").value = "";
-      say("charge", `Added ${formatWon(result.charged)} to your wallet.`, "info");
+      say("charge", t("charged", { amount: formatWon(result.charged) }), "info");
     } catch (e) {
       if (!answerUnknown(e)) state.chargeKey = null;
       handle(e, "charge");
@@ -951,7 +969,7 @@ $("charge-form").addEventListener("submit", (event) => {
   });
 });
 
-$("pay").addEventListener("click", () => busy($("pay"), "Paying…", pay).then(renderCart));
+$("pay").addEventListener("click", () => busy($("pay"), t("busy.pay"), pay).then(renderCart));
 
 async function pay() {
   clearMessages();
@@ -963,10 +981,10 @@ async function pay() {
       token: store.getItem("queueToken"), body: { hold_ids: state.holds.map((h) => h.hold_id) },
       headers: { "Idempotency-Key": key },
     });
-    const title = store.getItem("concertTitle");
+    const title = store.getItem("concertTitle"), venue = store.getItem("concertVenue");
     leaveQueueState();
     tellOtherTabs();
-    showReceipt(receipt, title);
+    showReceipt(receipt, title, venue);
   } catch (e) {
     // The answer to a 5xx or a lost connection is unknown: the money may have
     // moved, so the retry keeps the key (and gets the first receipt).
@@ -981,26 +999,27 @@ async function offerTopUp(error) {
   await refreshWallet();
   const missing = totalHeld() - (state.balance || 0);
   if (missing <= 0) {  // the wallet was topped up meanwhile (another tab): let the buyer press Pay again
-    return say("pay", "Your wallet now holds enough. Press Pay again.", "info");
+    return say("pay", t("pay.enough"), "info");
   }
-  const button = Object.assign(document.createElement("button"), { className: "primary", textContent: `Add ${formatWon(missing)} and pay` });
-  button.addEventListener("click", () => busy(button, "Paying…", async () => {
+  const button = Object.assign(document.createElement("button"), { className: "primary", textContent: t("topup", { amount: formatWon(missing) }) });
+  button.addEventListener("click", () => busy(button, t("busy.pay"), async () => {
     clearMessages();
     try { await addMoney(missing); } catch (e) { return handle(e, "pay"); }
     await pay();
   }));
-  say("pay", `Your balance is too low for this payment: ${formatWon(missing)} more is needed. Your seats are still held.`, "error", button);
+  say("pay", t("pay.short", { amount: formatWon(missing) }), "error", button);
   if (error.status === 402) button.focus();
 }
 
-function showReceipt(r, title) {
+function showReceipt(r, title, venue) {
   show("receipt");
   const box = $("receipt");
   box.replaceChildren();
   const rows = [
-    ["Concert", title || `#${r.concert_id}`], ["Receipt", r.receipt_id],
-    ["Paid", showTime(r.paid_at)],
-    ["Amount", formatWon(r.amount)], ["Balance left", formatWon(r.balance_after)],
+    [t("r.concert"), title || `#${r.concert_id}`], ...(venue ? [[t("r.venue"), venue]] : []),
+    [t("r.receipt"), r.receipt_id],
+    [t("r.paid"), showTime(r.paid_at)],
+    [t("r.amount"), formatWon(r.amount)], [t("r.balance"), formatWon(r.balance_after)],
   ];
   const dl = document.createElement("dl");
   for (const [k, v] of rows) {
@@ -1012,7 +1031,7 @@ function showReceipt(r, title) {
   const seats = document.createElement("ul");
   for (const s of r.seats) {
     seats.append(Object.assign(document.createElement("li"), {
-      textContent: `${dateLabel(s.date)} · ${seatName(s)} · ${formatWon(s.price)} · reservation #${s.reservation_id}`,
+      textContent: t("r.seat", { date: dateLabel(s.date), seat: seatName(s), price: formatWon(s.price), id: s.reservation_id }),
     }));
   }
   box.append(dl, seats);

@@ -142,6 +142,41 @@ def test_the_map_keeps_itself_true_while_it_is_open(browser: Any, server: str) -
     page.context.close()
 
 
+def luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_seat_states_stand_apart_and_a_note_never_swallows_a_tap(browser: Any, server: str) -> None:
+    page = in_turn(browser, server)
+    api_hold(server, api_buyer(server), 19)
+    expect(seat(page, 19, "held by someone else")).to_be_visible(timeout=20_000)
+    style = "(el, p) => getComputedStyle(el)[p]"
+    free, held = seat(page, 18), seat(page, 19, "held by someone else")
+    fills = free.evaluate(style, "backgroundColor"), held.evaluate(style, "backgroundColor")
+    assert contrast(*fills) >= 3, fills  # WCAG 1.4.11: what tells states apart
+    page_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(free.evaluate(style, "borderTopColor"), page_bg) >= 3
+    # a passing note over the map lets the tap through to the seat under it
+    seat(page, 18).click()
+    note = page.locator("#msg-map .notice.info")
+    expect(note).to_be_visible()
+    box = note.bounding_box()
+    assert box is not None
+    under = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).closest('#msg-map') === null",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert under, "the note takes the tap"
+    page.context.close()
+
+
 def test_giving_up_asks_first_and_frees_the_seats(browser: Any, server: str) -> None:
     page = in_turn(browser, server)
     seat(page, 44).click()
@@ -223,7 +258,7 @@ def test_dates_agree_in_every_time_zone(browser: Any, server: str, zone: str) ->
     dates = httpx.get(server + "/concerts/1/dates", headers=bearer(token)).json()["dates"]
     date = next(d for d in dates if not d["sold_out"])
     starts = dt.datetime.fromisoformat(date["starts_at"]).astimezone(ZoneInfo("Asia/Seoul"))
-    label = f"{starts:%a}, {starts:%b} {starts.day}, 7:00 PM GMT+9"  # the venue's evening
+    label = f"{starts:%a}, {starts:%b} {starts.day}, 7:00 PM KST"  # the venue's evening, its zone
     expect(page.locator("#date-list button").first).to_contain_text(label)
     expect(page.locator("#map-title")).to_have_text(f"Seats · {label}")
     if zone == "America/Los_Angeles":  # a buyer abroad: the ticket names the same day
