@@ -1,6 +1,7 @@
 """The admin API and the operations console: live queue settings and the
 sale schedule (PATCH), the console's page and numbers, and the audit of
-every change. All of it answers 404 unless FRONTROW_ADMIN_TOKEN is set.
+every change, signed by the operator's name. All of it answers 404 unless
+FRONTROW_ADMIN_TOKEN or FRONTROW_ADMIN_TOKENS is set.
 """
 
 from __future__ import annotations
@@ -36,22 +37,37 @@ DATABASE_ERRORS = (
 WEB = files("frontrow") / "web"
 
 
-async def _admin_concert(request: Request) -> Concert:
+def operator_of(operators: tuple[tuple[str, str], ...], given: str) -> str | None:
+    """The name whose token this is, or None; every token is compared, so
+    the time taken says nothing about which one came close."""
+    found = None
+    for name, token in operators:
+        if hmac.compare_digest(given.encode(), token.encode()):
+            found = name
+    return found
+
+
+async def _admin(request: Request) -> tuple[Concert, str]:
+    """The concert asked about and the operator asking."""
     store = store_of(request)
-    expected = store.settings.admin_token
-    if not expected:
+    operators = store.settings.operators
+    if not operators:
         raise not_found("no such route")
     # The right token always works: an operator's emergency k = 0 is never
     # locked out (a token of 32+ characters is no guess to throttle). Wrong
     # ones count, and past the limit are refused before they are counted.
-    given = bearer(request.headers.get("authorization"))
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    operator = operator_of(operators, bearer(request.headers.get("authorization")))
+    if operator is None:
         address = client_address(request)
         limit = store.settings.admin_failures_per_ip
         await ratelimit.refuse_when_spent(store, "admin", address, limit)
         await ratelimit.check_address(store, "admin", address, limit)
         raise unauthenticated("invalid admin token")
-    return await store.catalog.require(request.path_params["concert_id"])
+    return await store.catalog.require(request.path_params["concert_id"]), operator
+
+
+async def _admin_concert(request: Request) -> Concert:
+    return (await _admin(request))[0]
 
 
 def _is_int(value: Any) -> bool:
@@ -92,13 +108,18 @@ async def _settings_view(store: Store, concert_id: int) -> dict[str, Any]:
 
 async def admin_queue(request: Request) -> Response:
     store = store_of(request)
-    concert = await _admin_concert(request)
+    concert, operator = await _admin(request)
     if request.method == "PATCH":
         # JSON has one number type: 500.0 is the integer 500, as JSON Schema says
         body = {
             name: int(v) if type(v) is float and v.is_integer() and name in INT_FIELDS else v
             for name, v in (await read_json(request)).items()
         }
+        reason = body.pop("reason", None)  # said with the change, kept in its audit rows
+        if reason is not None:
+            if type(reason) is not str or len(reason.strip()) > 200:
+                raise invalid("reason must be text of at most 200 characters")
+            reason = reason.strip() or None
         unknown = sorted(set(body) - set(ADMIN_FIELDS))
         if unknown or not body:
             raise invalid(f"give one or more of {', '.join(ADMIN_FIELDS)}")
@@ -109,7 +130,9 @@ async def admin_queue(request: Request) -> Response:
         sale_changes = {n: v for n, v in body.items() if n in sale.FIELDS}
         address = client_address(request)
         try:
-            await rules.change(store, concert.id, queue_changes, sale_changes, address)
+            await rules.change(
+                store, concert.id, queue_changes, sale_changes, address, operator, reason
+            )
         except DATABASE_ERRORS:
             if sale_changes:
                 raise
@@ -118,7 +141,13 @@ async def admin_queue(request: Request) -> Response:
             await core.configure(store, concert.id, queue_changes)
             log.warning(
                 "admin change not audited: the database is unreachable",
-                extra={"concert": concert.id, "changes": queue_changes, "address": address},
+                extra={
+                    "concert": concert.id,
+                    "changes": queue_changes,
+                    "address": address,
+                    "operator": operator,
+                    "reason": reason,
+                },
             )
         if sale_changes:
             await announce(store)
@@ -144,6 +173,8 @@ async def admin_audit_list(request: Request) -> Response:
             "old": orjson.loads(row["old"]),
             "new": orjson.loads(row["new"]),
             "address": row["address"],
+            "operator": row["operator"],
+            "reason": row["reason"],
         }
         for row in rows
     ]
@@ -160,7 +191,7 @@ async def admin_live(request: Request) -> Response:
 
 async def console(request: Request) -> Response:
     """The operations console's page; it signs in with the admin token itself."""
-    if not store_of(request).settings.admin_token:
+    if not store_of(request).settings.operators:
         raise not_found("no such route")
     return HTMLResponse((WEB / "admin.html").read_text(encoding="utf-8"))
 

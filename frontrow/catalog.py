@@ -461,7 +461,7 @@ async def migrate(db: AsyncEngine) -> None:
         columns = await conn.run_sync(
             lambda sync: {
                 (table, c["name"])
-                for table in ("concerts", "schedules", "seats", "receipts")
+                for table in ("concerts", "schedules", "seats", "receipts", "admin_audit")
                 for c in inspect(sync).get_columns(table)
             }
         )
@@ -487,6 +487,9 @@ async def migrate(db: AsyncEngine) -> None:
         ):
             if ("concerts", column) not in columns:
                 await conn.execute(text(f"ALTER TABLE concerts ADD COLUMN {column} {ddl}"))
+        for column in ("operator VARCHAR(32) NULL", "reason VARCHAR(200) NULL"):
+            if ("admin_audit", column.split()[0]) not in columns:
+                await conn.execute(text(f"ALTER TABLE admin_audit ADD COLUMN {column}"))
         if ("receipts", "token_id") not in columns:
             await conn.execute(text("ALTER TABLE receipts ADD COLUMN token_id VARCHAR(64) NULL"))
         await conn.execute(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Any
 
 Network = IPv4Network | IPv6Network
@@ -73,6 +75,41 @@ def _admin_token(raw: str) -> str:
     return value
 
 
+SECRETS = ("auth_secret", "admin_token", "admin_tokens")
+OPERATOR_NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+def _admin_tokens(raw: str) -> tuple[tuple[str, str], ...]:
+    """Named admin tokens, `name=token,name=token`, or `@path` to a file of
+    `name=token` lines (blank lines and `#` comments skipped): each
+    operator signs their own changes in the audit."""
+    text_ = _text(raw)
+    if text_.startswith("@"):
+        try:
+            text_ = Path(text_[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {text_[1:]}: {exc.strerror}") from None
+        lines = (ln.strip() for ln in text_.splitlines())
+        parts = [ln for ln in lines if ln and not ln.startswith("#")]
+    else:
+        parts = [p.strip() for p in text_.split(",") if p.strip()]
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        name, sep, token = part.partition("=")
+        name = name.strip()
+        if not sep or not OPERATOR_NAME.fullmatch(name):
+            raise ValueError("give name=token pairs; a name is 1-32 of A-Z a-z 0-9 . _ -")
+        try:
+            out.append((name, _admin_token(token)))
+        except ValueError as exc:
+            raise ValueError(f"the token of {name} {exc}") from None
+    if not out:
+        raise ValueError("must name at least one operator")
+    if len({n for n, _ in out}) < len(out) or len({t for _, t in out}) < len(out):
+        raise ValueError("every operator needs a name and a token of their own")
+    return tuple(out)
+
+
 def _addresses(raw: str) -> tuple[tuple[str, int], ...]:
     out = []
     for part in (p.strip() for p in raw.split(",")):
@@ -137,6 +174,7 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///./frontrow.db"
     auth_secret: str = ""
     admin_token: str | None = None
+    admin_tokens: tuple[tuple[str, str], ...] = ()
     demo_login: bool = False
     admit_batch: int = 100
     admit_interval_s: float = 1.0
@@ -194,7 +232,8 @@ class Settings:
             try:
                 values[name] = parse(raw)
             except ValueError as exc:
-                raise ConfigError(f"{var}={raw!r} is invalid: {exc}") from None
+                shown = "***" if name in SECRETS else repr(raw)  # never a secret in a log
+                raise ConfigError(f"{var}={shown} is invalid: {exc}") from None
         embedded = values.get("redis_url") is None and not values.get("redis_sentinels")
         values.setdefault("demo_login", embedded)
         values.setdefault("schedulers", embedded)
@@ -224,7 +263,22 @@ class Settings:
                 raise ConfigError("FRONTROW_REDIS_SENTINELS needs FRONTROW_REDIS_MASTER")
         elif values.get("redis_master"):
             raise ConfigError("FRONTROW_REDIS_MASTER needs FRONTROW_REDIS_SENTINELS")
+        named = values.get("admin_tokens", ())
+        if values.get("admin_token") and any(
+            n == "admin" or t == values["admin_token"] for n, t in named
+        ):
+            raise ConfigError(
+                "FRONTROW_ADMIN_TOKEN is the operator named admin: FRONTROW_ADMIN_TOKENS"
+                " may not use that name or token again"
+            )
         return cls(**values)
+
+    @property
+    def operators(self) -> tuple[tuple[str, str], ...]:
+        """Every admin credential by its operator's name; FRONTROW_ADMIN_TOKEN
+        is the one named `admin`. Empty: no admin API at all (404)."""
+        single = (("admin", self.admin_token),) if self.admin_token else ()
+        return single + self.admin_tokens
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets hidden, for the start-up log."""
@@ -233,6 +287,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in ("auth_secret", "admin_token") and value:
                 value = "***"
+            elif f.name == "admin_tokens" and value:
+                value = [f"{name}=***" for name, _ in value]
             elif f.name in ("redis_url", "database_url") and value and "@" in value:
                 scheme, _, rest = value.partition("://")
                 value = f"{scheme}://***@{rest.rpartition('@')[2]}"
@@ -251,6 +307,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "auth_secret": _text,
     "admin_token": _admin_token,
+    "admin_tokens": _admin_tokens,
     "demo_login": _bool,
     "admit_batch": _int(0, 1_000_000),
     "admit_interval_s": _positive_float,

@@ -218,6 +218,11 @@ SCHEMAS: dict[str, Any] = {
             "opens_at": nullable({"type": "string", "format": "date-time"}),
             "mode": {"enum": ["fifo", "random", "passthrough", "reject"]},
             "pow_bits": {"type": "integer", "minimum": 0, "maximum": 21},
+            "reason": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "why: kept with the change in the audit (not a setting)",
+            },
         },
     },
     "QueueStats": obj(
@@ -374,7 +379,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": op(
             "Enter the queue (201 new place, 200 the place you already hold)",
             {201: ok("Entered", "a new place"), 200: ok("Entered", "your existing place")},
-            (403, 404, 409, 428, 429),
+            (403, 404, 409, 422, 428, 429),
             auth="userToken",
             params=(CONCERT, PROOF_OF_WORK),
         )
@@ -592,7 +597,17 @@ SCHEMAS["Audit"] = obj(
         "concert_id": INT,
         "changes": {
             "type": "array",
-            "items": obj({"at": TIME, "field": STR, "old": {}, "new": {}, "address": STR}),
+            "items": obj(
+                {
+                    "at": TIME,
+                    "field": STR,
+                    "old": {},
+                    "new": {},
+                    "address": STR,
+                    "operator": nullable(STR),
+                    "reason": nullable(STR),
+                }
+            ),
         },
     }
 )

@@ -201,6 +201,8 @@ async def change(
     live: dict[str, Any],
     sale_changes: dict[str, Any],
     who: str,
+    operator: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """Apply a change of live settings and sale fields (the live ones already
     validated, as PATCH .../queue gives them) in one transaction: the
@@ -231,7 +233,7 @@ async def change(
         }
         old.update({name: before_sale.as_dict()[name] for name in sale_changes})
         new = {**live, **{name: after_sale.as_dict()[name] for name in sale_changes}}
-        await record(conn, concert_id, old, new, who)
+        await record(conn, concert_id, old, new, who, operator, reason)
         await write(store, conn, concert_id, before_sale, after_sale, bool(row.on_sale), after_live)
         return new
 
@@ -250,9 +252,16 @@ async def keep_frontier(store: Store, concert_id: int, frontier: int) -> None:
 
 
 async def record(
-    conn: AsyncConnection, concert_id: int, old: dict[str, Any], new: dict[str, Any], who: str
+    conn: AsyncConnection,
+    concert_id: int,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    who: str,
+    operator: str | None = None,
+    reason: str | None = None,
 ) -> None:
-    """One audit row per field whose value the change moved."""
+    """One audit row per field whose value the change moved, signed by the
+    operator (their admin token's name) with the reason they gave."""
     at = dt.datetime.now(dt.UTC)
     rows = [
         {
@@ -262,6 +271,8 @@ async def record(
             "old": orjson.dumps(old.get(name)).decode(),
             "new": orjson.dumps(value).decode(),
             "address": who[:64],
+            "operator": operator,
+            "reason": reason,
         }
         for name, value in new.items()
         if old.get(name) != value

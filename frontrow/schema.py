@@ -96,6 +96,9 @@ admin_audit = Table(
     Column("old", String(200), nullable=False),
     Column("new", String(200), nullable=False),
     Column("address", String(64), nullable=False),
+    # who made the change (the name of their admin token) and, if they said, why
+    Column("operator", String(32), nullable=True),
+    Column("reason", String(200), nullable=True),
     Index("admin_audit_concert", "concert_id", "id"),
 )
 

@@ -269,8 +269,10 @@ async function apply(changes) {
   if (!Object.keys(changes).length) { $("controls-msg").textContent = "Nothing to change."; return; }
   const why = stops(changes);
   if (why.length && !(await confirmStop(why))) { $("controls-msg").textContent = "Not changed."; return; }
+  const reason = $("c-reason").value.trim();
   try {
-    const settings = await admin("PATCH", "/queue", changes);
+    const settings = await admin("PATCH", "/queue", reason ? { ...changes, reason } : changes);
+    $("c-reason").value = "";
     state.settings = null;
     fillControls(settings);
     $("controls-msg").textContent = `Changed: ${Object.keys(changes).join(", ")}.`;
@@ -294,14 +296,15 @@ $("toggle-open").addEventListener("click", () => apply({ open: !state.settings.o
 function renderAudit({ changes }) {
   const rows = changes.map((c) => {
     const tr = document.createElement("tr");
-    for (const v of [c.at.replace("T", " ").replace("Z", ""), c.field, `${plain(c.old)} → ${plain(c.new)}`, c.address]) {
+    const who = c.operator ? `${c.operator} (${c.address})` : c.address;
+    for (const v of [c.at.replace("T", " ").replace("Z", ""), c.field, `${plain(c.old)} → ${plain(c.new)}`, who, c.reason || ""]) {
       tr.append(Object.assign(document.createElement("td"), { textContent: v }));
     }
     return tr;
   });
   if (!rows.length) {
     const tr = document.createElement("tr");
-    tr.append(Object.assign(document.createElement("td"), { colSpan: 4, textContent: "No change yet.", className: "muted" }));
+    tr.append(Object.assign(document.createElement("td"), { colSpan: 5, textContent: "No change yet.", className: "muted" }));
     rows.push(tr);
   }
   $("audit").tBodies[0].replaceChildren(...rows);

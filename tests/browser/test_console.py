@@ -83,10 +83,15 @@ def test_the_charts_move_while_people_are_admitted(browser: Any, server: str) ->
 def test_a_change_of_k_takes_effect_and_is_audited(browser: Any, server: str) -> None:
     page = console(browser, server)
     page.get_by_label("k, admitted per interval").fill("7")
+    page.get_by_label(re.compile("^Reason")).fill("slower: the payment provider is busy")
     page.get_by_role("button", name="Apply changes").click()
     expect(page.locator("#t-kn")).to_have_text(re.compile(r"^7 / "))
     expect(page.locator("#audit tbody tr").first).to_contain_text("admit_batch")
     expect(page.locator("#audit tbody tr").first).to_contain_text("→ 7")
+    # who (the token's name) and why, in the row
+    expect(page.locator("#audit tbody tr").first).to_contain_text("admin (")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("the payment provider is busy")
+    expect(page.get_by_label(re.compile("^Reason"))).to_have_value("")
     admin = httpx.get(f"{server}/admin/concerts/1/queue", headers=ADMIN).json()
     assert admin["admit_batch"] == 7
 
