@@ -108,6 +108,7 @@ def test_reload_keeps_the_place(
 
 def test_phone_width_and_keyboard(browser: Any, server: str, tmp_path: Path) -> None:
     page = open_page(browser, server, width=375)
+    expect(page.get_by_role("button", name="Continue as a guest")).to_be_visible()  # scripts in
     page.keyboard.press("Tab")  # brand link
     page.keyboard.press("Tab")  # the language switch
     page.keyboard.press("Tab")
