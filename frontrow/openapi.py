@@ -247,6 +247,9 @@ SCHEMAS: dict[str, Any] = {
             "pow_bits": INT,
             "commitment": nullable(STR),
             "opened_at": nullable(TIME),
+            "state": {
+                "enum": ["scheduled", "prequeue", "opening", "open", "paused", "closed", "sold_out"]
+            },
         },
     ),
     "Challenge": obj({"challenge": STR, "bits": INT, "expires_at": TIME}),

@@ -3,6 +3,8 @@ from Redis, the audit of every admin change, and 404 without the token."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 
 from frontrow import live
@@ -145,3 +147,41 @@ async def test_admission_can_be_steered_while_the_database_is_down(
     monkeypatch.undo()
     settings = (await client.get("/admin/concerts/1/queue", headers=admin)).json()
     assert (settings["admit_batch"], settings["pow_bits"]) == (0, 0)
+
+
+def test_the_sale_is_one_word_at_every_stage() -> None:
+    from frontrow.queue.core import sale_state
+
+    base = {"sold_out": False, "open": True, "mode": "fifo", "admit_batch": 10}
+    view = {**base, "admit_target_p99_ms": 0}
+    now, opens, pre = 1_000_000, 1_060_000, 990_000
+    assert sale_state(view, now, opens, 0, 0) == "scheduled"
+    assert sale_state(view, now, opens, now + 1, 0) == "scheduled"  # pre-queue still to come
+    assert sale_state(view, now, opens, pre, 0) == "prequeue"
+    assert sale_state(view, opens + 1, opens, pre, 0) == "opening"  # the draw not made yet
+    assert sale_state(view, opens + 1, opens, pre, opens) == "open"
+    assert sale_state(view, now, 0, 0, 0) == "open"
+    assert sale_state({**view, "admit_batch": 0}, now, 0, 0, 0) == "paused"
+    assert (
+        sale_state({**view, "admit_batch": 0, "admit_target_p99_ms": 300}, now, 0, 0, 0) == "open"
+    )
+    assert sale_state({**view, "mode": "reject"}, now, 0, 0, 0) == "closed"
+    assert sale_state({**view, "open": False}, now, opens, pre, 0) == "closed"
+    assert sale_state({**view, "sold_out": True}, now, 0, 0, 0) == "sold_out"
+
+
+async def test_the_admin_view_says_what_the_sale_is(client: httpx.AsyncClient) -> None:
+    admin = bearer(ADMIN)
+    url = "/admin/concerts/1/queue"
+    assert (await client.get(url, headers=admin)).json()["state"] == "open"
+    assert (await client.patch(url, headers=admin, json={"admit_batch": 0})).json()["state"] == (
+        "paused"
+    )
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    later = {"opens_at": soon.isoformat(), "admit_batch": 10}
+    assert (await client.patch(url, headers=admin, json=later)).json()["state"] == "scheduled"
+    pre = {"prequeue_from": "2020-01-01T00:00:00Z"}
+    assert (await client.patch(url, headers=admin, json=pre)).json()["state"] == "prequeue"
+    assert (await client.patch(url, headers=admin, json={"open": False})).json()["state"] == (
+        "closed"
+    )

@@ -354,7 +354,7 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
     target = int(cfg.get("admit_target_p99_ms", s.admit_target_p99_ms))
     if target > 0:  # k is the admitter's own (admit.lua), not the one set
         batch = int(stats.get("auto_batch", max(s.admit_batch_min, min(s.admit_batch_max, batch))))
-    return {
+    view = {
         "waiting": waiting,
         "active": active,
         "admitted_total": int(stats.get("admitted_total", 0)),
@@ -370,6 +370,35 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
         **rules.sale_view(cfg),
         "opened_at": iso_of_ms(int(stats.get("opened_ms", 0))),
     }
+    view["state"] = sale_state(
+        view,
+        now_ms,
+        int(cfg.get("opens_ms", 0)),
+        int(cfg.get("prequeue_ms", 0)),
+        int(stats.get("opened_ms", 0)),
+    )
+    return view
+
+
+def sale_state(
+    view: dict[str, Any], now_ms: int, opens_ms: int, prequeue_ms: int, opened_ms: int
+) -> str:
+    """What the sale is now, in one word for the console's first tile:
+    sold_out; closed (not open, or mode reject: nobody new); scheduled
+    (before the opening, no pre-queue yet); prequeue; opening (the opening
+    has passed, the draw of the pre-queue not made yet); paused (k = 0, no
+    target); open."""
+    if view["sold_out"]:
+        return "sold_out"
+    if not view["open"] or view["mode"] == "reject":
+        return "closed"
+    if opens_ms and now_ms < opens_ms:
+        return "prequeue" if prequeue_ms and now_ms >= prequeue_ms else "scheduled"
+    if opens_ms and prequeue_ms and not opened_ms:
+        return "opening"
+    if view["admit_batch"] == 0 and not view["admit_target_p99_ms"]:
+        return "paused"
+    return "open"
 
 
 async def sales(store: Store, concerts: list[Any]) -> dict[int, dict[str, Any]]:

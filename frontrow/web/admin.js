@@ -23,7 +23,7 @@ const CHARTS = [
   ["latency", "p99 (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
 ];
 
-const state = { concertId: null, timer: null, refreshes: 0, settings: null };
+const state = { concertId: null, timer: null, refreshes: 0, settings: null, concerts: [] };
 
 function token() { return store.getItem("adminToken"); }
 
@@ -64,6 +64,7 @@ async function start() {
   let concerts;
   try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say(e.message); }
   if (!concerts.length) return say("There is no concert in the catalog.");
+  state.concerts = concerts;
   const pick = $("concert");
   pick.replaceChildren(...concerts.map((c) => new Option(`${c.concert_id} · ${c.title}`, c.concert_id)));
   const wanted = Number(store.getItem("concertId"));
@@ -108,6 +109,33 @@ async function refresh(withAudit = false) {
   if (token()) state.timer = setTimeout(refresh, REFRESH_MS);
 }
 
+// What the sale is now (the server's `state`), in the words an operator
+// steers by, its times in the venue's zone.
+function saleLine(s) {
+  const tz = state.concerts.find((c) => c.concert_id === state.concertId)?.timezone || "UTC";
+  const at = (iso) => `${new Intl.DateTimeFormat("en-US", {
+    timeZone: tz, weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
+  }).format(new Date(iso))} (${tz})`;
+  const until = (iso) => span((Date.parse(iso) - Date.now()) / 1000);
+  switch (s.state) {
+    case "sold_out": return ["sold out", "every date to come is sold"];
+    case "closed": return ["closed", s.mode === "reject" ? "mode reject: nobody new can enter" : "nobody new can enter"];
+    case "scheduled": return [`scheduled · opens in ${until(s.opens_at)}`,
+      s.prequeue_from ? `pre-queue from ${at(s.prequeue_from)}, opens ${at(s.opens_at)}` : `opens ${at(s.opens_at)}`];
+    case "prequeue": return [`pre-queue · ${number.format(s.waiting)} in · opens in ${until(s.opens_at)}`, `opens ${at(s.opens_at)}; places drawn then`];
+    case "opening": return ["opening · drawing places", `opened ${at(s.opens_at)}`];
+    case "paused": return ["paused · k = 0", "nobody waiting is let in"];
+    default: return [`open · ${s.mode}`, s.opened_at ? `opened ${at(s.opened_at)}` : ""];
+  }
+}
+
+function span(seconds) {
+  seconds = Math.max(0, Math.round(seconds));
+  if (seconds < 60) return `${seconds} s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m} min ${seconds % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
 function last(values) {
   for (let i = values.length - 1; i >= 0; i--) if (values[i] != null) return values[i];
   return null;
@@ -116,7 +144,9 @@ function last(values) {
 function render(live) {
   const s = live.settings;
   $("console-title").textContent = $("concert").selectedOptions[0]?.textContent || `Concert ${live.concert_id}`;
-  $("t-open").textContent = s.sold_out ? "sold out" : s.open ? `open · ${s.mode}` : "closed";
+  const [sale, note] = saleLine(s);
+  $("t-open").textContent = sale;
+  $("t-sale-note").textContent = note;
   $("t-waiting").textContent = number.format(s.waiting);
   $("t-active").textContent = number.format(s.active);
   $("t-rate").textContent = `${number.format(s.admit_rate_per_s)}/s`;

@@ -3,6 +3,7 @@ people are admitted, a change of k that takes effect and is audited."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,4 +109,32 @@ def test_a_change_of_k_takes_effect_and_is_audited(browser: Any, server: str) ->
     assert httpx.get(f"{server}/admin/concerts/1/queue", headers=ADMIN).json()["open"] is False
     page.get_by_role("button", name="Open the queue").click()  # opening asks nothing
     expect(page.locator("#t-open")).to_have_text(re.compile("^open"))
+    page.context.close()
+
+
+def test_the_sale_tile_follows_a_scheduled_sale(browser: Any, server: str) -> None:
+    """scheduled, pre-queue (with the count), open, paused: the first tile says
+    which, with the times in the venue's zone."""
+    page = console(browser, server)
+    tile, note = page.locator("#t-open"), page.locator("#t-sale-note")
+    now = dt.datetime.now(dt.UTC)
+    sale = {
+        "prequeue_from": (now + dt.timedelta(seconds=4)).isoformat(),
+        "opens_at": (now + dt.timedelta(seconds=10)).isoformat(),
+    }
+    admin = f"{server}/admin/concerts/1/queue"
+    assert httpx.patch(admin, headers=ADMIN, json=sale).status_code == 200
+    expect(tile).to_have_text(re.compile(r"^scheduled · opens in \d+ s"))
+    expect(note).to_contain_text("(Asia/Seoul)")
+    expect(tile).to_have_text(re.compile(r"^pre-queue · 0 in · opens in"), timeout=8_000)
+    user = httpx.post(f"{server}/auth/demo").json()["access_token"]
+    entered = httpx.post(f"{server}/concerts/1/queue", headers={"Authorization": f"Bearer {user}"})
+    assert entered.status_code == 201
+    expect(tile).to_have_text(re.compile(r"^pre-queue · 1 in"))
+    expect(tile).to_have_text("open · fifo", timeout=15_000)
+    expect(note).to_contain_text("opened ")
+    assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 0}).status_code == 200
+    expect(tile).to_have_text("paused · k = 0")
+    assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 10}).status_code == 200
+    expect(tile).to_have_text("open · fifo")
     page.context.close()
