@@ -154,6 +154,7 @@ function render(live) {
   $("t-kn").textContent = `${s.admit_target_p99_ms ? "auto " : ""}${s.admit_batch} / ${s.admit_interval_s} s`;
   $("toggle-open").textContent = s.open ? "Close the queue" : "Open the queue";
   $("toggle-open").classList.toggle("danger", s.open);
+  for (const zone of document.querySelectorAll(".zone")) zone.textContent = venueZone();
   fillControls(s);
   const t = live.series.t;
   for (const [id, , pick] of CHARTS) drawChart(id, t, pick(live.series));
@@ -264,10 +265,46 @@ function fillControls(s) {
   }
 }
 
+const TIMES = new Set(["prequeue_from", "opens_at"]);
+
 function fieldText(s, name) {
   // with a p99 target the k shown is the admitter's own; the one set is what k returns to
   const value = s[name];
-  return value == null ? "" : String(value);
+  if (value == null) return "";
+  return TIMES.has(name) ? venueText(value) : String(value);
+}
+
+// Sale times are typed and shown as the venue's wall clock ("2026-12-24
+// 19:00" in Asia/Seoul), the way the people running a Seoul sale say them;
+// a time with its own offset or Z is taken as written.
+function venueZone() {
+  return state.concerts.find((c) => c.concert_id === state.concertId)?.timezone || "UTC";
+}
+
+function zoneOffsetMs(tz, at) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+    timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(at)).map((p) => [p.type, p.value]));
+  return Date.UTC(+parts.year, parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second) - at;
+}
+
+function venueText(iso) {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return iso;  // not a time: shown as typed, the server refuses it
+  const wall = new Date(at + zoneOffsetMs(venueZone(), at)).toISOString();
+  return `${wall.slice(0, 10)} ${wall.slice(11, wall.endsWith(":00.000Z") ? 16 : 19)}`;
+}
+
+function venueIso(text) {
+  const m = text.match(/^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$/);
+  if (!m) return text;  // an offset of its own (or not a time: the server says so)
+  const wall = Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  const tz = venueZone();
+  // the offset at that moment (twice: a wall time near a change of offset)
+  let at = wall - zoneOffsetMs(tz, wall);
+  at = wall - zoneOffsetMs(tz, at);
+  return new Date(at).toISOString().replace(".000Z", "Z");
 }
 
 function wanted() {
@@ -275,42 +312,71 @@ function wanted() {
   for (const name of FIELDS) {
     const raw = $(`c-${name}`).value.trim();
     if (raw === fieldText(state.settings, name)) continue;
-    changes[name] = NUMERIC.has(name) ? Number(raw) : raw === "" ? null : raw;
+    changes[name] = NUMERIC.has(name) ? Number(raw) : raw === "" ? null : TIMES.has(name) ? venueIso(raw) : raw;
   }
   return changes;
 }
 
+// What a change does to people, said before it is made: stops, but also
+// moving the sale's times, letting everyone in, and the cap.
 function stops(changes) {
+  const s = state.settings || {};
   const why = [];
   if (changes.open === false) why.push("close the queue: nobody new can enter");
   if (changes.mode === "reject") why.push("switch to reject: nobody new can enter");
+  if (changes.mode === "passthrough") why.push("switch to passthrough: everyone who comes is let in at once, with no line");
+  if (changes.mode === "random") why.push("switch to random: places in line stop counting, each admission is a draw");
   if (changes.admit_batch === 0) why.push("set k to 0: nobody waiting is let in");
+  for (const [name, what] of [["opens_at", "the opening"], ["prequeue_from", "the pre-queue's start"]]) {
+    if (!(name in changes)) continue;
+    why.push(changes[name] === null ? `remove ${what} (${s[name] ? venueText(s[name]) : "none"} now)`
+      : `move ${what} to ${venueText(changes[name])} ${venueZone()}${s[name] ? ` (from ${venueText(s[name])})` : ""}`);
+  }
+  if ("max_active" in changes) why.push(`change the cap of active sessions from ${s.max_active || "none"} to ${changes.max_active || "none"}`);
+  if (why.length) why.push(`now ${number.format(s.waiting || 0)} waiting and ${number.format(s.active || 0)} active`);
   return why;
 }
 
 async function confirmStop(why) {
   const dialog = $("confirm");
-  $("confirm-text").textContent = `This will ${why.join(", and ")}. Go ahead?`;
+  $("confirm-text").textContent = `This will ${why.join("; ")}. Go ahead?`;
   dialog.showModal();
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
 }
 
+// The answer sits next to Apply (an error too, read out), not at the top of
+// the page; Apply shows it is working and takes no second press meanwhile.
+function controlsSay(text, error = false) {
+  const msg = $("controls-msg");
+  msg.textContent = text;
+  msg.classList.toggle("error", error);
+  msg.setAttribute("role", error ? "alert" : "status");
+}
+
 async function apply(changes) {
-  if (!Object.keys(changes).length) { $("controls-msg").textContent = "Nothing to change."; return; }
+  const button = $("apply");
+  if (button.getAttribute("aria-busy") === "true") return;
+  if (!Object.keys(changes).length) return controlsSay("Nothing to change.");
   const why = stops(changes);
-  if (why.length && !(await confirmStop(why))) { $("controls-msg").textContent = "Not changed."; return; }
+  if (why.length && !(await confirmStop(why))) return controlsSay("Not changed.");
   const reason = $("c-reason").value.trim();
+  button.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  button.textContent = "Applying…";
   try {
     const settings = await admin("PATCH", "/queue", reason ? { ...changes, reason } : changes);
     $("c-reason").value = "";
     state.settings = null;
     fillControls(settings);
-    $("controls-msg").textContent = `Changed: ${Object.keys(changes).join(", ")}.`;
+    controlsSay(`Changed: ${Object.keys(changes).join(", ")}.`);
     say("", "info");
     await refresh(true);
   } catch (e) {
-    $("controls-msg").textContent = "";
-    say(`Not changed: ${e.message}`);
+    controlsSay(`Not changed: ${e.message}`, true);
+  } finally {
+    button.removeAttribute("aria-busy");
+    button.disabled = false;
+    button.textContent = "Apply changes";
   }
 }
 

@@ -634,8 +634,9 @@ const latest = { booking: 0, seats: 0 };
 
 const MAP_REFRESH_MS = 15_000;
 
-async function refreshBooking() {
+async function refreshBooking({ fromOtherTab = false } = {}) {
   state.mapAt = Date.now();
+  const before = state.holds;
   const concertId = store.getItem("concertId");
   const turn = ++latest.booking;
   try {
@@ -647,6 +648,12 @@ async function refreshBooking() {
     state.tz = answer.timezone || state.tz;
     store.setItem("concertTz", state.tz);
     state.holds = mine.holds;
+    // Holds are the one thing a server fault may lose (a Redis that came back
+    // empty): a live hold of ours that is gone, not released here or in
+    // another tab, is said plainly, not dropped in silence.
+    const kept = new Set(mine.holds.map((h) => h.hold_id));
+    const lost = before.filter((h) => !kept.has(h.hold_id) && Date.parse(h.expires_at) > serverNow() + 2000);
+    if (lost.length && !fromOtherTab) say("map", t("holds.lost", { n: lost.length }));
   } catch (e) { return handle(e); }
   if (!state.date || !state.dates.some((d) => d.date === state.date)) {
     state.date = (state.dates.find((d) => !d.sold_out) || state.dates[0] || {}).date || null;
@@ -982,6 +989,7 @@ async function pay() {
       headers: { "Idempotency-Key": key },
     });
     const title = store.getItem("concertTitle"), venue = store.getItem("concertVenue");
+    store.setItem("paidAt", String(Date.now()));  // the other tabs learn why this place ends
     leaveQueueState();
     tellOtherTabs();
     showReceipt(receipt, title, venue);
@@ -1040,12 +1048,60 @@ function showReceipt(r, title, venue) {
 
 $("back-to-concerts").addEventListener("click", () => { clearMessages(); showConcerts(); });
 
+// ---- my tickets ------------------------------------------------------------
+
+// Every receipt of this buyer (GET /receipts), so a booking outlives the tab
+// and the reload that ends its receipt view.
+async function showTickets() {
+  stopTimers();
+  show("tickets");
+  const list = $("ticket-list");
+  list.replaceChildren();
+  let receipts, concerts;
+  try {
+    const token = store.getItem("userToken");
+    [{ receipts }, { concerts }] = await Promise.all([call("GET", "/receipts", { token }), call("GET", "/concerts")]);
+  } catch (e) { return handle(e, "tickets"); }
+  const byId = new Map(concerts.map((c) => [c.concert_id, c]));
+  if (!receipts.length) list.append(Object.assign(document.createElement("li"), { className: "muted", textContent: t("tickets.none") }));
+  for (const r of receipts) {
+    const c = byId.get(r.concert_id);
+    const item = Object.assign(document.createElement("li"), { className: "card" });
+    item.append(
+      Object.assign(document.createElement("h2"), { textContent: c ? c.title : `#${r.concert_id}` }),
+      Object.assign(document.createElement("p"), { className: "muted", textContent: c ? c.venue : "" }),
+    );
+    const seats = document.createElement("ul");
+    for (const s of r.seats) {
+      seats.append(Object.assign(document.createElement("li"), {
+        textContent: t("tickets.seat", { date: dayOnly(s.date), seat: seatName(s), price: formatWon(s.price) }),
+      }));
+    }
+    const paid = inZone(c?.timezone || "UTC", new Date(r.paid_at));
+    item.append(seats, Object.assign(document.createElement("p"), {
+      className: "muted", textContent: t("tickets.paid", { amount: formatWon(r.amount), at: paid, id: r.receipt_id }),
+    }));
+    list.append(item);
+  }
+  $("main").focus();
+}
+
+for (const id of ["my-tickets", "receipt-tickets"]) $(id).addEventListener("click", () => { clearMessages(); showTickets(); });
+$("tickets-back").addEventListener("click", () => { clearMessages(); showConcerts(); });
+
 // ---- other tabs ------------------------------------------------------------
 
 window.addEventListener("storage", (event) => {
   if (event.key === "userToken" && !event.newValue) return showSignin();
-  if (event.key === "queueToken") return event.newValue ? poll() : showConcerts();
-  if (event.key === "holdsChanged" && !$("view-booking").hidden) refreshBooking();
+  if (event.key === "queueToken") {
+    if (event.newValue) return poll();
+    // the place ended in another tab: say so when it ended in a payment there
+    const paid = Date.now() - Number(store.getItem("paidAt") || 0) < 10_000;
+    showConcerts();
+    if (paid) notify(t("otherTab.paid"), "info");
+    return undefined;
+  }
+  if (event.key === "holdsChanged" && !$("view-booking").hidden) refreshBooking({ fromOtherTab: true });
 });
 
 // ---- start -----------------------------------------------------------------

@@ -386,3 +386,41 @@ def test_the_html_alone_says_something_useful(browser: Any, server: str) -> None
     expect(page.get_by_role("heading", name=re.compile("Getting your tickets"))).to_be_visible()
     expect(page.locator("main")).to_contain_text("refreshing this page is safe")
     context.close()
+
+
+def test_my_tickets_outlive_the_receipt_and_other_tabs_hear_of_it(
+    browser: Any, server: str
+) -> None:
+    page = in_turn(browser, server)
+    other = page.context.new_page()  # a second tab of the same browser, on the same turn
+    other.goto(server + "/")
+    expect(other.get_by_role("heading", name=re.compile("Choose your seats"))).to_be_visible()
+    seat(page, 46).click()
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-4-6")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    page.get_by_role("button", name=re.compile(r"^Add ₩[\d,]+ and pay$")).click()
+    expect(page.get_by_role("heading", name="Your tickets are booked")).to_be_visible()
+    expect(page.locator("#receipt")).to_contain_text("Olympic Hall")  # the venue on the receipt
+    # the other tab does not jump to the concerts in silence
+    expect(other.locator("#notice")).to_contain_text("paid for in another tab")
+    page.reload()  # the receipt view is gone; the tickets are not
+    page.get_by_role("button", name="My tickets").click()
+    tickets = page.locator("#ticket-list")
+    expect(tickets).to_contain_text("Olympic Hall")
+    expect(tickets).to_contain_text(re.compile(r"Seat B-4-6 · ₩[\d,]+"))
+    page.context.close()
+
+
+def test_a_hold_lost_on_the_server_is_said_plainly(browser: Any, server: str) -> None:
+    page = in_turn(browser, server)
+    seat(page, 39).click()
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-3-9")
+    token = stored(page, "queueToken")
+    held = httpx.get(server + "/holds", headers=bearer(token)).json()["holds"]
+    # gone behind the page's back, as a Redis that came back empty leaves it
+    gone = httpx.delete(f"{server}/holds/{held[0]['hold_id']}", headers=bearer(token))
+    assert gone.status_code == 204
+    seat(page, 40).click()
+    expect(page.locator("#msg-map")).to_contain_text("lost in a fault on our side")
+    expect(page.locator("#hold-list")).not_to_contain_text("Seat B-3-9")
+    page.context.close()

@@ -112,6 +112,39 @@ def test_a_change_of_k_takes_effect_and_is_audited(browser: Any, server: str) ->
     page.context.close()
 
 
+def test_moving_the_opening_asks_first_in_the_venue_time(browser: Any, server: str) -> None:
+    """A sale time is typed in the venue's zone, confirmed with what it does
+    to people, applied as UTC; a bad value's error sits next to Apply."""
+    page = console(browser, server)
+    admin = f"{server}/admin/concerts/1/queue"
+    field = page.get_by_label(re.compile("^Opens at"))
+    expect(page.locator("#controls")).to_contain_text("Opens at (Asia/Seoul")
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date()
+    field.fill(f"{day} 19:00")
+    apply = page.get_by_role("button", name="Apply changes")
+    apply.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"move the opening to {day} 19:00 Asia/Seoul")
+    expect(dialog).to_contain_text(re.compile(r"now \d+ waiting and \d+ active"))
+    dialog.get_by_role("button", name="Cancel").click()
+    assert httpx.get(admin, headers=ADMIN).json()["opens_at"] is None  # nothing changed
+    apply.click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes").click()
+    expect(page.locator("#controls-msg")).to_contain_text("Changed: opens_at")
+    assert httpx.get(admin, headers=ADMIN).json()["opens_at"] == f"{day}T10:00:00Z"  # 19:00 KST
+    expect(field).to_have_value(f"{day} 19:00")
+
+    field.fill("tomorrow at seven")
+    apply.click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes").click()
+    refused = page.locator("#controls-msg")
+    expect(refused).to_contain_text("Not changed")
+    assert refused.get_attribute("role") == "alert"
+    assert httpx.get(admin, headers=ADMIN).json()["opens_at"] == f"{day}T10:00:00Z"
+    assert httpx.patch(admin, headers=ADMIN, json={"opens_at": None}).status_code == 200
+    page.context.close()
+
+
 def test_the_sale_tile_follows_a_scheduled_sale(browser: Any, server: str) -> None:
     """scheduled, pre-queue (with the count), open, paused: the first tile says
     which, with the times in the venue's zone."""

@@ -141,6 +141,7 @@ export default {
   "hold.ranOut": "A seat you held was released because its hold time ran out. Pick it again if it is still free.",
   "cart.left": (p) => `· ${p.left} left`,
   "cartbar": (p) => `${p.n} seat${p.n === 1 ? "" : "s"} · ${p.total} · ${p.left} left · Checkout`,
+  "holds.lost": (p) => `${p.n === 1 ? "A seat you held was" : `${p.n} seats you held were`} lost in a fault on our side. Your place and your turn are kept: pick ${p.n === 1 ? "it" : "them"} again if still free.`,
   "hold.lastMinute": "Your seats will be released in less than a minute. Pay now to keep them.",
   "date.soldout": "sold out",
   "date.left": (p) => `${p.n} seats left`,
@@ -182,6 +183,14 @@ export default {
   "r.amount": "Amount",
   "r.balance": "Balance left",
   "r.seat": (p) => `${p.date} · ${p.seat} · ${p.price} · reservation #${p.id}`,
+
+  // my tickets
+  "tickets.open": "My tickets",
+  "tickets.title": "My tickets",
+  "tickets.none": "No tickets yet. Seats you pay for show here, in every tab and after a reload.",
+  "tickets.paid": (p) => `Paid ${p.amount} · ${p.at} · receipt ${p.id}`,
+  "tickets.seat": (p) => `${p.date} · ${p.seat} · ${p.price}`,
+  "otherTab.paid": "Your seats were paid for in another tab of this browser. They are in My tickets.",
 
   // the API's errors, by code
   "err.wait": (p) => (p.s ? ` Try again in ${p.s} s.` : " Try again in a moment."),

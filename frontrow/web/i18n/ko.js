@@ -141,6 +141,7 @@ export default {
   "hold.ranOut": "잡아 둔 좌석의 선점 시간이 끝나 좌석이 풀렸습니다. 아직 비어 있다면 다시 고르세요.",
   "cart.left": (p) => `· ${p.left} 남음`,
   "cartbar": (p) => `${p.n}석 · ${p.total} · ${p.left} 남음 · 결제하기`,
+  "holds.lost": (p) => `서버 쪽 장애로 잡아 둔 좌석 ${p.n}석이 풀렸습니다. 대기 순서와 내 차례는 그대로입니다. 아직 비어 있다면 다시 고르세요.`,
   "hold.lastMinute": "좌석이 1분 안에 풀립니다. 지키려면 지금 결제하세요.",
   "date.soldout": "매진",
   "date.left": (p) => `${p.n}석 남음`,
@@ -182,6 +183,14 @@ export default {
   "r.amount": "금액",
   "r.balance": "남은 잔액",
   "r.seat": (p) => `${p.date} · ${p.seat} · ${p.price} · 예약 번호 ${p.id}`,
+
+  // 내 티켓
+  "tickets.open": "내 티켓",
+  "tickets.title": "내 티켓",
+  "tickets.none": "아직 티켓이 없습니다. 결제한 좌석은 어느 탭에서든, 새로고침한 뒤에도 여기에 보입니다.",
+  "tickets.paid": (p) => `${p.amount} 결제 · ${p.at} · 영수증 ${p.id}`,
+  "tickets.seat": (p) => `${p.date} · ${p.seat} · ${p.price}`,
+  "otherTab.paid": "이 브라우저의 다른 탭에서 좌석 결제가 끝났습니다. 내 티켓에서 확인하세요.",
 
   // API 오류 (code별)
   "err.wait": (p) => (p.s ? ` ${p.s}초 후 다시 시도하세요.` : " 잠시 후 다시 시도하세요."),
