@@ -171,3 +171,12 @@ def test_the_sale_tile_follows_a_scheduled_sale(browser: Any, server: str) -> No
     assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 10}).status_code == 200
     expect(tile).to_have_text("open · fifo")
     page.context.close()
+
+
+def test_on_a_phone_the_header_leaves_room_for_the_sale(browser: Any, server: str) -> None:
+    page = console(browser, server, width=390, height=844)
+    header = page.locator("header.bar").bounding_box()
+    assert header is not None and header["height"] <= 100, header  # was 370 px
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.locator("#t-open")).to_be_in_viewport()
+    page.context.close()
