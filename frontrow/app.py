@@ -116,6 +116,13 @@ async def index(request: Request) -> Response:
     return HTMLResponse(page)
 
 
+async def favicon(request: Request) -> Response:
+    """The page names its icon (/static/icon.svg); this answers the browsers
+    and tools that ask for /favicon.ico anyway, instead of a 404 a visit."""
+    icon = (WEB / "icon.svg").read_bytes()
+    return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -237,6 +244,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         Route("/auth/demo", demo_login, methods=["POST"]),
         Route("/", index, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(WEB)), name="static"),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),

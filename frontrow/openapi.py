@@ -358,6 +358,11 @@ PAGE = {"description": "the waiting-room page", "content": {"text/html": {}}}
 
 PATHS: dict[str, dict[str, Any]] = {
     "/": {"get": op("The waiting-room page", {200: PAGE}, ())},
+    "/favicon.ico": {
+        "get": op(
+            "The site's icon", {200: {"description": "SVG", "content": {"image/svg+xml": {}}}}, ()
+        )
+    },
     "/healthz": {"get": op("Liveness", {200: ok(None, "the process runs")}, ())},
     "/readyz": {
         "get": op("Readiness: Redis and the database answer", {200: ok(None, "ready")}, (503,))

@@ -204,9 +204,11 @@ async function showConcerts() {
   stopTimers();
   show("concerts");
   const list = $("concert-list");
-  list.replaceChildren();
+  // on a slow line the list takes seconds: say so instead of a blank page
+  list.replaceChildren(Object.assign(document.createElement("li"), { className: "muted", textContent: t("loading.concerts") }));
   let concerts;
-  try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { return say("concerts", explain(e)); }
+  try { ({ concerts } = await call("GET", "/concerts")); } catch (e) { list.replaceChildren(); return say("concerts", explain(e)); }
+  list.replaceChildren();
   if (!concerts.length) list.append(Object.assign(document.createElement("li"), { textContent: t("concerts.none") }));
   const cards = [];
   for (const c of concerts) {
@@ -564,6 +566,8 @@ function renderActive(place) {
   clearInterval(state.countdownTimer);
   if (entering) {
     $("main").focus();
+    $("date-list").replaceChildren(Object.assign(document.createElement("li"), { className: "muted", textContent: t("loading.booking") }));
+    $("seat-map").replaceChildren();
     refreshBooking();
     refreshWallet();
   }

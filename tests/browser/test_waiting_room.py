@@ -121,3 +121,35 @@ def test_phone_width_and_keyboard(browser: Any, server: str, tmp_path: Path) -> 
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=tmp_path / "phone-booking.png", full_page=True)
     page.context.close()
+
+
+def test_the_page_and_the_console_name_an_icon_that_is_served(browser: Any, server: str) -> None:
+    page = browser.new_context().new_page()
+    for path in ("/", "/admin"):
+        page.goto(server + path)
+        href = page.locator("link[rel=icon]").get_attribute("href")
+        assert href, path
+        icon = page.request.get(server + href)
+        assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert page.request.get(server + "/favicon.ico").status == 200  # for those who ask anyway
+    page.context.close()
+
+
+def test_a_slow_line_shows_what_is_loading(browser: Any, server: str) -> None:
+    page = browser.new_context().new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server + "/")
+    cdp = page.context.new_cdp_session(page)
+    slow = {"offline": False, "latency": 2000, "downloadThroughput": -1, "uploadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", slow)
+    page.get_by_role("button", name="Continue as a guest").click()
+    expect(page.locator("#concert-list")).to_contain_text("Loading the concerts…")
+    join = page.get_by_role("button", name="Join the queue").first
+    expect(join).to_be_visible(timeout=15_000)
+    join.click()
+    expect(page.get_by_role("heading", name=re.compile("Choose your seats"))).to_be_visible(
+        timeout=20_000
+    )
+    expect(page.locator("#date-list")).to_contain_text("Loading the dates and seats…")
+    expect(page.locator("#seat-map .seat").first).to_be_visible(timeout=20_000)
+    page.context.close()

@@ -1,6 +1,8 @@
 // English. Every text of the buyer's page; ko.js has the same keys.
 export default {
   locale: "en-US",
+  "loading.concerts": "Loading the concerts…",
+  "loading.booking": "Loading the dates and seats…",
   // the page itself (index.html, by data-t)
   "page.title": "frontrow – tickets",
   "home": "frontrow home",

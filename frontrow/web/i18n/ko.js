@@ -1,6 +1,8 @@
 // 한국어. en.js와 같은 키를 가집니다 (tests/browser/test_korean.py가 확인).
 export default {
   locale: "ko-KR",
+  "loading.concerts": "공연 목록을 불러오는 중…",
+  "loading.booking": "날짜와 좌석을 불러오는 중…",
   // 페이지 (index.html, data-t)
   "page.title": "frontrow – 티켓",
   "home": "frontrow 처음으로",
