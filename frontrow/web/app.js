@@ -412,7 +412,7 @@ function renderPrequeue(place) {
   $("q-facts").hidden = $("q-progress").hidden = true;
   const opens = Date.parse(place.opens_at);
   $("q-opens").textContent = inZone(state.tz, new Date(opens));
-  $("q-lottery").href = `/concerts/${store.getItem("concertId")}/queue/lottery`;
+  $("q-lottery").href = `/static/lottery.html?concert=${store.getItem("concertId")}`;
   // Before the opening a countdown; from it, the draw under way with its
   // time running, until the next answer brings the place.
   const count = () => {

@@ -50,7 +50,7 @@ def test_prequeue_then_the_draw_in_chromium(browser: Any, sale_server: str) -> N
     expect(page.get_by_role("heading", name=re.compile("pre-queue"))).to_be_visible()
     expect(page.locator("#q-countdown")).to_have_text(re.compile(r"\d+ s"))
     link = page.get_by_role("link", name="anyone can check it")
-    expect(link).to_have_attribute("href", "/concerts/1/queue/lottery")
+    expect(link).to_have_attribute("href", "/static/lottery.html?concert=1")
     expect(page.locator("#q-facts")).to_be_hidden()
     page.screenshot(path=SHOTS / "prequeue-desktop.png", full_page=True)
     lottery = httpx.get(f"{sale_server}/concerts/1/queue/lottery").json()
@@ -64,6 +64,13 @@ def test_prequeue_then_the_draw_in_chromium(browser: Any, sale_server: str) -> N
     page.screenshot(path=SHOTS / "prequeue-drawn.png", full_page=True)
     lottery = httpx.get(f"{sale_server}/concerts/1/queue/lottery").json()
     assert lottery["entries"] == 1 and lottery["seed"] is not None
+    # "anyone can check it": a page that does the check, with the buyer's own key
+    check = page.context.new_page()
+    check.goto(sale_server + "/static/lottery.html?concert=1")
+    expect(check.locator("#draw-verdict")).to_contain_text("the seed is the one fixed")
+    expect(check.locator("#draw-mine")).to_contain_text("number 1 of 1")
+    expect(check.locator("#draw-facts")).to_contain_text(lottery["seed"])
+    check.close()
     assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 5}).status_code == 200
     wait_for_turn(page)
     page.context.close()

@@ -186,6 +186,20 @@ export default {
   "r.balance": "Balance left",
   "r.seat": (p) => `${p.date} · ${p.seat} · ${p.price} · reservation #${p.id}`,
 
+  // the draw's check page (lottery.html)
+  "draw.title": "Check the draw",
+  "draw.how": "Before anyone joined, the SHA-256 of a secret seed was published (the commitment). At the opening the seed is revealed: if its SHA-256 is the commitment, it was not chosen after seeing who joined. Each buyer's key is HMAC-SHA256(seed, \"concert:user\"), and the places follow the keys in ascending order. This page does that arithmetic here, in your browser.",
+  "draw.commitment": "Commitment (published before the pre-queue)",
+  "draw.seed": "Seed (revealed at the opening)",
+  "draw.entries": "Places drawn",
+  "draw.yourKey": "Your key",
+  "draw.none": "This concert has no pre-queue, so there is no draw to check.",
+  "draw.notYet": "The seed is revealed at the opening; come back then to check the draw.",
+  "draw.ok": "SHA-256 of the seed is the commitment: the seed is the one fixed before anyone joined.",
+  "draw.bad": "SHA-256 of the seed is NOT the commitment: the draw cannot be trusted.",
+  "draw.place": (p) => `Your key is number ${p.n} of ${p.of} in ascending order: your place in the draw.`,
+  "draw.notIn": "Your key is not among the drawn keys: this browser's account did not join the pre-queue.",
+
   // my tickets
   "tickets.open": "My tickets",
   "tickets.title": "My tickets",
