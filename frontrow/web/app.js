@@ -361,7 +361,16 @@ function checkNow() {
 }
 document.addEventListener("visibilitychange", checkNow);
 window.addEventListener("focus", checkNow);
-window.addEventListener("online", () => { state.lastPollAt = 0; checkNow(); });
+window.addEventListener("online", () => {
+  state.lastPollAt = 0;
+  checkNow();
+  const retry = state.retry;
+  state.retry = null;
+  if (retry && !$("view-booking").hidden && retry.date === state.date && !state.pending) {
+    state.pending = true;
+    hold(retry.seat).finally(() => { state.pending = false; });
+  }
+});
 
 // The line under the place, live: when the page asked and when it asks next.
 function statusLine(text) {
@@ -872,12 +881,17 @@ $("best-form").addEventListener("submit", (event) => {
 });
 
 async function hold(seat) {
+  const date = state.date;
   try {
-    const h = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${state.date}/seats/${seat.seat_no}/hold`);
+    const h = await booking("POST", `/concerts/${store.getItem("concertId")}/dates/${date}/seats/${seat.seat_no}/hold`);
     state.holds = state.holds.filter((x) => x.hold_id !== h.hold_id).concat(h);
     say("map", t("held.one", { seat: seatName(h), at: clockTime(Date.parse(h.expires_at)) }), "info");
     tellOtherTabs();
-  } catch (e) { return handle(e); }
+  } catch (e) {
+    // offline: the seat is asked for again as soon as the connection is back
+    if (e.code === "NETWORK") { state.retry = { seat, date }; return say("map", t("seat.offline", { seat: seatName(seat) })); }
+    return handle(e);
+  }
   renderCart();
   refreshBooking();  // not awaited: the next seat can be picked while the map reloads
 }

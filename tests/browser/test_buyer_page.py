@@ -424,3 +424,13 @@ def test_a_hold_lost_on_the_server_is_said_plainly(browser: Any, server: str) ->
     expect(page.locator("#msg-map")).to_contain_text("lost in a fault on our side")
     expect(page.locator("#hold-list")).not_to_contain_text("Seat B-3-9")
     page.context.close()
+
+
+def test_a_seat_tapped_offline_is_asked_for_when_back_online(browser: Any, server: str) -> None:
+    page = in_turn(browser, server)
+    page.context.set_offline(True)
+    seat(page, 49).click()
+    expect(page.locator("#msg-map")).to_contain_text("as soon as the connection is back")
+    page.context.set_offline(False)
+    expect(page.locator("#hold-list")).to_contain_text("Seat B-4-9")
+    page.context.close()

@@ -159,6 +159,7 @@ export default {
   "state.S": "sold",
   "state.mine": "held by you",
   "seat.taken": (p) => `${p.seat} is ${p.state}. Pick an available one.`,
+  "seat.offline": (p) => `We can't reach the server. ${p.seat} will be asked for again as soon as the connection is back.`,
   "held.one": (p) => `${p.seat} is yours until ${p.at}. Pay before then.`,
   "held.many": (p) => `Seats ${p.names} are yours until ${p.at}. Pay before then.`,
   "best.none": (p) => `No ${p.n} seats side by side are free${p.section ? ` in section ${p.section}` : ""} right now. Try fewer seats${p.section ? " or another section" : ""}.`,

@@ -159,6 +159,7 @@ export default {
   "state.S": "판매됨",
   "state.mine": "내가 잡은 좌석",
   "seat.taken": (p) => `${p.seat}은(는) ${p.state} 상태입니다. 선택 가능한 좌석을 고르세요.`,
+  "seat.offline": (p) => `서버에 연결할 수 없습니다. 연결이 돌아오면 ${p.seat}을(를) 바로 다시 요청합니다.`,
   "held.one": (p) => `${p.seat}을(를) ${p.at}까지 잡아 두었습니다. 그 전에 결제하세요.`,
   "held.many": (p) => `${p.names} 좌석을 ${p.at}까지 잡아 두었습니다. 그 전에 결제하세요.`,
   "best.none": (p) => `지금은 ${p.section ? `${p.section} 구역에 ` : ""}나란히 붙은 ${p.n}석이 없습니다. 좌석 수를 줄여${p.section ? " 보거나 다른 구역을 골라" : ""} 보세요.`,
