@@ -42,17 +42,20 @@ async def sample(store: Store, concert: Concert) -> bool:
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.zcard(k.wait)
         pipe.zcount(k.active, f"({now_ms}", "+inf")
-        pipe.hmget(k.stats, "admitted_total", "abandoned_total", "held_total", "rate")
+        pipe.hmget(
+            k.stats, "admitted_total", "abandoned_total", "held_total", "rate", "entered_total"
+        )
         waiting, active, counters = await pipe.execute()
     seats = await holds.seat_counts(store, concert, dates) if dates else []
     poll_p99, _ = await pace.observed(store, "poll")
     payment_p99, _ = await pace.observed(store, "payment")
-    admitted, abandoned, held, rate = (float(v or 0) for v in counters)
+    admitted, abandoned, held, rate, entered = (float(v or 0) for v in counters)
     point = {
         "t": now_ms,
         "waiting": waiting,
         "active": active,
         "admitted": int(admitted),
+        "entered": int(entered),
         "abandoned": int(abandoned),
         "held": int(held),
         "rate": rate,
@@ -93,6 +96,11 @@ def _left(schedule: Schedule, point: dict[str, Any]) -> int | None:
     return None if sold is None else len(schedule.prices) - sold
 
 
+def _all_left(dates: list[Schedule], point: dict[str, Any]) -> int | None:
+    lefts = [n for n in (_left(s, point) for s in dates) if n is not None]
+    return sum(lefts) if lefts else None
+
+
 async def view(store: Store, concert: Concert) -> dict[str, Any]:
     """GET /admin/concerts/{id}/live: the last 15 minutes as chartable series,
     oldest first, and each date's seats now."""
@@ -102,6 +110,7 @@ async def view(store: Store, concert: Concert) -> dict[str, Any]:
     t = [p["t"] for p in points]
     dates = concert.upcoming()
     last = points[-1] if points else {}
+    sales = _per_minute(t, [_sold(p) for p in points])
     return {
         "concert_id": concert.id,
         "interval_s": SAMPLE_S,
@@ -110,13 +119,20 @@ async def view(store: Store, concert: Concert) -> dict[str, Any]:
             "waiting": [p["waiting"] for p in points],
             "active": [p["active"] for p in points],
             "admitted_per_min": _per_minute(t, [p["admitted"] for p in points]),
+            # is the line growing? arrivals beside admissions
+            "arrivals_per_min": _per_minute(t, [p.get("entered", 0) for p in points]),
             "abandoned_per_min": _per_minute(t, [p["abandoned"] for p in points]),
             # how long the last in line will wait at the admission rate seen now
             "eta_last_s": [
                 round(p["waiting"] / p["rate"]) if p["rate"] > 0 else None for p in points
             ],
             "holds_per_min": _per_minute(t, [p["held"] for p in points]),
-            "sales_per_min": _per_minute(t, [_sold(p) for p in points]),
+            "sales_per_min": sales,
+            # when the dates on sale sell out at the rate of sale of the last minute
+            "sold_out_in_min": [
+                round(left / rate, 1) if left is not None and rate else None
+                for left, rate in zip([_all_left(dates, p) for p in points], sales, strict=True)
+            ],
             "seats_left": {s.date.isoformat(): [_left(s, p) for p in points] for s in dates},
             "poll_p99_ms": [p["poll_p99_ms"] for p in points],
             "payment_p99_ms": [p["payment_p99_ms"] for p in points],

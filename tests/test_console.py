@@ -44,6 +44,9 @@ async def test_the_live_series_follow_the_queue(client: httpx.AsyncClient, store
     assert series["waiting"][-1] == 0 and series["active"][-1] == 6
     assert series["admitted_per_min"][0] is None and series["admitted_per_min"][-1] > 0
     assert series["holds_per_min"][-1] > 0 and series["sales_per_min"][-1] == 0
+    # is the line growing: six arrived (five in line, the buyer) beside those admitted
+    assert series["arrivals_per_min"][0] is None and series["arrivals_per_min"][-1] > 0
+    assert series["sold_out_in_min"][-1] is None  # nothing sold yet: no rate to project
     held = next(d for d in body["dates"] if d["date"] == day["date"])
     assert held["held"] == 2 and held["left"] == held["seats"]
     assert set(series["seats_left"]) == {d["date"] for d in body["dates"]}

@@ -152,6 +152,7 @@ if prequeue then
   rcall('ZADD', seen, rules.opens_ms + tonumber(ARGV[14]), pre_token)
   rcall('ZADD', draw, 0, pre_key)
   rcall('HSET', users, user, pre_token)
+  rcall('HINCRBY', stats, 'entered_total', 1) -- arrivals, beside admissions (the console)
   return answer('PRE', pre_token, 0, 0, 0, pre_score)
 end
 
@@ -177,6 +178,7 @@ if mode == 'fifo' and waiting == 0 and settled then
   end
 end
 rcall('HSET', users, user, new_token)
+rcall('HINCRBY', stats, 'entered_total', 1)
 if let_in then
   local expires = start_session(active, cap, new_token, now_ms, ttl_ms, max_ms)
   rcall('HINCRBY', stats, 'admitted_total', 1)

@@ -15,11 +15,11 @@ const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 const CHARTS = [
   ["waiting", "Waiting", (s) => ({ waiting: s.waiting })],
   ["active", "Active", (s) => ({ active: s.active })],
-  ["admitted", "Admitted per minute", (s) => ({ admitted: s.admitted_per_min })],
+  ["admitted", "Arrivals and admissions per minute", (s) => ({ arrived: s.arrivals_per_min, admitted: s.admitted_per_min })],
   ["abandoned", "Abandoned per minute", (s) => ({ abandoned: s.abandoned_per_min })],
   ["eta", "Wait of the last in line (min)", (s) => ({ minutes: s.eta_last_s.map((v) => (v == null ? null : v / 60)) })],
   ["sales", "Holds and sales per minute (seats)", (s) => ({ holds: s.holds_per_min, sales: s.sales_per_min })],
-  ["left", "Seats left by date", (s) => s.seats_left],
+  ["soldout", "Sold out in, at the last minute's rate of sale (min)", (s) => ({ minutes: s.sold_out_in_min })],
   ["latency", "p99 (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
 ];
 
