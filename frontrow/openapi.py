@@ -230,6 +230,7 @@ SCHEMAS: dict[str, Any] = {
             "waiting": INT,
             "active": INT,
             "admitted_total": INT,
+            "entered_total": INT,
             "abandoned_total": INT,
             "expired_total": INT,
             "admit_batch": INT,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from frontrow import metrics, rules
 from frontrow.auth import QUEUE_TOKEN_LIFETIME_S, QueueClaims, new_token_id
@@ -358,6 +358,7 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
         "waiting": waiting,
         "active": active,
         "admitted_total": int(stats.get("admitted_total", 0)),
+        "entered_total": int(stats.get("entered_total", 0)),
         "abandoned_total": int(stats.get("abandoned_total", 0)),
         "expired_total": int(stats.get("expired_total", 0)),
         "admit_batch": batch,
@@ -378,6 +379,9 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
         int(stats.get("opened_ms", 0)),
     )
     return view
+
+
+SALE_STATES = ("scheduled", "prequeue", "opening", "open", "paused", "closed", "sold_out")
 
 
 def sale_state(
@@ -451,6 +455,12 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     expired = counter("frontrow_queue_expired", "Active sessions ended by their TTL")
     is_open = gauge("frontrow_queue_open", "1 when the queue takes entries")
     sold_out = gauge("frontrow_queue_sold_out", "1 once every upcoming date is sold out")
+    entered = counter("frontrow_queue_entered", "Places taken in line (arrivals)")
+    state = GaugeMetricFamily(
+        "frontrow_sale_state",
+        "1 for what the sale is now (admin state)",
+        labels=["concert", "state"],
+    )
     for concert in concerts:
         label = [str(concert.id)]
         q = await overview(store, concert.id)
@@ -466,7 +476,10 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
         expired.add_metric(label, q["expired_total"])
         is_open.add_metric(label, int(q["open"]))
         sold_out.add_metric(label, int(q["sold_out"]))
+        entered.add_metric(label, q["entered_total"])
+        for name in SALE_STATES:
+            state.add_metric([*label, name], int(q["state"] == name))
     return [
         *(waiting, active, rate, batch, target, interval, cap),
-        *(admitted, abandoned, expired, is_open, sold_out),
+        *(admitted, abandoned, expired, is_open, sold_out, entered, state),
     ]
