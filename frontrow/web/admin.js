@@ -23,7 +23,12 @@ const CHARTS = [
   ["latency", "p99 (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
 ];
 
-const state = { concertId: null, timer: null, refreshes: 0, settings: null, concerts: [] };
+// Where an alert of deploy/prometheus/alerts.yml would fire, drawn on its chart.
+const THRESHOLDS = {
+  latency: { value: 250, label: "FrontrowPollSlow: poll p99 over 250 ms for 5 min" },
+};
+
+const state = { concertId: null, timer: null, refreshes: 0, settings: null, concerts: [], changes: [] };
 
 function token() { return store.getItem("adminToken"); }
 
@@ -97,8 +102,8 @@ async function refresh(withAudit = false) {
   if (!token()) return;  // signed out meanwhile
   try {
     const live = await admin("GET", "/live");
-    render(live);
     if (withAudit || ++state.refreshes % AUDIT_EVERY === 0) renderAudit(await admin("GET", "/audit"));
+    render(live);  // after the audit: its changes are marked on the charts
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     if (!$("notice").classList.contains("info")) say("");
   } catch (e) {
@@ -195,7 +200,8 @@ function buildCharts() {
     caption.append(Object.assign(document.createElement("span"), { textContent: title }),
       Object.assign(document.createElement("span"), { className: "now" }));
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
-    figure.append(caption, svg, Object.assign(document.createElement("div"), { className: "legend" }));
+    figure.append(caption, svg, Object.assign(document.createElement("div"), { className: "legend" }),
+      Object.assign(document.createElement("p"), { className: "hover muted" }));
     return figure;
   }));
 }
@@ -207,7 +213,8 @@ function drawChart(id, t, lines) {
   const now = t.length ? t[t.length - 1] : Date.now();
   const x0 = now - WINDOW_MS;
   const values = names.flatMap((n) => lines[n].filter((v) => v != null));
-  const top = niceMax(Math.max(1, ...values));
+  const threshold = THRESHOLDS[id];
+  const top = niceMax(Math.max(1, ...values, threshold ? threshold.value * 1.2 : 0));
   const x = (ms) => PAD.l + ((ms - x0) / WINDOW_MS) * (W - PAD.l - PAD.r);
   const y = (v) => H - PAD.b - (v / top) * (H - PAD.t - PAD.b);
   const parts = [
@@ -218,6 +225,27 @@ function drawChart(id, t, lines) {
     el("text", { x: PAD.l, y: H - 4, class: "tick" }, "−15 min"),
     el("text", { x: W - PAD.r, y: H - 4, class: "tick end" }, "now"),
   ];
+  // a time axis: every 5 minutes, with the clock time
+  for (const back of [10, 5]) {
+    const at = now - back * 60_000;
+    parts.push(el("line", { x1: x(at), x2: x(at), y1: PAD.t, y2: y(0), class: "gridline" }),
+      el("text", { x: x(at), y: H - 4, class: "tick middle" }, clock(at)));
+  }
+  if (threshold) {
+    const mark = el("g", { class: "threshold" });
+    mark.append(el("title", {}, threshold.label),
+      el("line", { x1: PAD.l, x2: W - PAD.r, y1: y(threshold.value), y2: y(threshold.value) }));
+    parts.push(mark);
+  }
+  // a mark where a setting changed, and what changed (from the audit)
+  for (const c of state.changes) {
+    const at = Date.parse(c.at);
+    if (at < x0 || at > now) continue;
+    const mark = el("g", { class: "change" });
+    mark.append(el("title", {}, `${clock(at)} ${c.field}: ${plain(c.old)} → ${plain(c.new)}${c.operator ? ` (${c.operator})` : ""}`),
+      el("line", { x1: x(at), x2: x(at), y1: PAD.t, y2: y(0) }));
+    parts.push(mark);
+  }
   names.forEach((name, i) => {
     // a gap in the data (None: unknown) breaks the line instead of drawing zero
     let path = "", pen = "M";
@@ -229,6 +257,17 @@ function drawChart(id, t, lines) {
     parts.push(el("path", { d: path || "M0,0", class: "series", stroke: COLOURS[i % COLOURS.length] }));
   });
   svg.replaceChildren(...parts);
+  // the values of the moment under the pointer
+  svg.onpointermove = (event) => {
+    if (!t.length) return;
+    const box = svg.getBoundingClientRect();
+    const ms = x0 + (((event.clientX - box.left) / box.width) * W - PAD.l) / (W - PAD.l - PAD.r) * WINDOW_MS;
+    let j = 0;
+    while (j < t.length - 1 && Math.abs(t[j + 1] - ms) <= Math.abs(t[j] - ms)) j++;
+    const said = names.map((n) => `${names.length > 1 ? `${n} ` : ""}${lines[n][j] == null ? "–" : number.format(lines[n][j])}`);
+    figure.querySelector(".hover").textContent = `${clock(t[j])} · ${said.join(" · ")}`;
+  };
+  svg.onpointerleave = () => { figure.querySelector(".hover").textContent = ""; };
   const latest = names.map((n) => `${names.length > 1 ? `${n} ` : ""}${last(lines[n]) == null ? "–" : number.format(last(lines[n]))}`);
   figure.querySelector(".now").textContent = latest.join(" · ");
   const legend = figure.querySelector(".legend");
@@ -238,6 +277,10 @@ function drawChart(id, t, lines) {
     item.style.setProperty("--swatch", COLOURS[i % COLOURS.length]);
     return item;
   }));
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 function niceMax(v) {
@@ -390,6 +433,7 @@ $("toggle-open").addEventListener("click", () => apply({ open: !state.settings.o
 // ---- audit --------------------------------------------------------------------------
 
 function renderAudit({ changes }) {
+  state.changes = changes;  // the charts mark them
   const rows = changes.map((c) => {
     const tr = document.createElement("tr");
     const who = c.operator ? `${c.operator} (${c.address})` : c.address;

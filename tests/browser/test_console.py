@@ -180,3 +180,27 @@ def test_on_a_phone_the_header_leaves_room_for_the_sale(browser: Any, server: st
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     expect(page.locator("#t-open")).to_be_in_viewport()
     page.context.close()
+
+
+def test_charts_have_a_time_axis_values_on_hover_change_marks_and_thresholds(
+    browser: Any, server: str
+) -> None:
+    page = console(browser, server)
+    clock = re.compile(r"^\d\d:\d\d:\d\d$")
+    ticks = page.locator("#chart-waiting text.tick.middle")
+    expect(ticks).to_have_count(2)
+    assert all(clock.match(t) for t in ticks.all_text_contents())
+    threshold = page.locator("#chart-latency .threshold title")
+    expect(threshold).to_have_text(re.compile("FrontrowPollSlow"))
+    admin = f"{server}/admin/concerts/1/queue"
+    body = {"admit_batch": 11, "reason": "marking the charts"}
+    assert httpx.patch(admin, headers=ADMIN, json=body).status_code == 200
+    mark = page.locator("#chart-waiting .change title").first
+    expect(mark).to_have_text(re.compile(r"admit_batch: \d+ → 11 \(admin\)"), timeout=15_000)
+    chart = page.locator("#chart-waiting svg")
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 8, box["y"] + box["height"] / 2)
+    expect(page.locator("#chart-waiting .hover")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d · \d+"))
+    assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 10}).status_code == 200
+    page.context.close()
