@@ -24,7 +24,7 @@ from frontrow.catalog import Concert, announce
 from frontrow.errors import invalid, not_found, unauthenticated
 from frontrow.http import JSONResponse, client_address, read_json, store_of
 from frontrow.queue import core
-from frontrow.schema import admin_audit
+from frontrow.schema import REASON_MAX, admin_audit
 from frontrow.store import Store
 
 log = logging.getLogger("frontrow.admin")
@@ -117,8 +117,8 @@ async def admin_queue(request: Request) -> Response:
         }
         reason = body.pop("reason", None)  # said with the change, kept in its audit rows
         if reason is not None:
-            if type(reason) is not str or len(reason.strip()) > 200:
-                raise invalid("reason must be text of at most 200 characters")
+            if type(reason) is not str or len(reason.strip()) > REASON_MAX:
+                raise invalid(f"reason must be text of at most {REASON_MAX} characters")
             reason = reason.strip() or None
         unknown = sorted(set(body) - set(ADMIN_FIELDS))
         if unknown or not body:

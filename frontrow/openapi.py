@@ -10,6 +10,8 @@ from typing import Any
 
 from frontrow.booking.holds import HOLD_ID
 from frontrow.config import Settings
+from frontrow.sale import PROOF_MAX
+from frontrow.schema import REASON_MAX
 
 HOLD_ID_PATTERN = f"^{HOLD_ID.pattern}$"
 INT = {"type": "integer"}
@@ -220,7 +222,7 @@ SCHEMAS: dict[str, Any] = {
             "pow_bits": {"type": "integer", "minimum": 0, "maximum": 21},
             "reason": {
                 "type": "string",
-                "maxLength": 200,
+                "maxLength": REASON_MAX,
                 "description": "why: kept with the change in the audit (not a setting)",
             },
         },
@@ -351,7 +353,7 @@ PROOF_OF_WORK = {
     "in": "header",
     "required": False,
     "description": "<challenge>:<nonce> when the concert's pow_bits is above 0",
-    "schema": {"type": "string", "maxLength": 200},
+    "schema": {"type": "string", "maxLength": PROOF_MAX},
 }
 DATE_P = path_param("date", DATE)
 SEAT = path_param("seat_no", {"type": "integer", "minimum": 0})

@@ -33,6 +33,7 @@ MODES = ("fifo", "random", "passthrough", "reject")
 PHONE_HASHES_PER_S = 170_000
 MAX_POW_BITS = 21
 CHALLENGE_LIFE_MIN_S, CHALLENGE_LIFE_MAX_S = 30, 120
+PROOF_MAX = 200  # a Proof-Of-Work header: a challenge (64) ':' a nonce (64), with room
 FIELDS = ("prequeue_from", "opens_at", "mode", "pow_bits")
 # A pre-queued place scores the first 52 bits of its key (exact in a double);
 # places taken after the opening score LATE + their arrival in µs, so they

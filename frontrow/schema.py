@@ -86,6 +86,8 @@ catalog_version = Table(
 # Every change made through the admin API (the console or curl): when, what,
 # old -> new (JSON text), from which address. Written in the transaction of
 # the change itself, so no change goes unrecorded.
+REASON_MAX = 200  # the reason an operator may give with a change
+
 admin_audit = Table(
     "admin_audit",
     metadata,
@@ -98,7 +100,7 @@ admin_audit = Table(
     Column("address", String(64), nullable=False),
     # who made the change (the name of their admin token) and, if they said, why
     Column("operator", String(32), nullable=True),
-    Column("reason", String(200), nullable=True),
+    Column("reason", String(REASON_MAX), nullable=True),
     Index("admin_audit_concert", "concert_id", "id"),
 )
 

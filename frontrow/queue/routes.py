@@ -34,7 +34,6 @@ async def _concert(request: Request) -> Concert:
 
 
 CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-PROOF_MAX = 200  # a challenge (64) ':' a nonce (64), with room; openapi.PROOF_OF_WORK says so
 
 
 def _proof(request: Request) -> tuple[str, str]:
@@ -45,8 +44,8 @@ def _proof(request: Request) -> tuple[str, str]:
     header = request.headers.get("proof-of-work")
     if header is None:
         return "missing", ""
-    if len(header) > PROOF_MAX:  # no proof is this long: refused even where none is asked
-        raise invalid(f"Proof-Of-Work must be at most {PROOF_MAX} characters")
+    if len(header) > sale.PROOF_MAX:  # no proof is this long: refused even where none is asked
+        raise invalid(f"Proof-Of-Work must be at most {sale.PROOF_MAX} characters")
     challenge, _, nonce = header.partition(":")
     if CHALLENGE.fullmatch(challenge) and 0 < len(nonce) <= 64:
         bits = core.challenge_bits(challenge)

@@ -32,17 +32,30 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("browser") / "frontrow.db"
-    env = {
+def _module_server(tmp: pytest.TempPathFactory, **env: str) -> Iterator[str]:
+    """An embedded `frontrow serve` of a test module's own."""
+    db = tmp.mktemp("browser") / "frontrow.db"
+    base = {
         "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "FRONTROW_ADMIT_INTERVAL_S": "0.3",
-        "FRONTROW_ADMIT_BATCH": "10",
-        "FRONTROW_ADMIN_TOKEN": "browser-admin-0123456789abcdef-0123456",
+        "FRONTROW_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
     }
-    with serve(env) as url:
+    with serve({**base, **env}) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _module_server(tmp_path_factory, FRONTROW_ADMIT_BATCH="10")
+
+
+@pytest.fixture(scope="module")
+def sale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose sale a module may schedule: nobody is let in until a
+    test says so (it would close the other modules' queue)."""
+    yield from _module_server(
+        tmp_path_factory, FRONTROW_ADMIT_BATCH="0", FRONTROW_PREQUEUE_SPREAD_S="1"
+    )
 
 
 @pytest.fixture

@@ -10,32 +10,16 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import ADMIN
 from tests.browser.test_waiting_room import TIMEOUT_MS
-from tests.e2e.server import serve
 
 HOURS_3 = 3 * 3600 * 1000
-
-
-@pytest.fixture(scope="module")
-def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("awake") / "frontrow.db"
-    env = {
-        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "FRONTROW_ADMIT_INTERVAL_S": "0.3",
-        "FRONTROW_ADMIT_BATCH": "0",
-        "FRONTROW_PREQUEUE_SPREAD_S": "1",
-        "FRONTROW_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
-    }
-    with serve(env) as url:
-        yield url
 
 
 def new_page(browser: Any, server: str, clock: bool = False) -> Page:
@@ -47,6 +31,18 @@ def new_page(browser: Any, server: str, clock: bool = False) -> Page:
     page.get_by_role("button", name="Continue as a guest").click()
     expect(page.get_by_role("heading", name="Concerts")).to_be_visible()
     return page
+
+
+def rewritten(change: Callable[[dict[str, Any]], None]) -> Callable[[Route], None]:
+    """A route handler that answers with the server's JSON, changed by `change`."""
+
+    def handle(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        change(body)
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    return handle
 
 
 def polls_of(page: Page) -> list[float]:
@@ -71,18 +67,15 @@ def more(page: Page, polls: list[float], before: int) -> bool:
 
 
 def test_a_page_told_to_wait_hours_asks_within_a_minute_and_on_focus(
-    browser: Any, quiet_server: str
+    browser: Any, sale_server: str
 ) -> None:
-    page = new_page(browser, quiet_server, clock=True)
+    page = new_page(browser, sale_server, clock=True)
     polls = polls_of(page)
 
-    def sleepy(route: Route) -> None:  # a server (or a proxy) asking for 3 hours
-        answer = route.fetch()
-        body = answer.json()
+    def sleepy(body: dict[str, Any]) -> None:  # a server (or a proxy) asking for 3 hours
         body["poll_after_ms"] = HOURS_3
-        route.fulfill(response=answer, body=json.dumps(body))
 
-    page.route(re.compile(r"/queue/token$"), sleepy)
+    page.route(re.compile(r"/queue/token$"), rewritten(sleepy))
     page.get_by_role("button", name="Join the queue").first.click()
     expect(page.get_by_role("heading", name=re.compile("in the queue"))).to_be_visible()
     with page.expect_response(re.compile(r"/queue/token$")):
@@ -102,16 +95,16 @@ def test_a_page_told_to_wait_hours_asks_within_a_minute_and_on_focus(
 
 
 def test_the_list_opens_the_pre_queue_to_the_second_and_shows_the_draw(
-    browser: Any, quiet_server: str
+    browser: Any, sale_server: str
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     body = {
         "prequeue_from": (now + dt.timedelta(seconds=4)).isoformat(),
         "opens_at": (now + dt.timedelta(seconds=12)).isoformat(),
     }
-    admin = f"{quiet_server}/admin/concerts/1/queue"
+    admin = f"{sale_server}/admin/concerts/1/queue"
     assert httpx.patch(admin, headers=ADMIN, json=body).status_code == 200
-    page = new_page(browser, quiet_server)
+    page = new_page(browser, sale_server)
     join = page.locator("#concert-list .card button").first
     expect(join).to_have_text(re.compile("^Pre-queue opens at"))
     expect(join).to_be_disabled()
@@ -142,19 +135,16 @@ def test_the_list_opens_the_pre_queue_to_the_second_and_shows_the_draw(
     page.context.close()
 
 
-def test_a_sold_out_concert_says_so_on_its_card(browser: Any, quiet_server: str) -> None:
+def test_a_sold_out_concert_says_so_on_its_card(browser: Any, sale_server: str) -> None:
     page = browser.new_context().new_page()
     page.set_default_timeout(TIMEOUT_MS)
 
-    def sold_out(route: Route) -> None:
-        answer = route.fetch()
-        body = answer.json()
+    def sold_out(body: dict[str, Any]) -> None:
         for concert in body["concerts"]:
             concert["sold_out"] = True
-        route.fulfill(response=answer, body=json.dumps(body))
 
-    page.route(re.compile(r"/concerts$"), sold_out)
-    page.goto(quiet_server + "/")
+    page.route(re.compile(r"/concerts$"), rewritten(sold_out))
+    page.goto(sale_server + "/")
     page.get_by_role("button", name="Continue as a guest").click()
     card = page.locator("#concert-list .card").first
     expect(card.locator(".badge")).to_have_text("Sold out")

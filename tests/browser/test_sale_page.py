@@ -6,33 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN
 from tests.browser.test_waiting_room import open_page, wait_for_turn
-from tests.e2e.server import serve
 
 SHOTS = Path("/tmp/frontrow-shots")
-
-
-@pytest.fixture(scope="module")
-def sale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("sale") / "frontrow.db"
-    env = {
-        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "FRONTROW_ADMIT_INTERVAL_S": "0.3",
-        "FRONTROW_ADMIT_BATCH": "0",  # nobody is let in until the test says so
-        "FRONTROW_PREQUEUE_SPREAD_S": "1",
-        "FRONTROW_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
-    }
-    with serve(env) as url:
-        yield url
 
 
 def test_prequeue_then_the_draw_in_chromium(browser: Any, sale_server: str) -> None:
