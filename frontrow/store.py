@@ -334,6 +334,9 @@ class Store:
     statements: Statements | None = None
     # lottery seeds by concert, as Redis has them (rules.seed): a seed never changes
     seeds: dict[int, str] = field(default_factory=dict)
+    # users this process has seen refused (ratelimit.check): (concert, action,
+    # user) -> until when, time.monotonic()
+    refused: dict[tuple[int, str, str], float] = field(default_factory=dict)
 
     def keys(self, concert_id: int) -> ConcertKeys:
         return concert_keys(self.settings.key_prefix, concert_id)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_network
 
 import httpx
 
-from frontrow import catalog
+from frontrow import catalog, ratelimit
 from frontrow.http import forwarded_client
 from tests.booking.test_booking_http import seats_url
 from tests.conftest import MakeStore, active_token, app_client, bearer, user_headers
@@ -64,6 +65,45 @@ async def test_holds_are_limited_per_user_and_refusals_change_nothing(
 
         await asyncio.sleep(0.6)  # the window passes
         assert (await client.post(seats_url(3), headers=bearer(token))).status_code == 201
+
+
+async def test_a_refused_user_is_answered_slowly_and_without_redis(
+    make_store: MakeStore, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A client that ignores Retry-After is paced, not served: until its
+    window resets, each attempt waits REFUSED_PAUSE_S and is refused by the
+    process that saw the first refusal, with no call to Redis."""
+    store = await make_store(enter_per_user=2, rate_window_s=0.6)
+    await catalog.seed_demo(store.db)
+    calls, pauses = [], []
+    script = store.scripts.ratelimit
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return await script(*args, **kwargs)
+
+    real_sleep = asyncio.sleep
+
+    async def paused(seconds: float) -> None:
+        pauses.append(seconds)
+        await real_sleep(0.2)
+
+    monkeypatch.setattr(store.scripts, "ratelimit", counted)
+    monkeypatch.setattr(ratelimit, "sleep", paused)
+    async with app_client(store) as client:
+        enter = lambda user: client.post("/concerts/1/queue", headers=user_headers(store, user))  # noqa: E731
+        assert [(await enter("ann")).status_code for _ in range(3)] == [201, 200, 429]
+        assert len(calls) == 3 and not pauses
+        again = await enter("ann")
+        assert_problem(again, 429, "TOO_MANY_REQUESTS")
+        assert int(again.headers["retry-after"]) >= 1
+        assert len(calls) == 3  # answered from memory
+        assert pauses and 0 < pauses[0] <= ratelimit.REFUSED_PAUSE_S
+        # another user is asked of Redis, and let in
+        assert (await enter("bob")).status_code == 201
+        await real_sleep(0.7)  # the window resets: ann is counted again, and let in
+        assert (await enter("ann")).status_code == 200
+        assert len(calls) == 5
 
 
 async def test_limits_are_off_when_zero(client: httpx.AsyncClient, store) -> None:
