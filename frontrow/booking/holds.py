@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import re
 import secrets
 import time
@@ -19,6 +20,7 @@ from frontrow.auth import QueueClaims
 from frontrow.catalog import Concert, Run, Schedule, Section, Venue
 from frontrow.errors import Problem, conflict, forbidden, not_found, unauthenticated
 from frontrow.http import shared
+from frontrow.keys import concert_keys
 from frontrow.metrics import HOLDS
 from frontrow.queue.core import iso_ms, ms, require_active
 from frontrow.sale import iso_of_ms
@@ -166,38 +168,56 @@ async def _loaded(
     return list(rows)
 
 
+@functools.lru_cache(maxsize=1024)
+def _count_call(
+    prefix: str, concert_id: int, groups: tuple[tuple[int, tuple[str, ...], int, int], ...]
+) -> tuple[list[str], list[int]]:
+    """counts.lua's keys and arguments for groups of (schedule id, section
+    names, first, last): the same for every request of the same dates."""
+    k = concert_keys(prefix, concert_id)
+    keys: list[str] = []
+    args: list[int] = []
+    for schedule_id, names, first, last in groups:
+        keys += [k.sold(schedule_id), *(k.holds(schedule_id, name) for name in names)]
+        args += [len(names), first, last]
+    return keys, args
+
+
 async def _counts(
-    store: Store, concert: Concert, groups: list[tuple[Schedule, list[str], int, int]]
+    store: Store, concert: Concert, groups: list[tuple[Schedule, tuple[str, ...], int, int]]
 ) -> list[tuple[int, int]]:
     """(sold, held) of each group: a date (first = last = 0) or a span of one
-    with its sections (counts.lua: O(groups + sections), no seat read)."""
-    k = store.keys(concert.id)
-    keys: list[str] = []
-    args: list[Any] = []
-    for schedule, names, first, last in groups:
-        keys += [k.sold(schedule.id), *(k.holds(schedule.id, name) for name in names)]
-        args += [len(names), first, last]
-    rows = await _loaded(
-        store,
-        concert,
-        [schedule for schedule, *_ in groups],
-        lambda: store.scripts.counts(keys=keys, args=args),
-    )
-    return [(int(sold), int(held)) for _, sold, held in rows]
+    with its sections (counts.lua: O(groups + sections), no seat read).
+    Callers asking for the same groups at once share one call."""
+    shape = tuple((s.id, names, first, last) for s, names, first, last in groups)
+    keys, args = _count_call(store.settings.key_prefix, concert.id, shape)
+
+    async def read() -> list[tuple[int, int]]:
+        rows = await _loaded(
+            store,
+            concert,
+            [schedule for schedule, *_ in groups],
+            lambda: store.scripts.counts(keys=keys, args=args),
+        )
+        return [(int(sold), int(held)) for _, sold, held in rows]
+
+    return await shared(("counts", id(store), concert.id, shape), read)
 
 
 async def seat_counts(
     store: Store, concert: Concert, dates: list[Schedule]
 ) -> list[tuple[int, int]]:
     """(sold, held) of each date."""
-    return await _counts(store, concert, [(s, _section_names(s.venue), 0, 0) for s in dates])
+    return await _counts(store, concert, [(s, tuple(_section_names(s.venue)), 0, 0) for s in dates])
 
 
 async def section_counts(
     store: Store, concert: Concert, schedule: Schedule
 ) -> list[tuple[int, int]]:
     """(sold, held) of each section of a date, in the venue's order."""
-    groups = [(schedule, [s.name], s.first, s.last) for s in schedule.venue.sections]
+    groups: list[tuple[Schedule, tuple[str, ...], int, int]] = [
+        (schedule, (s.name,), s.first, s.last) for s in schedule.venue.sections
+    ]
     return await _counts(store, concert, groups)
 
 

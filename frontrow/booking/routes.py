@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from frontrow import ratelimit
+from frontrow import ratelimit, sale
 from frontrow.auth import QueueClaims
 from frontrow.booking import holds, maps
 from frontrow.catalog import Concert, Schedule
@@ -62,7 +62,7 @@ async def list_dates(request: Request) -> Response:
             {
                 "date": schedule.date.isoformat(),
                 "schedule_id": schedule.id,
-                "starts_at": schedule.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "starts_at": sale.iso(schedule.starts_at),
                 "available_seats": max(0, total - sold - held),
                 "sold_out": sold >= total,
             }
