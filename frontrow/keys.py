@@ -21,6 +21,7 @@ class ConcertKeys:
         "concert_id",
         "done",
         "draw",
+        "fresh",
         "seen",
         "stats",
         "tick",
@@ -46,6 +47,9 @@ class ConcertKeys:
         # ZSET token -> when its place or session was given back from the token
         # itself after Redis lost it (once a token: a place that ends after that ends)
         self.back = self.base + ":back"
+        # ZSET token -> admitted at (ms): admitted by a tick, not yet back to
+        # hear it (the console's "admitted, not back"; admit.lua, status.lua)
+        self.fresh = self.base + ":fresh"
 
     def pow(self, challenge: str) -> str:
         """STRING user id a proof-of-work challenge was given to, PX its life."""

@@ -6,7 +6,8 @@ every app server reads the same history: the admitters' loop samples, and
 the console's own reads top it up when no admitter runs. Counters
 (admitted, abandoned, seats held) are Redis's own, so a chart is the same
 whichever process draws it; the poll and payment p99 are the worst of the
-app processes' last reports (frontrow/pace.py).
+app processes' last reports of this concert's requests, and its error
+answers their counts (frontrow/pace.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from frontrow.store import Store
 SAMPLE_S = 2.0
 KEEP = 450  # 15 minutes of samples
 RATE_WINDOW_MS = 60_000  # a per-minute rate is taken over the last minute
+COUNTERS = ("admitted_total", "abandoned_total", "held_total", "rate", "entered_total")
 
 
 def _key(store: Store, concert_id: int) -> str:
@@ -39,21 +41,23 @@ async def sample(store: Store, concert: Concert) -> bool:
         return False
     dates = concert.upcoming()
     now_ms = int(time.time() * 1000)
+    session_ms = int(store.settings.session_ttl_s * 1000)
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.zcard(k.wait)
         pipe.zcount(k.active, f"({now_ms}", "+inf")
-        pipe.hmget(
-            k.stats, "admitted_total", "abandoned_total", "held_total", "rate", "entered_total"
-        )
-        waiting, active, counters = await pipe.execute()
+        pipe.zcount(k.fresh, now_ms - session_ms, "+inf")
+        pipe.hmget(k.stats, *COUNTERS, *pace.ANSWER_FIELDS.values())
+        waiting, active, not_back, counters = await pipe.execute()
     seats = await holds.seat_counts(store, concert, dates) if dates else []
-    poll_p99, _ = await pace.observed(store, "poll")
-    payment_p99, _ = await pace.observed(store, "payment")
-    admitted, abandoned, held, rate, entered = (float(v or 0) for v in counters)
+    poll_p99, _ = await pace.observed(store, "poll", concert.id)
+    payment_p99, _ = await pace.observed(store, "payment", concert.id)
+    admitted, abandoned, held, rate, entered, *answers = (float(v or 0) for v in counters)
     point = {
         "t": now_ms,
         "waiting": waiting,
         "active": active,
+        "not_back": not_back,
+        "answers": dict(zip(pace.ANSWER_FIELDS, map(int, answers), strict=True)),
         "admitted": int(admitted),
         "entered": int(entered),
         "abandoned": int(abandoned),
@@ -118,6 +122,8 @@ async def view(store: Store, concert: Concert) -> dict[str, Any]:
             "t": t,
             "waiting": [p["waiting"] for p in points],
             "active": [p["active"] for p in points],
+            # admitted by a tick, their browser not back yet to hear it
+            "not_back": [p.get("not_back") for p in points],
             "admitted_per_min": _per_minute(t, [p["admitted"] for p in points]),
             # is the line growing? arrivals beside admissions
             "arrivals_per_min": _per_minute(t, [p.get("entered", 0) for p in points]),
@@ -134,6 +140,12 @@ async def view(store: Store, concert: Concert) -> dict[str, Any]:
                 for left, rate in zip([_all_left(dates, p) for p in points], sales, strict=True)
             ],
             "seats_left": {s.date.isoformat(): [_left(s, p) for p in points] for s in dates},
+            **{
+                f"answers_{kind}_per_min": _per_minute(
+                    t, [p.get("answers", {}).get(kind, 0) for p in points]
+                )
+                for kind in pace.ANSWER_FIELDS
+            },
             "poll_p99_ms": [p["poll_p99_ms"] for p in points],
             "payment_p99_ms": [p["payment_p99_ms"] for p in points],
         },

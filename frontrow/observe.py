@@ -30,6 +30,7 @@ def _cpu(method: str, template: str) -> Any:
 
 
 T = TypeVar("T")
+CONCERT = "frontrow.concert"  # scope key: the concert a request was for
 # the CPU seconds of the request being served, where work done for it adds its own
 _spent: ContextVar[list[float] | None] = ContextVar("frontrow_request_cpu", default=None)
 
@@ -148,7 +149,7 @@ def record_poll(status: int, elapsed: float, cpu: float, concert: Any, every: bo
         record("GET", "/queue/token", status, elapsed, cpu, concert, log=worth)
         return
     _tally.add(elapsed, cpu)
-    pace.sample("/queue/token", elapsed)
+    pace.sample("/queue/token", elapsed, concert)
 
 
 def record(
@@ -165,7 +166,7 @@ def record(
     requests.inc()
     latency.observe(elapsed)
     _cpu(method, template).observe(cpu)
-    pace.sample(template, elapsed)
+    pace.sample(template, elapsed, concert, status)
     if log and access.isEnabledFor(logging.INFO):
         access.info(
             "request",
@@ -204,6 +205,7 @@ class Observe:
             route = scope.get("route")
             # The template, never the raw path: tokens and ids stay out of labels.
             template = getattr(route, "path_format", None) or "<unmatched>"
-            concert = scope.get("path_params", {}).get("concert_id")
+            # a route without one in its path (a payment) names it in the scope
+            concert = scope.get("path_params", {}).get("concert_id") or scope.get(CONCERT)
             elapsed = time.perf_counter() - started
             record(scope["method"], template, status, elapsed, spent[0], concert)

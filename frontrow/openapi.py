@@ -233,6 +233,8 @@ SCHEMAS: dict[str, Any] = {
             "active": INT,
             "admitted_total": INT,
             "entered_total": INT,
+            "not_back": INT,
+            "answers": obj({"4xx": INT, "429": INT, "5xx": INT}),
             "abandoned_total": INT,
             "expired_total": INT,
             "admit_batch": INT,
@@ -594,6 +596,10 @@ SCHEMAS["Live"] = obj(
                 "seats_left": {"type": "object", "additionalProperties": SERIES},
                 "poll_p99_ms": SERIES,
                 "payment_p99_ms": SERIES,
+                "not_back": SERIES,
+                "answers_4xx_per_min": SERIES,
+                "answers_429_per_min": SERIES,
+                "answers_5xx_per_min": SERIES,
             }
         ),
         "dates": {

@@ -7,7 +7,8 @@ import datetime as dt
 
 import httpx
 
-from frontrow import live
+from frontrow import live, pace
+from frontrow.queue import core
 from frontrow.store import Store
 from tests.conftest import MakeStore, active_token, app_client, bearer
 from tests.e2e.test_queue_http import assert_problem
@@ -26,8 +27,7 @@ async def fresh_sample(store: Store) -> None:
 
 async def test_the_live_series_follow_the_queue(client: httpx.AsyncClient, store: Store) -> None:
     admin = bearer(ADMIN)
-    for i in range(5):
-        await join(store, f"w{i}")
+    waiting = [await join(store, f"w{i}") for i in range(5)]
     first = (await client.get("/admin/concerts/1/live", headers=admin)).json()
     assert first["series"]["waiting"][-1] == 5 and first["series"]["active"][-1] == 0
     assert first["settings"]["waiting"] == 5  # the controls' values come along
@@ -50,6 +50,22 @@ async def test_the_live_series_follow_the_queue(client: httpx.AsyncClient, store
     held = next(d for d in body["dates"] if d["date"] == day["date"])
     assert held["held"] == 2 and held["left"] == held["seats"]
     assert set(series["seats_left"]) == {d["date"] for d in body["dates"]}
+    # the five in line were admitted with the buyer, whose poll brought them back
+    assert series["not_back"][-1] == 5
+
+    # one comes back; a hold of a seat that does not exist is a 404, a poll's
+    # p99 is this concert's own
+    await core.status(store, waiting[0])
+    url = f"/concerts/1/dates/{day['date']}/seats/99999/hold"
+    assert (await client.post(url, headers=bearer(token))).status_code == 404
+    assert (await client.get("/queue/token", headers=bearer(token))).status_code == 200
+    await pace.report(store, "test")
+    await fresh_sample(store)
+    series = (await client.get("/admin/concerts/1/live", headers=admin)).json()["series"]
+    assert series["not_back"][-1] == 4
+    assert series["answers_4xx_per_min"][-1] > 0
+    assert series["answers_5xx_per_min"][-1] == 0 and series["answers_429_per_min"][-1] == 0
+    assert series["poll_p99_ms"][-1] > 0
 
 
 async def test_one_sampler_per_interval(store: Store) -> None:

@@ -39,6 +39,9 @@ async def test_metrics_report_queue_and_seats_from_redis(
     assert sample(text, "frontrow_queue_active", 'concert="1"') >= 2
     assert sample(text, "frontrow_queue_admitted_total", 'concert="1"') >= 2
     assert sample(text, "frontrow_seats_held", 'concert="1"') == 1
+    # a, b and c were let in by d's tick and never polled since; d and e did
+    assert sample(text, "frontrow_queue_not_back", 'concert="1"') == 3
+    assert 'frontrow_concert_p99_ms{concert="1",group="poll"}' in text
     assert sample(text, "frontrow_seats_sold", 'concert="1"') == 0
     assert sample(text, "frontrow_holds_total", 'concert="1",outcome="held"') >= 1
     assert sample(text, "frontrow_holds_total", 'concert="1",outcome="taken"') >= 1

@@ -19,6 +19,8 @@
 --                 max_active, mode, opens_ms (frontrow/rules.py)
 -- KEYS[7] stats   HASH admitted_total, abandoned_total, rate, ticks, last_tick_ms, sold_out,
 --                 opened_ms (the opening), batch, auto_batch, auto_report_ms
+-- KEYS[8] fresh   ZSET token -> admitted at (ms), until its first poll after
+--                 (status.lua); kept one session ttl at most
 -- ARGV[1] default admit batch (k)
 -- ARGV[2] default admit interval (ms)
 -- ARGV[3] default max active (0 = no cap)
@@ -49,8 +51,8 @@
 -- when this call recorded the opening; frontier is -1 before any admission.
 -- stats 'batch' is the k of the last tick.
 -- Or {'NO_RULES'}: Redis has no rules for the concert; nothing was done.
-local tick, wait, seen, active, cap, cfg, stats =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local tick, wait, seen, active, cap, cfg, stats, fresh =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local rules = sale_rules(cfg)
 if not rules then
   return {'NO_RULES'}
@@ -114,6 +116,7 @@ local function take(token)
     abandoned = abandoned + 1
   else
     start_session(active, cap, token, now_ms, ttl_ms, session_max_ms)
+    rcall('ZADD', fresh, now_ms, token)
     admitted = admitted + 1
   end
 end
@@ -175,6 +178,8 @@ end
 if admitted > 0 then
   rcall('HINCRBY', stats, 'admitted_total', admitted)
 end
+-- an admission nobody came back for within a session is no longer waiting on them
+rcall('ZREMRANGEBYSCORE', fresh, '-inf', '(' .. (now_ms - ttl_ms))
 if abandoned > 0 then
   rcall('HINCRBY', stats, 'abandoned_total', abandoned)
 end

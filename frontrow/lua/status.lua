@@ -14,6 +14,7 @@
 -- KEYS[8] cfg     HASH the sale's rules (frontrow/rules.py): its mode and opening,
 --                 'born_ms' (when this Redis's state of the concert began)
 -- KEYS[9] back    ZSET token -> when its lost place was given back (once a token)
+-- KEYS[10] fresh  ZSET token -> admitted at (ms): this poll brings it back
 -- ARGV[1] session ttl (ms)
 -- ARGV[2] abandon after (ms)
 -- ARGV[3] heartbeat (ms): a waiting token's presence is rewritten at most this often
@@ -45,7 +46,7 @@
 --   the poll interval (ms) of a waiting token, the session's expiry of an active one
 local wait, seen, active, cap, done, stats, users, cfg =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local back = KEYS[9]
+local back, fresh = KEYS[9], KEYS[10]
 local ttl_ms, abandon_ms, heartbeat_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local session_max_ms = tonumber(ARGV[7])
 
@@ -118,6 +119,7 @@ local function one(token, user, token_born, score)
   end
   local expires = live_session(active, cap, users, token, user, ttl_ms, now_ms)
   if expires then
+    rcall('ZREM', fresh, token)
     return 'ACTIVE', 0, expires
   end
   if rcall('ZSCORE', done, token) then

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from frontrow import metrics, rules
+from frontrow import metrics, pace, rules
 from frontrow.auth import QUEUE_TOKEN_LIFETIME_S, QueueClaims, new_token_id
 from frontrow.catalog import Concert
 from frontrow.config import Settings
@@ -299,7 +299,7 @@ async def admit(
         store,
         concert_id,
         store.scripts.admit,
-        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats],
+        keys=[k.tick, k.wait, k.seen, k.active, k.cap, k.cfg, k.stats, k.fresh],
         args=[
             s.admit_batch,
             ms(s.admit_interval_s),
@@ -343,9 +343,10 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.zcard(k.wait)
         pipe.zcount(k.active, f"({now_ms}", "+inf")
+        pipe.zcount(k.fresh, now_ms - ms(s.session_ttl_s), "+inf")
         pipe.hgetall(k.stats)
         pipe.hgetall(k.cfg)
-        waiting, active, stats, cfg = await pipe.execute()
+        waiting, active, not_back, stats, cfg = await pipe.execute()
     if "rules" not in cfg:
         await rules.restore(store, concert_id)
         cfg = await store.redis.hgetall(k.cfg)
@@ -357,8 +358,11 @@ async def overview(store: Store, concert_id: int) -> dict[str, Any]:
     view = {
         "waiting": waiting,
         "active": active,
+        "not_back": not_back,
         "admitted_total": int(stats.get("admitted_total", 0)),
         "entered_total": int(stats.get("entered_total", 0)),
+        # error answers to this concert's requests (pace.py counts them)
+        "answers": {kind: int(stats.get(f, 0)) for kind, f in pace.ANSWER_FIELDS.items()},
         "abandoned_total": int(stats.get("abandoned_total", 0)),
         "expired_total": int(stats.get("expired_total", 0)),
         "admit_batch": batch,
@@ -456,6 +460,19 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
     is_open = gauge("frontrow_queue_open", "1 when the queue takes entries")
     sold_out = gauge("frontrow_queue_sold_out", "1 once every upcoming date is sold out")
     entered = counter("frontrow_queue_entered", "Places taken in line (arrivals)")
+    not_back = gauge(
+        "frontrow_queue_not_back", "Admitted by a tick, their page not back yet to hear it"
+    )
+    answers = CounterMetricFamily(
+        "frontrow_concert_answers",
+        "A concert's error answers by kind (4xx: other than 429)",
+        labels=["concert", "kind"],
+    )
+    p99 = GaugeMetricFamily(
+        "frontrow_concert_p99_ms",
+        "The worst app process's p99 of a concert's polls and payments (last 2 s)",
+        labels=["concert", "group"],
+    )
     state = GaugeMetricFamily(
         "frontrow_sale_state",
         "1 for what the sale is now (admin state)",
@@ -477,9 +494,15 @@ async def queue_families(store: Store, concerts: list[Concert]) -> list[Metric]:
         is_open.add_metric(label, int(q["open"]))
         sold_out.add_metric(label, int(q["sold_out"]))
         entered.add_metric(label, q["entered_total"])
+        not_back.add_metric(label, q["not_back"])
+        for kind, n in q["answers"].items():
+            answers.add_metric([*label, kind], n)
+        for group in ("poll", "payment"):
+            p99.add_metric([*label, group], (await pace.observed(store, group, concert.id))[0])
         for name in SALE_STATES:
             state.add_metric([*label, name], int(q["state"] == name))
     return [
         *(waiting, active, rate, batch, target, interval, cap),
         *(admitted, abandoned, expired, is_open, sold_out, entered, state),
+        *(not_back, answers, p99),
     ]

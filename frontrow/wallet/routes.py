@@ -9,6 +9,7 @@ from starlette.routing import Route
 from frontrow.errors import Problem
 from frontrow.http import JSONResponse, queue_claims_of, read_json, store_of, user_id_of
 from frontrow.metrics import PAYMENTS
+from frontrow.observe import CONCERT
 from frontrow.wallet import ledger, payments, receipts
 
 
@@ -40,6 +41,7 @@ async def get_receipt(request: Request) -> Response:
 async def pay(request: Request) -> Response:
     store = store_of(request)
     claims = queue_claims_of(request)
+    request.scope[CONCERT] = claims.concert_id  # its metrics and log line are the concert's
     key = ledger.idempotency_key(request.headers.get("idempotency-key"))
     body = await read_json(request)
     hold_ids = payments.parse_hold_ids(body, store.settings.max_holds_per_user)

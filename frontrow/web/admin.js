@@ -20,7 +20,11 @@ const CHARTS = [
   ["eta", "Wait of the last in line (min)", (s) => ({ minutes: s.eta_last_s.map((v) => (v == null ? null : v / 60)) })],
   ["sales", "Holds and sales per minute (seats)", (s) => ({ holds: s.holds_per_min, sales: s.sales_per_min })],
   ["soldout", "Sold out in, at the last minute's rate of sale (min)", (s) => ({ minutes: s.sold_out_in_min })],
-  ["latency", "p99 (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
+  ["notback", "Admitted, not back yet", (s) => ({ "not back": s.not_back })],
+  ["errors", "Error answers per minute (this concert)", (s) => ({
+    "4xx": s.answers_4xx_per_min, "429s": s.answers_429_per_min, "5xx": s.answers_5xx_per_min,
+  })],
+  ["latency", "p99 of this concert's requests (ms)", (s) => ({ poll: s.poll_p99_ms, payment: s.payment_p99_ms })],
 ];
 
 // Where an alert of deploy/prometheus/alerts.yml would fire, drawn on its chart.
@@ -154,6 +158,8 @@ function render(live) {
   $("t-sale-note").textContent = note;
   $("t-waiting").textContent = number.format(s.waiting);
   $("t-active").textContent = number.format(s.active);
+  const notBack = last(live.series.not_back || []);
+  $("t-not-back").textContent = notBack == null ? "–" : number.format(notBack);
   $("t-rate").textContent = `${number.format(s.admit_rate_per_s)}/s`;
   $("t-eta").textContent = duration(s.waiting, s.admit_rate_per_s);
   $("t-kn").textContent = `${s.admit_target_p99_ms ? "auto " : ""}${s.admit_batch} / ${s.admit_interval_s} s`;

@@ -74,6 +74,16 @@ def test_the_charts_move_while_people_are_admitted(browser: Any, server: str) ->
     expect(waiting).to_have_text("0", timeout=10_000)
     expect(page.locator("#chart-admitted .now")).not_to_have_text(re.compile(r"^(\u2013|0)$"))
     assert line.get_attribute("d") != drawn
+    # nobody's page polled since: all twelve were let in and none is back to hear it
+    expect(page.locator("#t-not-back")).to_have_text("12")
+    expect(page.locator("#chart-notback .now")).to_have_text("12")
+    # this concert's refused requests show as its error answers
+    for _ in range(3):
+        bad = httpx.get(server + "/concerts/1/dates", headers={"Authorization": "Bearer x"})
+        assert bad.status_code == 401
+    expect(page.locator("#chart-errors .now")).to_have_text(
+        re.compile(r"^4xx [1-9].* 5xx 0$"), timeout=10_000
+    )
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=SHOTS / "console-desktop.png", full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})

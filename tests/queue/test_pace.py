@@ -69,8 +69,9 @@ async def test_without_a_target_k_is_the_one_set(make_store: MakeStore) -> None:
 
 
 async def test_processes_report_their_booking_p99(store: Store) -> None:
-    for samples in pace._samples.values():
-        samples.clear()
+    pace._booking.clear()
+    pace._watched.clear()
+    pace._answers.clear()
     await catalog.seed_demo(store.db)
     async with app_client(store) as client:
         token = await active_token(store, "ann")
@@ -85,7 +86,7 @@ async def test_processes_report_their_booking_p99(store: Store) -> None:
     await store.redis.delete(pace.key(store))
     pace.sample("/concerts/{concert_id}/dates/{date}/seats/{seat_no}/hold", 0.1)
     await pace.report(store, "w1")
-    pace.sample("/payments", 0.9)
+    pace.sample("/payments", 0.9, 1)
     await pace.report(store, "w2")
     worst, newest = await pace.observed(store)
     assert worst == 900.0 and abs(newest - time.time() * 1000) < 5_000
@@ -95,12 +96,34 @@ async def test_processes_report_their_booking_p99(store: Store) -> None:
     worst, _ = await pace.observed(store)
     assert worst < 900.0
     assert set(await store.redis.hkeys(pace.key(store))) == {"w1"}
-    # polls and payments are reported for the console in hashes of their own
-    pace.sample("/queue/token", 0.004)
+    # polls and payments are reported for the console per concert, in hashes of their own
+    pace.sample("/queue/token", 0.004, 1)
+    pace.sample("/queue/token", 0.300, "2")
     await pace.report(store, "w3")
-    assert (await pace.observed(store, "poll"))[0] == 4.0
-    assert (await pace.observed(store, "payment"))[0] == 900.0
+    assert (await pace.observed(store, "poll", 1))[0] == 4.0
+    assert (await pace.observed(store, "poll", 2))[0] == 300.0
+    assert (await pace.observed(store, "payment", 1))[0] == 900.0
+    assert (await pace.observed(store, "payment", 2))[0] == 0.0
     assert "w3" not in await store.redis.hkeys(pace.key(store))  # a poll is not booking
+
+
+async def test_error_answers_are_counted_per_concert(store: Store) -> None:
+    pace._answers.clear()
+    route = "/concerts/{concert_id}/dates/{date}/seats/{seat_no}/hold"
+    for status in (201, 409, 404, 429, 429, 503, 500):
+        pace.sample(route, 0.01, "1", status)
+    pace.sample(route, 0.01, "2", 409)
+    pace.sample("/wallet/charge", 0.01, None, 500)  # no concert: not any concert's
+    await pace.report(store, "w1")
+    one = await store.redis.hgetall(store.keys(1).stats)
+    assert (one["answers_4xx_total"], one["answers_429_total"], one["answers_5xx_total"]) == (
+        "2",
+        "2",
+        "2",
+    )
+    assert (await store.redis.hgetall(store.keys(2).stats))["answers_4xx_total"] == "1"
+    await pace.report(store, "w1")  # counted once
+    assert (await store.redis.hget(store.keys(1).stats, "answers_5xx_total")) == "2"
 
 
 async def test_the_target_is_a_live_setting(client, store: Store) -> None:  # type: ignore[no-untyped-def]

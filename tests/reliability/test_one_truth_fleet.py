@@ -161,6 +161,10 @@ async def _nobody_before_the_opening(c: httpx.AsyncClient, store: Store, day: dt
         entered = (await c.post("/concerts/6/queue", headers=user(store, f"q{n}"))).json()
         assert entered["prequeue"] and entered["status"] == "WAITING", entered
         places[f"q{n}"] = entered["token"]
+    # the console's sale tile, from whichever worker answers: pre-queue, 20 in
+    for n in range(READS):
+        view = (await c.get("/admin/concerts/6/queue", headers=admin)).json()
+        assert (view["state"], view["waiting"]) == ("prequeue", READS), (n, view)
 
     # nobody polls these tokens, so each session's score stays its admission + ttl
     ttl_ms = int(store.settings.session_ttl_s * 1000)
@@ -188,6 +192,11 @@ async def _nobody_before_the_opening(c: httpx.AsyncClient, store: Store, day: dt
     times = [admitted[name] for name in order]
     assert times == sorted(times), list(zip(order, times, strict=True))
     assert len(set(times)) >= len(ids) // 5  # in ticks of k, not all at once
+    # every worker's console: open now, and none of the twenty (nobody polls
+    # them) is back yet to hear it; "early" was, long ago
+    for n in range(READS):
+        view = (await c.get("/admin/concerts/6/live", headers=admin)).json()["settings"]
+        assert (view["state"], view["not_back"]) == ("open", len(ids)), (n, view)
 
 
 async def _passthrough_never_passes_a_waiting_place(c: httpx.AsyncClient, store: Store) -> None:
