@@ -719,6 +719,7 @@ async function refreshSeats() {
 
 function renderSections() {
   $("sections").hidden = state.small;
+  $("sections").classList.toggle("chosen", Boolean(state.section));
   $("all-sections").hidden = state.small || !state.section;
   const list = $("section-list");
   list.replaceChildren();
@@ -765,6 +766,7 @@ function renderSeats() {
   }
   let section = null;
   const fragment = document.createDocumentFragment();
+  if (state.rows.length) fragment.append(Object.assign(document.createElement("div"), { className: "stage", textContent: t("stage") }));
   state.rows.forEach((row, r) => {
     if (row.section !== section && state.small) {
       section = row.section;
@@ -870,13 +872,16 @@ $("best-form").addEventListener("submit", (event) => {
       const at = clockTime(Date.parse(holds[0].expires_at));
       say("map", holds.length === 1 ? t("held.one", { seat: seatName(holds[0]), at }) : t("held.many", { names: holds.map((h) => h.label).join(", "), at }), "info");
       tellOtherTabs();
-      if (!state.small && holds[0].section !== state.section) { state.section = holds[0].section; state.cursor = holds[0].seat_no; }
+      if (!state.small && holds[0].section !== state.section) state.section = holds[0].section;
+      state.cursor = holds[0].seat_no;
     } catch (e) {
       if (e.code === "SEAT_UNAVAILABLE") return say("map", t("best.none", { n: body.count, section: state.section }));
       return handle(e);
     }
     renderCart();
     await refreshBooking();
+    // the block it found, in sight (a stadium row is wider than the screen)
+    $("seat-map").querySelector(`[data-seat="${state.cursor}"]`)?.scrollIntoView({ block: "center", inline: "center" });
   });
 });
 

@@ -80,3 +80,40 @@ def test_pick_a_section_then_a_seat_then_best_available(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, f"stadium-{size[0]}")
     page.context.close()
+
+
+@pytest.mark.parametrize("size", [(1200, 900), (390, 844)])
+def test_a_long_row_keeps_its_number_and_the_stage_and_best_seats_stay_in_sight(
+    browser: Any, stadium: str, size: tuple[int, int]
+) -> None:
+    phone = size[0] < 800
+    page = open_page(browser, stadium, width=size[0], height=size[1])
+    join(page)
+    page.get_by_role("button", name=re.compile(r"^F1 · ")).click()
+    expect(page.locator("#seat-map .seat-row")).to_have_count(25)  # 100 seats a row
+    wait_for_turn(page)
+    # where the stage is, above row 1
+    expect(page.locator("#seat-map .stage")).to_have_text("Stage")
+    # on a phone the open section's map comes first, not twenty buttons
+    if phone:
+        expect(page.locator("#section-list")).to_be_hidden()
+    else:
+        expect(page.locator("#section-list")).to_be_visible()
+    expect(page.get_by_role("button", name="All sections")).to_be_visible()
+    # panned to the row's far end, the row's number is still at the map's left edge
+    page.locator("#seat-map").evaluate("m => { m.scrollLeft = m.scrollWidth; }")
+    label = page.locator("#seat-map .seat-row").first.locator(".row-label")
+    edge = page.evaluate(
+        "() => [document.querySelector('#seat-map').getBoundingClientRect().left,"
+        " document.querySelector('#seat-map .row-label').getBoundingClientRect().left]"
+    )
+    assert abs(edge[0] - edge[1]) < 2, edge
+    expect(label).to_be_in_viewport()
+    # best available finds a block in the middle of a row: it is brought into sight
+    page.locator("#seat-map").evaluate("m => { m.scrollLeft = m.scrollWidth; }")
+    page.get_by_label("Seats together").select_option("2")
+    page.get_by_role("button", name="Best available").click()
+    expect(page.locator("#hold-list li")).to_have_count(2)
+    expect(page.locator("#seat-map .seat.mine").first).to_be_in_viewport()
+    shot(page, f"stadium-row-{size[0]}")
+    page.context.close()

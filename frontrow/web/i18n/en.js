@@ -43,6 +43,7 @@ export default {
   "best": "Best available",
   "sections": "Sections",
   "seats": "Seats",
+  "stage": "Stage",
   "all.sections": "All sections",
   "legend": "Legend",
   "legend.available": "Available",

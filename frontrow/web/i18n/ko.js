@@ -43,6 +43,7 @@ export default {
   "best": "좋은 자리 자동 선택",
   "sections": "구역",
   "seats": "좌석",
+  "stage": "무대",
   "all.sections": "전체 구역",
   "legend": "범례",
   "legend.available": "선택 가능",
