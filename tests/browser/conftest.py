@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +44,24 @@ def _module_server(tmp: pytest.TempPathFactory, **env: str) -> Iterator[str]:
         "FRONTROW_ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
     }
     with serve({**base, **env}) as url:
+        yield url
+
+
+def catalog_server(
+    tmp: pytest.TempPathFactory, catalog: dict[str, Any], **env: str
+) -> Iterator[str]:
+    """An embedded `frontrow serve` whose catalog is `catalog` (imported before it starts)."""
+    folder = tmp.mktemp("catalog")
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    env = {"FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'frontrow.db'}", **env}
+    subprocess.run(
+        [sys.executable, "-m", "frontrow", "catalog", "import", str(folder / "catalog.json")],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with serve(env) as url:
         yield url
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ADMIN
+from tests.browser.conftest import ADMIN, catalog_server
 from tests.e2e.server import serve
 
 TOKEN = ADMIN["Authorization"].removeprefix("Bearer ")
@@ -213,4 +213,70 @@ def test_charts_have_a_time_axis_values_on_hover_change_marks_and_thresholds(
     page.mouse.move(box["x"] + box["width"] - 8, box["y"] + box["height"] / 2)
     expect(page.locator("#chart-waiting .hover")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d · \d+"))
     assert httpx.patch(admin, headers=ADMIN, json={"admit_batch": 10}).status_code == 200
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def last_seats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A concert of two seats on a service with no admitter: the opening is
+    seen as it is before an admitter records it, and one buyer sells out."""
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).date().isoformat()
+    concert = {
+        "id": 1,
+        "title": "Winter Night: the last two seats",
+        "venue": "Seoul Arts Center",
+        "on_sale": True,
+        "timezone": "Asia/Seoul",
+        "dates": [
+            {
+                "date": day,
+                "starts_at": f"{day}T19:00:00+09:00",
+                "seats": [{"from": 1, "to": 2, "price": 50000}],
+            }
+        ],
+    }
+    yield from catalog_server(
+        tmp_path_factory,
+        {"concerts": [concert]},
+        FRONTROW_ADMIN_TOKEN=TOKEN,
+        FRONTROW_SCHEDULERS="0",
+    )
+
+
+def test_the_sale_tile_follows_a_whole_sale_to_sold_out(browser: Any, last_seats: str) -> None:
+    """scheduled, pre-queue, opening (past its time, the draw not made: no
+    admitter has ticked), open (the first entry records the opening), sold out."""
+    server = last_seats
+    page = console(browser, server)
+    tile, note = page.locator("#t-open"), page.locator("#t-sale-note")
+    now = dt.datetime.now(dt.UTC)
+    sale = {
+        "prequeue_from": (now + dt.timedelta(seconds=3)).isoformat(),
+        "opens_at": (now + dt.timedelta(seconds=6)).isoformat(),
+    }
+    admin = f"{server}/admin/concerts/1/queue"
+    assert httpx.patch(admin, headers=ADMIN, json=sale).status_code == 200
+    expect(tile).to_have_text(re.compile(r"^scheduled · opens in \d+ s"))
+    expect(tile).to_have_text(re.compile(r"^pre-queue · 0 in · opens in"), timeout=8_000)
+    expect(tile).to_have_text("opening · drawing places", timeout=10_000)
+    expect(note).to_contain_text("opened ")
+    user = {"Authorization": f"Bearer {httpx.post(f'{server}/auth/demo').json()['access_token']}"}
+    entered = httpx.post(f"{server}/concerts/1/queue", headers=user)
+    assert entered.status_code == 201, entered.text
+    assert entered.json()["status"] == "ACTIVE"  # nobody waits: fifo lets the first in at once
+    expect(tile).to_have_text("open · fifo")
+    token = {"Authorization": f"Bearer {entered.json()['token']}"}
+    day = httpx.get(f"{server}/concerts/1/dates", headers=token).json()["dates"][0]["date"]
+    held = [
+        httpx.post(f"{server}/concerts/1/dates/{day}/seats/{n}/hold", headers=token).json()
+        for n in (1, 2)
+    ]
+    charged = httpx.post(f"{server}/wallet/charge", headers=user, json={"amount": 100000})
+    assert charged.status_code == 200, charged.text
+    paid = httpx.post(
+        f"{server}/payments", headers=token, json={"hold_ids": [h["hold_id"] for h in held]}
+    )
+    assert paid.status_code == 201, paid.text
+    expect(tile).to_have_text(re.compile("^sold out"))
+    expect(note).to_contain_text("every date to come is sold")
     page.context.close()
