@@ -31,7 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from frontrow import keys
 from frontrow.errors import BACKEND_ERRORS, not_found
 from frontrow.sale import Sale
-from frontrow.schema import catalog_version, concerts, metadata, schedules, seats
+from frontrow.schema import (
+    catalog_version,
+    concerts,
+    metadata,
+    schedules,
+    seats,
+    section_plans,
+)
 
 CHECK_AFTER_S = 5.0
 WATCH_S = 0.25  # how often a process looks for an announced change
@@ -65,6 +72,9 @@ class Run:
         return len(self.prices)
 
 
+Box = tuple[int, int, int, int]  # x, y, width, height in percent, the stage at the top
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     name: str
@@ -75,6 +85,7 @@ class Section:
     max_price: int
     first: int  # lowest and highest seat_no: the section's span of the sold bitmap
     last: int
+    at: Box | None = None  # where it lies in the picture of the venue (schema.section_plans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +146,9 @@ class VenueBuilder:
             self._runs.append(Run(section, row, first, number, tuple(prices)))
             self._open = []
 
-    def build(self) -> Venue:
+    def build(self, plan: dict[str, Box] | None = None) -> Venue:
         self._close()
+        plan = plan or {}
         by_name: dict[str, list[Run]] = {}
         for run in self._runs:  # a section's place in the venue is where its first seat is
             by_name.setdefault(run.section, []).append(run)
@@ -150,6 +162,7 @@ class VenueBuilder:
                 max(max(r.prices) for r in runs),
                 runs[0].first,
                 runs[-1].first + runs[-1].count - 1,
+                plan.get(name),
             )
             for name, runs in by_name.items()
         )
@@ -344,6 +357,9 @@ async def _load(conn: AsyncConnection) -> dict[int, Concert]:
     concert_rows = (await conn.execute(select(concerts).order_by(concerts.c.id))).all()
     schedule_rows = (await conn.execute(select(schedules).order_by(schedules.c.date))).all()
     builders: dict[int, VenueBuilder] = {}
+    plans: dict[int, dict[str, Box]] = {}
+    for plan in await conn.execute(select(section_plans)):
+        plans.setdefault(plan.schedule_id, {})[plan.section] = (plan.x, plan.y, plan.w, plan.h)
     result = await conn.stream(
         select(
             seats.c.schedule_id,
@@ -371,7 +387,7 @@ async def _load(conn: AsyncConnection) -> dict[int, Concert]:
                 row.date,
                 _utc(row.starts_at),
                 builder.prices,
-                builder.build(),
+                builder.build(plans.get(row.id)),
             )
         )
     return {

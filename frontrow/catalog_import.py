@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, insert, select, text, update
 
 from frontrow import rules, sale
-from frontrow.catalog import bump_version, sale_of, sale_values
+from frontrow.catalog import Box, bump_version, sale_of, sale_values
 from frontrow.errors import Problem
-from frontrow.schema import concerts, reservations, schedules, seats
+from frontrow.schema import concerts, reservations, schedules, seats, section_plans
 from frontrow.store import Store
 
 IMPORTED_BY = "catalog import"  # the audit's "address" of a change the import made
@@ -82,6 +82,7 @@ class DateSpec:
     prices: dict[int, int]
     line: int
     places: dict[int, Place] = field(default_factory=dict)
+    plan: dict[str, Box] = field(default_factory=dict)  # section -> its box in the picture
 
     def place(self, seat_no: int) -> Place:
         return self.places.get(seat_no) or ("GA", "1", seat_no)
@@ -221,8 +222,8 @@ def _date(d: Any, c: Any, zone: ZoneInfo | None, err: Any, venue_sections: Any) 
     laid_out = _sections(sections, d, day, err)
     if laid_out is None:
         return None
-    prices, places = laid_out
-    return DateSpec(day, starts, prices, _line(d), places)
+    prices, places, plan = laid_out
+    return DateSpec(day, starts, prices, _line(d), places, plan)
 
 
 def _flat_seats(d: Any, day: dt.date, err: Any) -> dict[int, int] | None:
@@ -255,16 +256,26 @@ def _name(value: Any, longest: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
 
 
+def _box(at: Any) -> Box | None:
+    """`at: [x, y, width, height]`, whole percent of the picture, inside it."""
+    if not isinstance(at, list) or len(at) != 4 or not all(_int(v, 0, 100) for v in at):
+        return None
+    x, y, w, h = at
+    return (x, y, w, h) if w > 0 and h > 0 and x + w <= 100 and y + h <= 100 else None
+
+
 def _sections(
     sections: Any, d: Any, day: dt.date, err: Any
-) -> tuple[dict[int, int], dict[int, Place]] | None:
-    """`sections: [{name, rows: [{from, to} or {row}, seats, price]}]`, in the
-    venue's order; seat_no counts every seat in that order from 1."""
+) -> tuple[dict[int, int], dict[int, Place], dict[str, Box]] | None:
+    """`sections: [{name, rows: [{from, to} or {row}, seats, price], at}]`, in
+    the venue's order; seat_no counts every seat in that order from 1. `at`
+    places a section in the picture of the venue: all of them or none."""
     if not isinstance(sections, list) or not sections:
         err(d, f"{day}: sections must be a non-empty list of {{name, rows}}")
         return None
     prices: dict[int, int] = {}
     places: dict[int, Place] = {}
+    plan: dict[str, Box] = {}
     names: set[str] = set()
     for section in sections:
         name = section.get("name") if isinstance(section, dict) else None
@@ -274,6 +285,16 @@ def _sections(
         if name in names:
             err(section, f"{day}: section {name} appears twice")
         names.add(name)
+        if "at" in section:
+            box = _box(section["at"])
+            if box is None:
+                err(
+                    section,
+                    f"{day}: section {name}: at is [x, y, width, height], whole percent "
+                    "of the venue's picture (0-100), width and height above 0, inside it",
+                )
+            else:
+                plan[name] = box
         rows = section.get("rows")
         if not isinstance(rows, list) or not rows:
             err(section, f"{day}: section {name}: rows must be a non-empty list")
@@ -308,7 +329,12 @@ def _sections(
                         seat_no = len(prices) + 1
                         prices[seat_no] = price
                         places[seat_no] = (name, label, number)
-    return prices, places
+    placed = sum(1 for section in sections if isinstance(section, dict) and "at" in section)
+    if placed and placed < len(sections):
+        err(
+            d, f"{day}: give at for every section or for none ({placed} of {len(sections)} have it)"
+        )
+    return prices, places, plan
 
 
 @dataclass
@@ -449,6 +475,24 @@ async def apply(store: Store, specs: list[ConcertSpec]) -> Report:
                         delete(seats).where(
                             seats.c.schedule_id == schedule_id, seats.c.seat_no.in_(removed)
                         )
+                    )
+                await conn.execute(
+                    delete(section_plans).where(section_plans.c.schedule_id == schedule_id)
+                )
+                if d.plan:
+                    await conn.execute(
+                        insert(section_plans),
+                        [
+                            {
+                                "schedule_id": schedule_id,
+                                "section": name,
+                                "x": x,
+                                "y": y,
+                                "w": w,
+                                "h": h,
+                            }
+                            for name, (x, y, w, h) in d.plan.items()
+                        ],
                     )
                 report.seats_added += len(added)
                 report.seats_changed += len(changed)

@@ -159,6 +159,16 @@ SCHEMAS: dict[str, Any] = {
                         "available_seats": INT,
                         "min_price": WON,
                         "max_price": WON,
+                        # where it lies in the venue's picture: x, y, width,
+                        # height in percent, the stage along the top
+                        "at": nullable(
+                            {
+                                "type": "array",
+                                "items": {"type": "integer", "minimum": 0, "maximum": 100},
+                                "minItems": 4,
+                                "maxItems": 4,
+                            }
+                        ),
                     }
                 ),
             },

@@ -74,6 +74,20 @@ seats = Table(
     Column("number", Integer, nullable=False, server_default="0"),
 )
 
+# Where each section of a date lies in a picture of the venue, the stage along
+# its top edge: a box in percent of the picture's width and height. Optional
+# (a date without one is shown as a list of sections).
+section_plans = Table(
+    "section_plans",
+    metadata,
+    Column("schedule_id", Id, ForeignKey("schedules.id"), primary_key=True),
+    Column("section", String(32), primary_key=True),
+    Column("x", Integer, nullable=False),
+    Column("y", Integer, nullable=False),
+    Column("w", Integer, nullable=False),
+    Column("h", Integer, nullable=False),
+)
+
 # Bumped by every change of the catalog (import, demo seed), so each process
 # rereads the catalog only when it changed, by a one-row query.
 catalog_version = Table(

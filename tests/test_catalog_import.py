@@ -236,6 +236,60 @@ async def test_sections_rows_and_the_stadium(make_store: MakeStore) -> None:
     assert "give a row name (row) or numbers (from, to)" in text
 
 
+async def test_sections_placed_in_a_picture_of_the_venue(make_store: MakeStore) -> None:
+    """`at` places each section in the venue's picture; kept, replaced by the
+    next import, and all of a date's sections or none."""
+    store = await make_store()
+    placed = {
+        "concerts": [
+            {
+                "id": 4,
+                "title": "t",
+                "venue": "v",
+                "sections": [
+                    {
+                        "name": "Floor",
+                        "at": [30, 0, 40, 50],
+                        "rows": [{"row": "1", "seats": 2, "price": 9}],
+                    },
+                    {
+                        "name": "Back",
+                        "at": [0, 60, 100, 40],
+                        "rows": [{"row": "1", "seats": 2, "price": 5}],
+                    },
+                ],
+                "dates": [{"date": "2027-01-02", "starts_at": "2027-01-02T10:00:00Z"}],
+            }
+        ]
+    }
+    await apply(store, validate(json.dumps(placed)))
+    venue = (await load(store.db))[4].schedules[0].venue
+    assert [(s.name, s.at) for s in venue.sections] == [
+        ("Floor", (30, 0, 40, 50)),
+        ("Back", (0, 60, 100, 40)),
+    ]
+    placed["concerts"][0]["sections"][1]["at"] = [0, 70, 100, 30]
+    await apply(store, validate(json.dumps(placed)))
+    venue = (await load(store.db))[4].schedules[0].venue
+    assert venue.section("Back") is not None and venue.section("Back").at == (0, 70, 100, 30)
+    for section in placed["concerts"][0]["sections"]:
+        del section["at"]
+    await apply(store, validate(json.dumps(placed)))  # a list again
+    assert all(s.at is None for s in (await load(store.db))[4].schedules[0].venue.sections)
+    stadium = validate(STADIUM.read_text())[0].dates[0]
+    assert len(stadium.plan) == 20 and stadium.plan["F1"] == (25, 2, 24, 36)
+    for at in ([0, 0, 0, 10], [60, 0, 50, 10], [0, 0, 10], [1.5, 0, 10, 10], "0 0 10 10"):
+        bad = json.loads(json.dumps(placed))
+        bad["concerts"][0]["sections"][0]["at"] = at
+        bad["concerts"][0]["sections"][1]["at"] = [0, 60, 100, 40]
+        with pytest.raises(CatalogError, match=r"section Floor: at is \[x, y, width, height\]"):
+            validate(json.dumps(bad))
+    half = json.loads(json.dumps(placed))
+    half["concerts"][0]["sections"][0]["at"] = [0, 0, 10, 10]
+    with pytest.raises(CatalogError, match=r"give at for every section or for none \(1 of 2"):
+        validate(json.dumps(half))
+
+
 async def test_a_concert_s_sale_from_the_file(make_store: MakeStore) -> None:
     """prequeue_from, opens_at, mode and pow_bits come from the concert object;
     the seed is made once; a field left out keeps its value; bad ones name their line."""

@@ -157,6 +157,7 @@ async def sections(store: Store, concert: Concert, schedule: Schedule) -> Render
                     "available_seats": max(0, section.total - sold - held),
                     "min_price": section.min_price,
                     "max_price": section.max_price,
+                    "at": section.at,
                 }
                 for section, (sold, held) in zip(venue.sections, counts, strict=True)
             ],

@@ -717,25 +717,64 @@ async function refreshSeats() {
   renderSeats();
 }
 
+// how much of a section is left: its colour in the list and the picture
+const fullness = (s) => {
+  const share = s.total_seats ? s.available_seats / s.total_seats : 0;
+  return share === 0 ? "none" : share < 0.2 ? "few" : "many";
+};
+const sectionText = (s) => `${s.name} · ${s.available_seats ? t("section.left", { n: formatNumber(s.available_seats) }) : t("date.soldout")} · ${formatWon(s.min_price)}${s.max_price > s.min_price ? `–${formatWon(s.max_price)}` : ""}`;
+
 function renderSections() {
   $("sections").hidden = state.small;
   $("sections").classList.toggle("chosen", Boolean(state.section));
   $("all-sections").hidden = state.small || !state.section;
   const list = $("section-list");
   list.replaceChildren();
+  renderPlan();
   if (state.small) return;
   for (const s of state.sections) {
-    const share = s.total_seats ? s.available_seats / s.total_seats : 0;
     const li = document.createElement("li");
-    const button = Object.assign(document.createElement("button"), {
-      className: `section ${share === 0 ? "none" : share < 0.2 ? "few" : "many"}`,
-      textContent: `${s.name} · ${s.available_seats ? t("section.left", { n: formatNumber(s.available_seats) }) : t("date.soldout")} · ${formatWon(s.min_price)}${s.max_price > s.min_price ? `–${formatWon(s.max_price)}` : ""}`,
-    });
+    const button = Object.assign(document.createElement("button"), { className: `section ${fullness(s)}`, textContent: sectionText(s) });
     button.setAttribute("aria-pressed", String(s.name === state.section));
     button.addEventListener("click", () => busy(button, null, () => openSection(s.name)));
     li.append(button);
     list.append(li);
   }
+}
+
+// The sections placed as they lie in the venue (the catalog's `at`, percent
+// of the picture, the stage above it), coloured by price and by what is left.
+const TIERS = 4;
+function renderPlan() {
+  const plan = $("venue-plan");
+  const placed = !state.small && state.sections.length > 0 && state.sections.every((s) => s.at);
+  plan.hidden = !placed;
+  plan.replaceChildren();
+  if (!placed) return;
+  const prices = [...new Set(state.sections.map((s) => s.min_price))].sort((a, b) => b - a);
+  const tier = (price) => Math.min(prices.indexOf(price), TIERS - 1);
+  const box = Object.assign(document.createElement("div"), { className: "plan-box" });
+  for (const s of state.sections) {
+    const [x, y, w, h] = s.at;
+    const b = Object.assign(document.createElement("button"), {
+      type: "button", tabIndex: -1, title: sectionText(s),
+      className: `plan-section tier${tier(s.min_price)} ${fullness(s)}`,
+    });
+    Object.assign(b.style, { left: `${x}%`, top: `${y}%`, width: `${w}%`, height: `${h}%` });
+    b.dataset.section = s.name;
+    b.setAttribute("aria-pressed", String(s.name === state.section));
+    b.append(
+      Object.assign(document.createElement("strong"), { textContent: s.name }),
+      Object.assign(document.createElement("small"), { textContent: s.available_seats ? formatNumber(s.available_seats) : t("date.soldout") }),
+    );
+    b.addEventListener("click", () => busy(b, null, () => openSection(s.name)));
+    box.append(b);
+  }
+  const legend = Object.assign(document.createElement("p"), { className: "plan-legend" });
+  for (const price of prices.slice(0, TIERS)) {
+    legend.append(Object.assign(document.createElement("span"), { className: `swatch tier${tier(price)}` }), ` ${t("from.price", { price: formatWon(price) })} `);
+  }
+  plan.append(Object.assign(document.createElement("div"), { className: "plan-stage", textContent: t("stage") }), box, legend);
 }
 
 async function openSection(name) {

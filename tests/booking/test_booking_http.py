@@ -83,6 +83,7 @@ async def test_sections_and_a_section_s_seats(client: httpx.AsyncClient, store: 
                 "available_seats": 9,
                 "min_price": 120000,
                 "max_price": 120000,
+                "at": None,  # the demo places no section in a picture
             },
             {
                 "name": "B",
@@ -91,6 +92,7 @@ async def test_sections_and_a_section_s_seats(client: httpx.AsyncClient, store: 
                 "available_seats": 39,
                 "min_price": 80000,
                 "max_price": 80000,
+                "at": None,
             },
         ],
     }

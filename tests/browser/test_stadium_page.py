@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import catalog_server
 from tests.browser.test_buyer_page import shot
 from tests.browser.test_waiting_room import open_page, wait_for_turn
-from tests.e2e.server import serve
 
 STADIUM = Path(__file__).parents[2] / "examples" / "stadium.json"
 
@@ -23,23 +21,9 @@ STADIUM = Path(__file__).parents[2] / "examples" / "stadium.json"
 @pytest.fixture(scope="module")
 def stadium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server whose catalog is one 50,000-seat date of the example stadium."""
-    tmp = tmp_path_factory.mktemp("stadium")
     venue = json.loads(STADIUM.read_text())
     venue["concerts"][0]["dates"] = venue["concerts"][0]["dates"][:1]
-    (tmp / "stadium.json").write_text(json.dumps(venue))
-    env = {
-        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'frontrow.db'}",
-        "FRONTROW_ADMIT_INTERVAL_S": "0.3",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "frontrow", "catalog", "import", str(tmp / "stadium.json")],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    with serve(env) as url:
-        yield url
+    yield from catalog_server(tmp_path_factory, venue, FRONTROW_ADMIT_INTERVAL_S="0.3")
 
 
 def join(page: Any) -> None:
@@ -116,4 +100,88 @@ def test_a_long_row_keeps_its_number_and_the_stage_and_best_seats_stay_in_sight(
     expect(page.locator("#hold-list li")).to_have_count(2)
     expect(page.locator("#seat-map .seat.mine").first).to_be_in_viewport()
     shot(page, f"stadium-row-{size[0]}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("size", [(1200, 900), (390, 844)])
+def test_the_sections_are_a_picture_of_the_venue(
+    browser: Any, stadium: str, size: tuple[int, int]
+) -> None:
+    """The stage at the top, the sections where the catalog places them,
+    coloured by price and by what is left; the list stays beside it."""
+    page = open_page(browser, stadium, width=size[0], height=size[1])
+    # one section sold out, as the server would say it
+    page.route(
+        "**/sections",
+        lambda route: route.fulfill(
+            response=(answer := route.fetch()),
+            json={
+                **answer.json(),
+                "sections": [
+                    {**s, "available_seats": 0} if s["name"] == "K" else s
+                    for s in answer.json()["sections"]
+                ],
+            },
+        ),
+    )
+    join(page)
+    plan = page.locator("#venue-plan")
+    expect(plan.locator(".plan-section")).to_have_count(20)
+    expect(page.locator("#section-list button")).to_have_count(20)  # for every reader
+
+    def box(css: str) -> dict[str, float]:
+        found = plan.locator(css).bounding_box()
+        assert found is not None
+        return found
+
+    stage, f1, f3, e, a, p = (
+        box(css)
+        for css in (
+            ".plan-stage",
+            '[data-section="F1"]',
+            '[data-section="F3"]',
+            '[data-section="E"]',
+            '[data-section="A"]',
+            '[data-section="P"]',
+        )
+    )
+    assert stage["y"] + stage["height"] <= f1["y"]  # the floor faces the stage
+    assert f1["y"] + f1["height"] <= f3["y"] and f3["y"] + f3["height"] <= e["y"]
+    assert a["x"] + a["width"] <= f1["x"] and f1["x"] + f1["width"] <= p["x"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    def colour(name: str) -> str:
+        found = plan.locator(f'[data-section="{name}"]')
+        return str(found.evaluate("e => getComputedStyle(e).backgroundColor"))
+
+    assert colour("F1") == colour("F4") != colour("A") == colour("P")  # ₩220,000 and from ₩121,000
+    assert colour("K") not in (colour("F1"), colour("A"))  # sold out
+    expect(plan.locator('[data-section="K"]')).to_contain_text("sold out")
+    expect(plan.locator(".plan-legend")).to_contain_text("from ₩220,000")
+    plan.locator('[data-section="F2"]').click()
+    expect(page.locator("#map-title")).to_contain_text("Section F2")
+    expect(page.locator("#seat-map .seat-row")).to_have_count(25)
+    if size[0] < 800:
+        expect(plan).to_be_hidden()  # the open section's map comes first on a phone
+    else:
+        expect(plan.locator('[data-section="F2"]')).to_have_attribute("aria-pressed", "true")
+    shot(page, f"stadium-plan-{size[0]}")
+    page.context.close()
+
+
+def test_a_venue_without_a_plan_is_a_list_of_sections(browser: Any, stadium: str) -> None:
+    page = open_page(browser, stadium, width=1200, height=900)
+    page.route(
+        "**/sections",
+        lambda route: route.fulfill(
+            response=(answer := route.fetch()),
+            json={
+                **answer.json(),
+                "sections": [{**s, "at": None} for s in answer.json()["sections"]],
+            },
+        ),
+    )
+    join(page)
+    expect(page.locator("#section-list button")).to_have_count(20)
+    expect(page.locator("#venue-plan")).to_be_hidden()
     page.context.close()

@@ -149,6 +149,7 @@ export default {
   "date.soldout": "sold out",
   "date.left": (p) => `${p.n} seats left`,
   "dates.none": "No upcoming dates.",
+  "from.price": (p) => `from ${p.price}`,
   "section.left": (p) => `${p.n} left`,
   "map.title": (p) => `Seats · ${p.date}${p.section ? ` · Section ${p.section}` : ""}`,
   "prices": (p) => `Prices: ${p.list}${p.many ? " (darker border = higher price)" : ""}`,

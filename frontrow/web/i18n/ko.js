@@ -149,6 +149,7 @@ export default {
   "date.soldout": "매진",
   "date.left": (p) => `${p.n}석 남음`,
   "dates.none": "예정된 공연 날짜가 없습니다.",
+  "from.price": (p) => `${p.price}부터`,
   "section.left": (p) => `${p.n}석 남음`,
   "map.title": (p) => `좌석 · ${p.date}${p.section ? ` · ${p.section} 구역` : ""}`,
   "prices": (p) => `가격: ${p.list}${p.many ? " (테두리가 진할수록 비싼 좌석)" : ""}`,
