@@ -35,6 +35,7 @@ import aiohttp
 import httpx
 
 from bench.__main__ import _PIDS, ROOT, SECRET, fresh_database, frontrow_env, server, tree_cpu_s
+from frontrow.config import Settings
 
 STADIUM = ROOT / "examples" / "stadium.json"
 CONCERT = 10
@@ -334,6 +335,9 @@ def route_cpu(metrics: str) -> dict[str, tuple[float, float]]:
     return {name: (n, cpu) for name, (n, cpu) in out.items()}
 
 
+DEFAULTS = Settings()
+
+
 def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]:
     """A whole rush on `root`'s code (this checkout, or --baseline's); prints its report."""
     asyncio.run(reset(args))
@@ -346,6 +350,10 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         FRONTROW_ADMIT_TARGET_P99_MS=str(args.target_p99_ms),
         FRONTROW_ADMIT_BATCH_MAX=str(args.batch_max),
         FRONTROW_ABANDON_AFTER_S="300",
+        # each buyer is a user of its own: its limits are the day's, as
+        # production runs them; only the per-address one stays off (one client)
+        FRONTROW_ENTER_PER_USER=str(DEFAULTS.enter_per_user),
+        FRONTROW_HOLD_PER_USER=str(DEFAULTS.hold_per_user),
     )
     meter = Meter(args)
     argv = [sys.executable, "-m", "frontrow", "serve", "--workers", str(args.workers)]

@@ -64,26 +64,39 @@ def counters(
     ]
 
 
+async def paced(store: Store, concert_id: int, action: str, user_id: str) -> None:
+    """A user refused in this window is answered here, from memory: 429
+    after a pause, with no Redis call."""
+    who = (concert_id, action, user_id)
+    until = store.refused.get(who)
+    if until is None:
+        return
+    left = until - time.monotonic()
+    if left > 0:
+        await sleep(min(left, REFUSED_PAUSE_S))
+        raise too_many(action, int((left - REFUSED_PAUSE_S) * 1000))
+    del store.refused[who]
+
+
+def refuse(store: Store, concert_id: int, action: str, user_id: str, wait_ms: int) -> Problem:
+    """The 429 of a refused attempt, remembered until the window resets so
+    that paced() answers the user's next attempts."""
+    refused = store.refused
+    if len(refused) >= REFUSED_KEPT:
+        now = time.monotonic()
+        for key in [key for key, t in refused.items() if t <= now]:
+            del refused[key]
+    if len(refused) < REFUSED_KEPT:
+        refused[(concert_id, action, user_id)] = time.monotonic() + wait_ms / 1000
+    return too_many(action, wait_ms)
+
+
 async def check(store: Store, concert_id: int, action: str, user_id: str, address: str) -> None:
     """Count this attempt; raise 429 with Retry-After when a limit is passed."""
-    refused = store.refused
-    who = (concert_id, action, user_id)
-    until = refused.get(who)
-    if until is not None:
-        left = until - time.monotonic()
-        if left > 0:
-            await sleep(min(left, REFUSED_PAUSE_S))
-            raise too_many(action, int((left - REFUSED_PAUSE_S) * 1000))
-        del refused[who]
+    await paced(store, concert_id, action, user_id)
     wait_ms = await _wait_ms(store, counters(store, concert_id, action, user_id, address))
     if wait_ms:
-        if len(refused) >= REFUSED_KEPT:
-            now = time.monotonic()
-            for key in [key for key, t in refused.items() if t <= now]:
-                del refused[key]
-        if len(refused) < REFUSED_KEPT:
-            refused[who] = time.monotonic() + wait_ms / 1000
-        raise too_many(action, wait_ms)
+        raise refuse(store, concert_id, action, user_id, wait_ms)
 
 
 async def check_address(store: Store, action: str, address: str, limit: int) -> None:

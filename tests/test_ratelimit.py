@@ -76,11 +76,14 @@ async def test_a_refused_user_is_answered_slowly_and_without_redis(
     store = await make_store(enter_per_user=2, rate_window_s=0.6)
     await catalog.seed_demo(store.db)
     calls, pauses = [], []
-    script = store.scripts.ratelimit
+    script = store.scripts.enter
 
     async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return await script(*args, **kwargs)
+
+    async def not_asked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("entering counts its attempt in enter.lua's own call")
 
     real_sleep = asyncio.sleep
 
@@ -88,10 +91,13 @@ async def test_a_refused_user_is_answered_slowly_and_without_redis(
         pauses.append(seconds)
         await real_sleep(0.2)
 
-    monkeypatch.setattr(store.scripts, "ratelimit", counted)
+    monkeypatch.setattr(store.scripts, "enter", counted)
+    monkeypatch.setattr(store.scripts, "ratelimit", not_asked)
     monkeypatch.setattr(ratelimit, "sleep", paused)
     async with app_client(store) as client:
         enter = lambda user: client.post("/concerts/1/queue", headers=user_headers(store, user))  # noqa: E731
+        assert (await enter("warm")).status_code == 201  # the sale's rules are in Redis now
+        calls.clear()
         assert [(await enter("ann")).status_code for _ in range(3)] == [201, 200, 429]
         assert len(calls) == 3 and not pauses
         again = await enter("ann")

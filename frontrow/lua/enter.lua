@@ -31,6 +31,7 @@
 -- KEYS[8] draw    ZSET lottery key -> 0, every pre-queued place's key
 -- KEYS[9] calm    STRING places let in at once this interval (PX interval)
 -- KEYS[10] pow    STRING user id the presented challenge was given to
+-- KEYS[11], KEYS[12] STRING rate counters of entering, per user and per address
 -- ARGV[1] user id
 -- ARGV[2] token id to use for a new place after the opening
 -- ARGV[3] abandon after (ms): a waiting place not polled for this long is lost
@@ -47,6 +48,8 @@
 -- ARGV[15] LATE, the score offset of places taken from the opening on
 -- ARGV[16] admissions per second to assume before any is observed
 -- ARGV[17], ARGV[18] the shortest and longest poll interval (ms)
+-- ARGV[19] rate window (ms), ARGV[20], ARGV[21] most attempts of KEYS[11],
+--          KEYS[12] (0 = not counted: no limit, or the attempt counted already)
 --
 -- Returns {outcome, token, rank, expires_at_ms, rate, sold_out, now_ms, waiting, poll_ms,
 --          mode, prequeue_ms, opens_ms, score, born_ms} (poll_ms: the poll
@@ -60,7 +63,10 @@
 --            admitted at once) | 'WAITING' | 'ACTIVE' (an existing place)
 --            | 'CLOSED' | 'EARLY' (before the window) | 'SOLD_OUT'
 --            | 'POW_REQUIRED' | 'POW_INVALID' | 'NEED_SEED' (a pre-queued place
---            needs its key: call again with it) | 'NO_RULES' (restore them first)
+--            needs its key: call again with it, not counted again) | 'NO_RULES'
+--            (restore them first; nothing was counted)
+--   Or {'RATE', ms to wait}: too many attempts (counted all the same, so
+--   hammering does not pay).
 local wait, seen, users, active, cfg, stats, cap, draw, calm, pow =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local user, new_token, abandon_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -70,6 +76,10 @@ local proof, proof_bits = ARGV[7], tonumber(ARGV[8])
 local rules = sale_rules(cfg)
 if not rules then
   return {'NO_RULES'}
+end
+local wait_ms = count_attempt({KEYS[11], KEYS[12]}, {ARGV[20], ARGV[21]}, tonumber(ARGV[19]))
+if wait_ms > 0 then
+  return {'RATE', wait_ms}
 end
 local mode = rules.mode
 local t = rcall('TIME')

@@ -11,12 +11,26 @@
 -- KEYS[5 + 2j] hold j, KEYS[6 + 2j] holds j (the date's held seats), j = 1..m
 -- ARGV[1] token id
 -- ARGV[2] user id
--- ARGV[1 + 2j] hold id j, ARGV[2 + 2j] its seat number
+-- ARGV[3] 'given' (the holds below are all the user's live ones the caller
+--         knows of) or 'ask' (none given: the caller asks first)
+-- ARGV[2 + 2j] hold id j, ARGV[3 + 2j] its seat number
 --
 -- Returns 1 when a place or session was given up, 0 when there was none
 -- (then no hold is touched: an old token does not end a newer session's holds).
+-- Or, asked while the user holds seats, {hold id, expiry ms, ...} of the live
+-- holds and nothing is done: the caller finds their keys and calls again.
+-- A leave without holds, the usual one, is one call.
 local wait, seen, active, cap, users, uholds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local token, user = ARGV[1], ARGV[2]
+
+if ARGV[3] == 'ask' then
+  local t = rcall('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local live = rcall('ZRANGEBYSCORE', uholds, '(' .. now_ms, '+inf', 'WITHSCORES')
+  if #live > 0 then
+    return live
+  end
+end
 
 local removed = rcall('ZREM', wait, token) + rcall('ZREM', active, token)
 rcall('ZREM', seen, token)
@@ -28,6 +42,6 @@ if removed == 0 then
   return 0
 end
 for j = 1, (#KEYS - 6) / 2 do
-  drop_hold(KEYS[5 + 2 * j], KEYS[6 + 2 * j], uholds, ARGV[1 + 2 * j], ARGV[2 + 2 * j], user)
+  drop_hold(KEYS[5 + 2 * j], KEYS[6 + 2 * j], uholds, ARGV[2 + 2 * j], ARGV[3 + 2 * j], user)
 end
 return 1

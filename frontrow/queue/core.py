@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from frontrow import metrics, pace, rules
+from frontrow import metrics, pace, ratelimit, rules
 from frontrow.auth import QUEUE_TOKEN_LIFETIME_S, QueueClaims, new_token_id
 from frontrow.catalog import Concert
 from frontrow.config import Settings
@@ -150,9 +150,12 @@ def enter_call(
     proof: str = "missing",
     challenge: str = "",
     token_id: str | None = None,
+    counted: Sequence[tuple[str, int]] = (),
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of enter.lua for this user (bench.Queue fills a
-    line with it too); `seed` is the lottery's, when it is known."""
+    line with it too); `seed` is the lottery's, when it is known; `counted`
+    the rate limits the attempt counts against (ratelimit.counters), in the
+    script's own call."""
     s = store.settings
     k = store.keys(concert_id)
     pre_token, pre_score, key = "", 0, ""
@@ -160,7 +163,9 @@ def enter_call(
         key = lottery_key(seed, concert_id, user_id)
         pre_score, pre_token = place_of(key)
     keys = [k.wait, k.seen, k.users, k.active, k.cfg, k.stats, k.cap, k.draw, k.calm]
-    return [*keys, k.pow(challenge)], [
+    # not counted: any key of the concert's slot (a cluster checks it), untouched at limit 0
+    (user_rate, per_user), (address_rate, per_address) = counted or ((k.calm, 0), (k.calm, 0))
+    return [*keys, k.pow(challenge), user_rate, address_rate], [
         user_id,
         token_id or new_token_id(),
         ms(s.abandon_after_s),
@@ -179,6 +184,9 @@ def enter_call(
         default_rate(s),
         POLL_MIN_MS,
         WAIT_POLL_MAX_MS,
+        ms(s.rate_window_s),
+        per_user,
+        per_address,
     ]
 
 
@@ -188,21 +196,30 @@ def challenge_bits(challenge: str) -> int:
 
 
 async def enter(
-    store: Store, user_id: str, concert_id: int, proof: str = "missing", challenge: str = ""
+    store: Store,
+    user_id: str,
+    concert_id: int,
+    proof: str = "missing",
+    challenge: str = "",
+    counted: Sequence[tuple[str, int]] = (),
 ) -> tuple[bool, str, Place]:
     """Take (or get back) this user's place; returns (created, queue token, place).
 
     `proof` says what the Proof-Of-Work header held ('missing', 'bad', or
     'ok' for a hash that holds for its challenge's bits: the challenge is
-    then checked against Redis and spent, and its bits against the rules)."""
+    then checked against Redis and spent, and its bits against the rules).
+    `counted`: the rate limits (ratelimit.counters) the attempt counts
+    against in the same call; past one it is 429."""
     seed = store.seeds.get(concert_id, "")
-    keys, args = enter_call(store, user_id, concert_id, seed, proof, challenge)
+    keys, args = enter_call(store, user_id, concert_id, seed, proof, challenge, counted=counted)
     reply = await rules.call(store, concert_id, store.scripts.enter, keys, args)
     if reply[0] == "NEED_SEED":  # a pre-queue this process has not seen yet
-        keys, args = enter_call(
-            store, user_id, concert_id, await rules.seed(store, concert_id), proof, challenge
-        )
+        seed = await rules.seed(store, concert_id)
+        # counted by the first call already
+        keys, args = enter_call(store, user_id, concert_id, seed, proof, challenge)
         reply = await store.scripts.enter(keys=keys, args=args)
+    if reply[0] == "RATE":
+        raise ratelimit.refuse(store, concert_id, "enter", user_id, int(reply[1]))
     outcome, token_id, rank, expires, rate, sold_out, now_ms, waiting, poll = reply[:9]
     mode, prequeue_ms, opens_ms = reply[9], int(reply[10]), int(reply[11])
     score, born_ms = int(reply[12]), int(reply[13])
@@ -259,19 +276,26 @@ async def require_active(
     return current
 
 
-async def leave(
-    store: Store, claims: QueueClaims, holds: Sequence[tuple[str, str, str, int]] = ()
-) -> bool:
-    """Give up the place or session and release `holds`, the user's live holds
-    as (hold id, seat lock key, its section's held seats key, seat); a hold
-    taken between reading them and this call simply runs out."""
+# the keys of a user's holds to give up with the place, from their ids:
+# (hold id, seat lock key, its section's held seats key, seat)
+HoldKeys = Callable[[list[str]], Awaitable[list[tuple[str, str, str, int]]]]
+
+
+async def leave(store: Store, claims: QueueClaims, hold_keys: HoldKeys | None = None) -> bool:
+    """Give up the place or session and release the user's live holds in the
+    concert (found by leave.lua, their keys by `hold_keys`: without it they
+    simply run out, as does a hold taken between the two calls)."""
     k = store.keys(claims.concert_id)
     keys = [k.wait, k.seen, k.active, k.cap, k.users, k.uholds(claims.user_id)]
     args: list[str | int] = [claims.token_id, claims.user_id]
-    for hold_id, lock, held, seat_no in holds:
-        keys += [lock, held]
-        args += [hold_id, seat_no]
-    return bool(await store.scripts.leave(keys=keys, args=args))
+    reply = await store.scripts.leave(keys=keys, args=[*args, "ask" if hold_keys else "given"])
+    if isinstance(reply, list) and hold_keys is not None:  # the user holds seats
+        args.append("given")
+        for hold_id, lock, held, seat_no in await hold_keys([str(h) for h in reply[0::2]]):
+            keys += [lock, held]
+            args += [hold_id, seat_no]
+        reply = await store.scripts.leave(keys=keys, args=args)
+    return bool(reply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,11 @@ async def enter(request: Request) -> Response:
     store = store_of(request)
     user_id = user_id_of(request)
     concert = await _concert(request)
-    await ratelimit.check(store, concert.id, "enter", user_id, client_address(request))
+    await ratelimit.paced(store, concert.id, "enter", user_id)
     proof, challenge = _proof(request)
-    created, token, place = await core.enter(store, user_id, concert.id, proof, challenge)
+    # counted by enter.lua itself: one Redis call
+    counted = ratelimit.counters(store, concert.id, "enter", user_id, client_address(request))
+    created, token, place = await core.enter(store, user_id, concert.id, proof, challenge, counted)
     body = {"token": token, **place.as_dict(), "concert_id": concert.id}
     return JSONResponse(body, status_code=201 if created else 200)
 
@@ -154,16 +156,13 @@ async def poll(request: Request) -> Response:
 async def leave(request: Request) -> Response:
     store = store_of(request)
     claims = queue_claims_of(request)
-    refs = await holds.live_refs(store, claims.concert_id, claims.user_id)
-    concert = store.catalog.cached(claims.concert_id)
-    if concert is None and refs:
+
+    async def hold_keys(hold_ids: list[str]) -> list[tuple[str, str, str, int]]:
         concert = await store.catalog.require(claims.concert_id)
-    given_up = [
-        (ref.hold_id, *holds.hold_keys(store, concert, ref), ref.seat_no)
-        for ref, _ in refs
-        if concert is not None
-    ]
-    await core.leave(store, claims, given_up)
+        refs = [ref for ref in map(holds.parse_hold_id, hold_ids) if ref is not None]
+        return [(ref.hold_id, *holds.hold_keys(store, concert, ref), ref.seat_no) for ref in refs]
+
+    await core.leave(store, claims, hold_keys)
     return Response(status_code=204)
 
 

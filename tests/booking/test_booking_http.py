@@ -225,6 +225,30 @@ async def test_leaving_releases_the_holds(client: httpx.AsyncClient, store: Stor
     assert len((await client.get("/holds", headers=bearer(ann_again))).json()["holds"]) == 1
 
 
+async def test_leaving_is_one_redis_call_unless_seats_are_held(
+    client: httpx.AsyncClient, store: Store, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """leave.lua finds the user's holds itself: most who leave hold nothing."""
+    calls = []
+    script = store.scripts.leave
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs["args"][2:])
+        return await script(*args, **kwargs)
+
+    monkeypatch.setattr(store.scripts, "leave", counted)
+    ann, bob = await active_token(store, "ann"), await active_token(store, "bob")
+    assert (await client.delete("/queue/token", headers=bearer(ann))).status_code == 204
+    assert calls == [["ask"]]
+    held = (await client.post(seats_url(5), headers=bearer(bob))).json()
+    calls.clear()
+    assert (await client.delete("/queue/token", headers=bearer(bob))).status_code == 204
+    assert calls == [["ask"], ["given", held["hold_id"], 5]]
+    cy = await active_token(store, "cy")
+    seats = (await client.get(seats_url(), headers=bearer(cy))).json()["seats"]
+    assert seats[4]["status"] == "AVAILABLE"
+
+
 async def test_expired_hold_frees_the_seat(make_store: MakeStore) -> None:
     store = await make_store(hold_ttl_s=0.3)
     await catalog.seed_demo(store.db)
