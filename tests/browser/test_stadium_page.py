@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import catalog_server
 from tests.browser.test_buyer_page import shot
+from tests.browser.test_korean import korean_page
 from tests.browser.test_waiting_room import open_page, wait_for_turn
 
 STADIUM = Path(__file__).parents[2] / "examples" / "stadium.json"
@@ -184,4 +185,15 @@ def test_a_venue_without_a_plan_is_a_list_of_sections(browser: Any, stadium: str
     join(page)
     expect(page.locator("#section-list button")).to_have_count(20)
     expect(page.locator("#venue-plan")).to_be_hidden()
+    page.context.close()
+
+
+def test_the_venue_s_picture_in_korean(browser: Any, stadium: str) -> None:
+    page = korean_page(browser, stadium)
+    page.get_by_role("button", name="게스트로 계속하기").click()
+    page.get_by_role("button", name="대기열 들어가기").first.click()
+    plan = page.locator("#venue-plan")
+    expect(plan.locator(".plan-stage")).to_have_text("무대")
+    expect(plan.locator(".plan-legend")).to_contain_text("220,000원부터")
+    expect(plan.locator('[data-section="A"]')).to_have_attribute("title", re.compile("석 남음"))
     page.context.close()
