@@ -771,7 +771,9 @@ function renderPlan() {
     box.append(b);
   }
   const legend = Object.assign(document.createElement("p"), { className: "plan-legend" });
-  for (const price of prices.slice(0, TIERS)) {
+  // the last colour takes every cheaper price: it is "from" the cheapest of them
+  const shown = prices.length > TIERS ? [...prices.slice(0, TIERS - 1), prices.at(-1)] : prices;
+  for (const price of shown) {
     legend.append(Object.assign(document.createElement("span"), { className: `swatch tier${tier(price)}` }), ` ${t("from.price", { price: formatWon(price) })} `);
   }
   plan.append(Object.assign(document.createElement("div"), { className: "plan-stage", textContent: t("stage") }), box, legend);

@@ -197,3 +197,26 @@ def test_the_venue_s_picture_in_korean(browser: Any, stadium: str) -> None:
     expect(plan.locator(".plan-legend")).to_contain_text("220,000원부터")
     expect(plan.locator('[data-section="A"]')).to_have_attribute("title", re.compile("석 남음"))
     page.context.close()
+
+
+def test_the_picture_s_last_colour_is_from_the_cheapest_price(browser: Any, stadium: str) -> None:
+    """More prices than colours: the last colour takes every cheaper price."""
+    page = open_page(browser, stadium, width=1200, height=900)
+    page.route(
+        "**/sections",
+        lambda route: route.fulfill(
+            response=(answer := route.fetch()),
+            json={
+                **answer.json(),
+                "sections": [
+                    {**s, "min_price": 100_000 + 1_000 * i}
+                    for i, s in enumerate(answer.json()["sections"])
+                ],
+            },
+        ),
+    )
+    join(page)
+    legend = page.locator("#venue-plan .plan-legend")
+    expect(legend.locator(".swatch")).to_have_count(4)
+    expect(legend).to_have_text(re.compile(r"from ₩119,000 .* from ₩100,000\s*$"))
+    page.context.close()
