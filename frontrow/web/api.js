@@ -13,18 +13,23 @@ export class ApiError extends Error {
 
 // The server's clock, as seen from here: countdowns use it, because a device
 // clock that is a minute off would otherwise show a hold a minute too long.
-// Date has whole seconds (hence + 500); the answer with the shortest round
-// trip gives the best estimate, and a fresh one is taken now and then.
-const clock = { offsetMs: 0, rttMs: Infinity, at: 0 };
+// Date has whole seconds, so one answer only says the offset lies between
+// Date - received and Date + 1 s - sent (plus the little a server's cached
+// Date lags); answers at other phases of the second narrow that (their
+// intersection), and one outside it (either clock set anew) starts afresh.
+// An answer the browser may keep (max-age) can come from its cache, with an
+// old Date: it says nothing of now.
+const DATE_LAG_MS = 200;
+const clock = { low: 0, high: 0, known: false };
 
-export const serverNow = () => Date.now() + clock.offsetMs;
+export const serverNow = () => Date.now() + (clock.low + clock.high) / 2;
 
 function learnClock(response, sentAt) {
   const date = Date.parse(response.headers.get("Date") || "");
-  const now = Date.now();
-  const rtt = now - sentAt;
-  if (Number.isNaN(date) || (rtt > clock.rttMs && now - clock.at < 60_000)) return;
-  Object.assign(clock, { offsetMs: date + 500 - (sentAt + now) / 2, rttMs: rtt, at: now });
+  if (Number.isNaN(date) || /max-age=[1-9]/.test(response.headers.get("Cache-Control") || "")) return;
+  const low = date - Date.now(), high = date + 1000 + DATE_LAG_MS - sentAt;
+  if (!clock.known || low > clock.high || high < clock.low) Object.assign(clock, { low, high, known: true });
+  else Object.assign(clock, { low: Math.max(clock.low, low), high: Math.min(clock.high, high) });
 }
 
 export async function call(method, path, { token, body, headers } = {}) {

@@ -316,11 +316,28 @@ async function proveWork(concert) {
   }
 }
 
+// A press at the very second a pre-queue starts or a sale opens may reach the
+// server a moment before that by its clock (this page knows it only to within
+// about a second): such a refusal is asked again a few times within seconds
+// (well inside the per-user limit), not shown.
+async function enter(concert, headers) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await call("POST", `/concerts/${concert.concert_id}/queue`, { token: store.getItem("userToken"), headers });
+    } catch (e) {
+      const starts = e.code === "QUEUE_CLOSED" && !e.data.sold_out ? Date.parse(e.data.prequeue_from || e.data.opens_at) : NaN;
+      const early = starts - serverNow();
+      if (!(tries <= 4 && Math.abs(early) < 3000)) throw e;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(early + 250, 300 * 2 ** (tries - 1))));
+    }
+  }
+}
+
 async function joinQueue(concert) {
   clearMessages();
   try {
     const headers = concert.pow_bits > 0 ? { "Proof-Of-Work": await proveWork(concert) } : {};
-    const place = await call("POST", `/concerts/${concert.concert_id}/queue`, { token: store.getItem("userToken"), headers });
+    const place = await enter(concert, headers);
     store.setItem("queueToken", place.token);
     store.setItem("concertId", concert.concert_id);
     store.setItem("concertTitle", concert.title);

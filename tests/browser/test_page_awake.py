@@ -22,8 +22,9 @@ from tests.browser.test_waiting_room import TIMEOUT_MS
 HOURS_3 = 3 * 3600 * 1000
 
 
-def new_page(browser: Any, server: str, clock: bool = False) -> Page:
-    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+def new_page(browser: Any, server: str, clock: bool = False, context: Any = None) -> Page:
+    context = context or browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     if clock:
         page.clock.install()
