@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -75,9 +74,6 @@ def serve(args: argparse.Namespace) -> None:
     asyncio.run(_migrate(settings, seed=settings.embedded))
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"frontrow: serving on http://{host}:{args.port}/", flush=True)
-    # A young generation this small makes the collector run every few
-    # requests; a larger threshold keeps its pauses out of the poll's tail.
-    gc.set_threshold(50_000, 20, 20)
     if args.server == "granian":
         _granian(args, settings)
         return

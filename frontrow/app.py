@@ -39,6 +39,7 @@ from frontrow.wallet.routes import routes as wallet_routes
 
 log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
+GC_THRESHOLD = (50_000, 20, 20)
 WEB = files("frontrow") / "web"
 PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
@@ -223,9 +224,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         tasks.append(asyncio.create_task(observe.flusher(stop)))
         if owned:
             # Start-up garbage is long-lived; freezing it keeps the collector's
-            # pauses out of the poll's tail latency.
+            # pauses out of the poll's tail latency. A young generation of 700
+            # objects (Python's default) has the collector run every few
+            # requests: ~10 % of an order's CPU in the app (bench.orderpath).
+            # Here, not in `frontrow serve`: uvicorn's workers are new
+            # interpreters, which do not inherit the threshold.
             gc.collect()
             gc.freeze()
+            gc.set_threshold(*GC_THRESHOLD)
         try:
             yield
         finally:

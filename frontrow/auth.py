@@ -28,6 +28,8 @@ USER_MAX_AGE_S = 86400.0
 # it; a token with any other claim (aud on a user token, nbf, ...) is PyJWT's.
 USER_CLAIMS = frozenset(("sub", "iat", "exp"))
 QUEUE_CLAIMS = frozenset(("aud", "sub", "cid", "tid", "iat", "exp", "at", "sc"))
+# the header PyJWT writes on every HS256 token (whatever the key): what it takes
+PYJWT_HEADER = jwt.encode({}, "k" * 32, algorithm="HS256").partition(".")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,7 @@ class Tokens:
     def __init__(self, secret: str, user_max_age_s: float = USER_MAX_AGE_S) -> None:
         self._secret = secret
         self._key = secret.encode()
-        # the header PyJWT writes on every HS256 token: what the quick path takes
-        self._header = jwt.encode({}, secret, algorithm="HS256").partition(".")[0]
+        self._header = PYJWT_HEADER
         self._user_max_age_s = user_max_age_s
         self._queue_cache: dict[str, QueueClaims] = {}
         self._user_cache: dict[str, tuple[str, float | None, float | None]] = {}

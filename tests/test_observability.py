@@ -214,3 +214,22 @@ async def test_cpu_per_route_is_exported(client: httpx.AsyncClient, store: Store
     poll = 'method="GET",route="/queue/token"'
     assert sample(text, "frontrow_request_cpu_seconds_count", poll) >= 1
     assert sample(text, "frontrow_request_cpu_seconds_sum", poll) > 0
+
+
+async def test_a_served_process_collects_garbage_seldom(tmp_path: Any) -> None:
+    """The young generation's threshold is set where each worker starts (its
+    lifespan): `frontrow serve --workers 2` runs new interpreters, which
+    inherited nothing the parent set (so workers ran at Python's 700)."""
+    import gc
+
+    from frontrow.app import GC_THRESHOLD, create_app
+    from frontrow.config import Settings
+
+    before = gc.get_threshold()
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold() == GC_THRESHOLD
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
