@@ -114,7 +114,7 @@ class Tokens:
         and a rush brings a new token to each worker for each buyer."""
         head, _, rest = token.partition(".")
         body, _, signature = rest.partition(".")
-        if head != self._header or not body:
+        if head != self._header or not body or not signature.isascii() or not self._key:
             return None
         digest = hmac.new(self._key, f"{head}.{body}".encode(), hashlib.sha256).digest()
         if not hmac.compare_digest(

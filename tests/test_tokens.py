@@ -66,6 +66,8 @@ def tokens() -> dict[str, str]:
         "user, body changed": f"{head}.{body[:-1]}{'A' if body[-1] != 'A' else 'B'}.{sig}",
         "user, alg none": jwt.encode({"sub": "ann", "exp": now + 60}, None, algorithm="none"),
         "user, four parts": good_user + ".x",
+        "user, signature not ascii": f"{head}.{body}.{sig[:-1]}\u00e9",
+        "user, body not ascii": f"{head}.{body}\u00e9.{sig}",
         "user, garbage": "not a token",
         "queue": forge(queue),
         "queue, audience in a list": forge({**queue, "aud": [QUEUE_AUDIENCE]}),
