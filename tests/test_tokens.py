@@ -117,3 +117,27 @@ def test_a_forged_token_is_refused_by_both() -> None:
     head = Tokens(SECRET)._header
     forged = f"{head}.{body}.{'A' * 43}"
     assert both_ways("verify_user", forged) == (("refused", 401), ("refused", 401))
+
+
+def test_our_tokens_are_what_pyjwt_would_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.5)
+    tokens = Tokens(SECRET)
+    user = tokens.user_token("ann", lifetime_s=600)
+    assert user == jwt.encode(
+        {"sub": "ann", "iat": 1_800_000_000, "exp": 1_800_000_600}, SECRET, algorithm="HS256"
+    )
+    queue = tokens.queue_token("ann", 7, "t_a-B_9", 1_799_999_999_123, 2**53 + 5)
+    claims = jwt.decode(
+        queue,
+        SECRET,
+        algorithms=["HS256"],
+        audience=QUEUE_AUDIENCE,
+        options={"verify_exp": False, "verify_iat": False},  # its clock is not the patched one
+    )
+    assert queue == jwt.encode(claims, SECRET, algorithm="HS256")
+    assert (claims["cid"], claims["tid"], claims["at"], claims["sc"]) == (
+        7,
+        "t_a-B_9",
+        1_799_999_999_123,
+        2**53 + 5,
+    )
