@@ -111,13 +111,39 @@ class Outgoing:
         await self.app(scope, receive, outgoing)
 
 
+LANGUAGES = ("ko", "en")
+
+
+def page_language(request: Request) -> str:
+    """The page's language, chosen as its script chooses it (web/i18n.js):
+    ?lang=, else the remembered choice (a cookie), else the first of Korean or
+    English among the browser's languages by preference, else English."""
+    for asked in (request.query_params.get("lang"), request.cookies.get("lang")):
+        if asked in LANGUAGES:
+            return asked
+    ranked = []
+    for position, item in enumerate(request.headers.get("accept-language", "")[:500].split(",")):
+        tag, _, weight = item.strip().partition(";q=")
+        try:
+            q = float(weight) if weight else 1.0
+        except ValueError:
+            continue
+        if tag[:2].lower() in LANGUAGES and q > 0:
+            ranked.append((-q, position, tag[:2].lower()))
+    return min(ranked)[2] if ranked else "en"
+
+
 async def index(request: Request) -> Response:
     settings = store_of(request).settings
     demo = "1" if settings.demo_login else "0"
     abandon = int(settings.abandon_after_s)  # the page tells buyers how long they may be away
     page = (WEB / "index.html").read_text(encoding="utf-8")
     page = page.replace("<body>", f'<body data-demo-login="{demo}" data-abandon-s="{abandon}">', 1)
-    return HTMLResponse(page)
+    if page_language(request) == "ko":  # the first paint, before any script, in Korean
+        page = page.replace('<html lang="en">', '<html lang="ko">', 1)
+        page = page.replace('<div data-paint="en">', '<div data-paint="en" hidden>', 1)
+        page = page.replace('lang="ko" data-t-drop hidden>', 'lang="ko" data-t-drop>', 1)
+    return HTMLResponse(page, headers={"Vary": "Accept-Language, Cookie"})
 
 
 async def favicon(request: Request) -> Response:

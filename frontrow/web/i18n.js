@@ -1,11 +1,26 @@
-// The page's language: the buyer's own choice (remembered), else the first
-// of Korean or English among the browser's languages. Only the texts of the
-// language in use are loaded.
+// The page's language: ?lang=ko|en (then remembered), else the buyer's own
+// choice (remembered), else the first of Korean or English among the
+// browser's languages. Only the texts of the language in use are loaded. The
+// server makes the same choice for the first paint (app.page_language): the
+// remembered choice is also a cookie for it to read.
 const SUPPORTED = ["ko", "en"];
 
+function remember(value) {
+  localStorage.setItem("lang", value);
+  document.cookie = `lang=${value}; path=/; max-age=31536000; samesite=lax`;
+}
+
 function chosen() {
+  const asked = new URLSearchParams(location.search).get("lang");
+  if (SUPPORTED.includes(asked)) {
+    remember(asked);
+    return asked;
+  }
   const saved = localStorage.getItem("lang");
-  if (SUPPORTED.includes(saved)) return saved;
+  if (SUPPORTED.includes(saved)) {
+    if (!document.cookie.includes(`lang=${saved}`)) remember(saved);  // chosen before the cookie
+    return saved;
+  }
   for (const tag of navigator.languages?.length ? navigator.languages : [navigator.language || ""]) {
     const base = tag.slice(0, 2).toLowerCase();
     if (SUPPORTED.includes(base)) return base;
@@ -28,8 +43,11 @@ export const other = lang === "ko" ? "en" : "ko";
 // A new language is a reload: the place in line and the seats held live on
 // the server, so nothing is lost, and every text is drawn once, in one language.
 export function switchLanguage() {
-  localStorage.setItem("lang", other);
-  location.reload();
+  remember(other);
+  const url = new URL(location.href);
+  if (!url.searchParams.has("lang")) return location.reload();
+  url.searchParams.delete("lang");  // it would choose again
+  location.replace(url);
 }
 
 // The HTML's own texts: [data-t] is the element's text, [data-t-attr] its
@@ -45,6 +63,7 @@ export function translatePage() {
     }
   }
   for (const el of document.querySelectorAll("[data-t-drop]")) el.remove();
+  for (const el of document.querySelectorAll("[data-paint]")) el.hidden = false;
 }
 
 const numbers = new Intl.NumberFormat(locale);

@@ -80,6 +80,31 @@ def test_the_language_switch_is_remembered(browser: Any, server: str) -> None:
     page.context.close()
 
 
+def test_the_html_alone_speaks_the_browser_s_language(browser: Any, server: str) -> None:
+    """Before any script (a slow line), a Korean browser reads Korean only."""
+    page = korean_page(browser, server, java_script_enabled=False)
+    loading = page.locator("#view-loading")
+    expect(loading.get_by_role("heading", name=re.compile("티켓 페이지를 준비"))).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "ko"
+    assert not re.search(r"[A-Za-z]{4,}", loading.inner_text()), loading.inner_text()
+    page.context.close()
+
+
+def test_lang_in_the_address_chooses_and_is_remembered(browser: Any, server: str) -> None:
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server + "/?lang=ko")
+    expect(page.get_by_role("heading", name="티켓 예매")).to_be_visible()
+    page.goto(server + "/")  # remembered, for the script and for the server's first paint
+    expect(page.get_by_role("heading", name="티켓 예매")).to_be_visible()
+    assert '<html lang="ko">' in page.request.get(server + "/").text()
+    page.get_by_role("button", name="View in English").click()
+    expect(page.get_by_role("heading", name="Get your tickets")).to_be_visible()
+    assert '<html lang="en">' in page.request.get(server + "/").text()
+    context.close()
+
+
 def test_english_also_names_the_venue_zone_and_takes_commas(browser: Any, server: str) -> None:
     context = browser.new_context(locale="en-US", timezone_id="America/Los_Angeles")
     page = context.new_page()
