@@ -9,8 +9,9 @@ import httpx
 import pytest
 from starlette.routing import Match
 
-from frontrow.app import Router, create_app
+from frontrow.app import create_app
 from frontrow.config import Settings
+from frontrow.router import Router
 
 PATHS = [
     "/",
