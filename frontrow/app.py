@@ -245,6 +245,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             await catalog.migrate(store.db)
             await catalog.seed_demo(store.db)
         app.state.store = store
+        if owned and store.statements is not None:
+            store.statements.start()  # the money's connections, before any rush
         try:
             await holds.rebuild_all(store)
         except BACKEND_ERRORS as exc:

@@ -297,8 +297,11 @@ class Statements:
     is one round trip; through SQLAlchemy's AsyncConnection one cost ~350 µs
     of CPU in this process (its greenlet, compile cache and result layers),
     on psycopg with a prepared statement ~100 µs, and an order makes two.
-    The pool is fixed (FRONTROW_DATABASE_POOL, opened on first use, kept):
-    a burst waits for a connection, 503 past the database timeout."""
+    The pool is fixed (FRONTROW_DATABASE_POOL, kept): a burst waits for a
+    connection, 503 past the database timeout. A server opens it as it starts
+    (start()), so that no session is forked in the rush (each one a process
+    and an authentication: 40 in the first seconds of a rush when opened on
+    first use); anything else opens it on first use."""
 
     def __init__(self, settings: Settings) -> None:
         url = make_url(settings.database_url).set(drivername="postgresql")
@@ -322,9 +325,7 @@ class Statements:
         are checked first): the money
         statements decide their replay inside themselves, so a second run of
         one that did commit finds its key or its seats and moves nothing."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._pool.open(wait=False))
-        await asyncio.shield(self._opening)
+        await asyncio.shield(self.start())
         for attempt in (1, 2):
             async with self._pool.connection() as conn:
                 try:
@@ -336,6 +337,12 @@ class Statements:
             # the others that sat idle beside it are likely gone too (a restart)
             await self._pool.check()
         raise AssertionError("unreachable")
+
+    def start(self) -> asyncio.Task[None]:
+        """Open the pool's connections in the background (once)."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._pool.open(wait=False))
+        return self._opening
 
     async def close(self) -> None:
         if self._opening is not None:

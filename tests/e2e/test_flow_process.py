@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -110,3 +111,50 @@ def test_serve_logs_its_config_and_one_json_line_per_request(tmp_path, http_serv
     assert len(access) == 1
     assert access[0]["method"] == "GET" and access[0]["status"] == 200
     assert access[0]["duration_ms"] >= 0
+
+
+def test_no_database_session_is_opened_in_a_burst(store: Store, tmp_path, http_server: str) -> None:
+    """Each worker opens its money connections as it starts: a burst of
+    charges waits for them and never forks a PostgreSQL session (#25.4)."""
+    if store.settings.embedded:
+        return  # SQLite has no sessions to open
+    import psycopg
+    from sqlalchemy import make_url
+
+    env = {**server_env(store, tmp_path), "FRONTROW_DATABASE_POOL": "4"}
+    dsn = make_url(store.settings.database_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as pg:
+
+        def sessions() -> tuple[int, int]:
+            row = pg.execute(
+                "SELECT (SELECT sessions FROM pg_stat_database WHERE datname = current_database()),"
+                " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())"
+            ).fetchone()
+            assert row is not None
+            return int(row[0]), int(row[1])
+
+        with serve(env, workers=2, server=http_server) as url:
+            deadline = time.monotonic() + 20
+            while sessions()[1] < 1 + 2 * 4:  # this one and each worker's pool
+                assert time.monotonic() < deadline, "the pools were not opened at start"
+                time.sleep(0.1)
+            time.sleep(1)  # the workers' own start-up reads
+            before = sessions()[0]
+
+            async def burst() -> list[int]:
+                async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+                    users = [(await c.post("/auth/demo")).json()["access_token"] for _ in range(8)]
+                    answers = await asyncio.gather(
+                        *(
+                            c.post(
+                                "/wallet/charge",
+                                headers={"Authorization": f"Bearer {users[i % 8]}"},
+                                json={"amount": 1000},
+                            )
+                            for i in range(64)
+                        )
+                    )
+                return [a.status_code for a in answers]
+
+            assert asyncio.run(burst()) == [200] * 64
+            assert sessions()[0] == before
