@@ -167,7 +167,7 @@ class Direct:
         while True:
             conn = self._idle.pop() if self._idle else self._connect()
             try:
-                await _write(conn, command)
+                await conn.send_packed_command(command, check_health=False)
                 reply = await conn.read_response()
             except ResponseError as exc:
                 self._idle.append(conn)  # an error reply was read whole: the connection is fine
@@ -194,27 +194,6 @@ class Direct:
     async def close(self) -> None:
         while self._idle:
             await self._idle.pop().disconnect()
-
-
-async def _write(conn: Any, command: bytes) -> None:
-    """send_packed_command's work without its asyncio.wait_for, which on
-    Python 3.11 makes a task and an extra turn of the loop for every write
-    (~10 % of an enter's CPU): the command goes to the socket at once, and
-    only a write the socket cannot take whole waits, under the timeout."""
-    if not conn.is_connected:
-        await conn.connect()
-    writer = conn._writer
-    if writer.transport.is_closing():
-        raise RedisConnectionError("connection closed by the server before write")
-    try:
-        writer.write(command)
-        if writer.transport.get_write_buffer_size():
-            async with asyncio.timeout(conn.socket_timeout):
-                await writer.drain()
-    except TimeoutError:
-        raise RedisTimeoutError("Timeout writing to socket") from None
-    except OSError as exc:
-        raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
 
 
 class DirectScript:
