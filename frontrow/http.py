@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 from collections.abc import Awaitable, Callable, Hashable
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
@@ -120,6 +121,7 @@ def _ip(text: str) -> IPv4Address | IPv6Address | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)  # a buyer's requests come from one address: parsed once
 def forwarded_client(peer: str, forwarded: str | None, trusted: tuple[Network, ...]) -> str:
     """The caller's address as a rate-limit key.
 
