@@ -108,7 +108,7 @@ async function refresh(withAudit = false) {
     const live = await admin("GET", "/live");
     if (withAudit || ++state.refreshes % AUDIT_EVERY === 0) renderAudit(await admin("GET", "/audit"));
     render(live);  // after the audit: its changes are marked on the charts
-    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    $("updated").textContent = `updated ${clock(Date.now())} ${venueZone()}`;
     if (!$("notice").classList.contains("info")) say("");
   } catch (e) {
     if (e.status === 401) { store.removeItem("adminToken"); show("signin"); return say("Signed out: the token was refused."); }
@@ -285,8 +285,18 @@ function drawChart(id, t, lines) {
   }));
 }
 
+// One clock on the whole console, the venue's (its zone named where a time
+// stands alone): the audit, the charts and "updated" agree with the sale's
+// times, whatever the operator's own machine is set to.
 function clock(ms) {
-  return new Date(ms).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(ms).toLocaleTimeString("en-GB", {
+    timeZone: venueZone(), hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+function when(ms) {
+  const day = new Date(ms).toLocaleDateString("en-CA", { timeZone: venueZone() });  // 2026-12-24
+  return `${day} ${clock(ms)}`;
 }
 
 function niceMax(v) {
@@ -443,7 +453,7 @@ function renderAudit({ changes }) {
   const rows = changes.map((c) => {
     const tr = document.createElement("tr");
     const who = c.operator ? `${c.operator} (${c.address})` : c.address;
-    for (const v of [c.at.replace("T", " ").replace("Z", ""), c.field, `${plain(c.old)} → ${plain(c.new)}`, who, c.reason || ""]) {
+    for (const v of [when(Date.parse(c.at)), c.field, `${plain(c.old)} → ${plain(c.new)}`, who, c.reason || ""]) {
       tr.append(Object.assign(document.createElement("td"), { textContent: v }));
     }
     return tr;

@@ -34,8 +34,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def console(browser: Any, server: str, width: int = 1440, height: int = 900) -> Page:
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+def console(
+    browser: Any, server: str, width: int = 1440, height: int = 900, **context: Any
+) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": height}, **context).new_page()
     page.goto(server + "/admin")
     page.get_by_label("Admin token").fill(TOKEN)
     page.get_by_role("button", name="Sign in").click()
@@ -119,6 +121,27 @@ def test_a_change_of_k_takes_effect_and_is_audited(browser: Any, server: str) ->
     assert httpx.get(f"{server}/admin/concerts/1/queue", headers=ADMIN).json()["open"] is False
     page.get_by_role("button", name="Open the queue").click()  # opening asks nothing
     expect(page.locator("#t-open")).to_have_text(re.compile("^open"))
+    page.context.close()
+
+
+def test_every_time_on_the_console_is_the_venue_s(browser: Any, server: str) -> None:
+    """The audit, the charts' axis and "updated" follow the venue's clock,
+    as the sale's times do, on an operator's machine set to another zone."""
+    page = console(browser, server, timezone_id="America/Los_Angeles")
+    page.get_by_label("k, admitted per interval").fill("3")
+    page.get_by_role("button", name="Apply changes").click()
+    expect(page.locator("#audit tbody tr").first).to_contain_text("→ 3")
+    audit = httpx.get(f"{server}/admin/concerts/1/audit", headers=ADMIN).json()["changes"][0]
+    at = dt.datetime.fromisoformat(audit["at"].replace("Z", "+00:00"))
+    seoul = at.astimezone(dt.timezone(dt.timedelta(hours=9)))  # the demo venue's zone
+    row = page.locator("#audit tbody tr").first
+    expect(row).to_contain_text(seoul.strftime("%Y-%m-%d %H:%M:%S"))
+    expect(page.locator("#audit thead")).to_contain_text("When (Asia/Seoul)")
+    expect(page.locator("#updated")).to_contain_text("Asia/Seoul")
+    ticks = page.locator("#chart-waiting .tick").all_inner_texts()
+    now_seoul = dt.datetime.now(dt.timezone(dt.timedelta(hours=9)))
+    hours = {(now_seoul - dt.timedelta(minutes=m)).strftime("%H:") for m in (5, 10)}
+    assert any(t[:3] in hours for t in ticks if re.fullmatch(r"\d\d:\d\d:\d\d", t)), ticks
     page.context.close()
 
 
