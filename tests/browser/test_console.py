@@ -138,7 +138,7 @@ def test_every_time_on_the_console_is_the_venue_s(browser: Any, server: str) -> 
     expect(row).to_contain_text(seoul.strftime("%Y-%m-%d %H:%M:%S"))
     expect(page.locator("#audit thead")).to_contain_text("When (Asia/Seoul)")
     expect(page.locator("#updated")).to_contain_text("Asia/Seoul")
-    ticks = page.locator("#chart-waiting .tick").all_inner_texts()
+    ticks = page.locator("#chart-waiting .tick").all_text_contents()
     now_seoul = dt.datetime.now(dt.timezone(dt.timedelta(hours=9)))
     hours = {(now_seoul - dt.timedelta(minutes=m)).strftime("%H:") for m in (5, 10)}
     assert any(t[:3] in hours for t in ticks if re.fullmatch(r"\d\d:\d\d:\d\d", t)), ticks
