@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -480,17 +481,34 @@ def main(argv: list[str] | None = None) -> None:
         "--baseline",
         help="a checkout of other code (git worktree): the same rush on it right after",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="with --baseline: this many pairs, every other one with the baseline first",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
     )
     args = parser.parse_args(argv)
-    results = [one_rush(args, ROOT, "this checkout")]
-    if args.baseline:
-        results.append(one_rush(args, Path(args.baseline).resolve(), f"baseline {args.baseline}"))
-        now, then = results
-        ratio = now["cpu_ms_per_order"] / then["cpu_ms_per_order"]
+    if not args.baseline:
+        one_rush(args, ROOT, "this checkout")
+        return
+    # The box drifts within a run: pairs, each other one in the other order,
+    # and the ratio within each pair.
+    ratios: dict[str, list[float]] = {"cpu_ms_per_order": [], "cpu_ms_per_request": []}
+    for i in range(args.pairs):
+        runs = [(ROOT, "this checkout"), (Path(args.baseline).resolve(), "baseline")]
+        done = {label: one_rush(args, root, label) for root, label in runs[:: -1 if i % 2 else 1]}
+        now, then = done["this checkout"], done["baseline"]
+        for name, each in ratios.items():
+            each.append(now[name] / then[name])
         print(
-            f"server CPU per order: {now['cpu_ms_per_order']} ms against the baseline's"
-            f" {then['cpu_ms_per_order']} ms (x{ratio:.2f})"
+            f"pair {i + 1}: server CPU per order {now['cpu_ms_per_order']} ms against the"
+            f" baseline's {then['cpu_ms_per_order']} ms (x{ratios['cpu_ms_per_order'][-1]:.3f}),"
+            f" per request x{ratios['cpu_ms_per_request'][-1]:.3f}"
         )
+    for name, each in ratios.items():
+        listed = ", ".join(f"{r:.3f}" for r in each)
+        print(f"{name}: x{statistics.median(each):.3f} of the baseline, median of {listed}")
