@@ -200,6 +200,9 @@ class Direct:
         except TimeoutError:
             _fail(calls, RedisConnectionError("no Redis connection free in time"))
             return
+        except BaseException:  # cancelled while waiting (the loop is closing): tell them
+            _fail(calls, RedisConnectionError("Redis call cancelled"))
+            raise
         conn = self._idle.pop() if self._idle else self._connect()
         try:
             await conn.send_packed_command(b"".join(c for c, _ in calls), check_health=False)

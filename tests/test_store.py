@@ -105,3 +105,18 @@ async def test_killed_connections_fail_their_calls_once_then_a_fresh_one_answers
         "e2",
     ]
     await direct.close()
+
+
+async def test_a_pipeline_cancelled_while_it_waits_leaves_no_caller_hanging(redis: Any) -> None:
+    direct = Direct(redis, 1, 1.0)  # one connection, held by the slow call
+    slow, echo = await loaded(redis, SLOW), await loaded(redis, ECHO)
+    first = asyncio.ensure_future(call(direct, slow, "slow"))
+    await asyncio.sleep(0.01)
+    (holding,) = direct._pipelines
+    second = asyncio.ensure_future(call(direct, echo, "waits"))
+    await asyncio.sleep(0.001)
+    (waiting,) = direct._pipelines - {holding}
+    waiting.cancel()  # as a closing loop does: the caller hears of it and tries again
+    assert await asyncio.wait_for(second, 2) == "waits"
+    assert await first == "slow"
+    await direct.close()
