@@ -314,6 +314,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+MONEY_CONNECTIONS = "frontrow money"
+
+
 class Statements:
     """PostgreSQL's money statements (a charge, a payment: each one statement
     in autocommit) run on psycopg itself, on connections of their own. Each
@@ -336,6 +339,7 @@ class Statements:
             kwargs={
                 "autocommit": True,
                 "row_factory": namedtuple_row,
+                "application_name": MONEY_CONNECTIONS,  # pg_stat_activity tells them apart
                 **database_connect_args(settings),
             },
             open=False,
