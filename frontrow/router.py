@@ -28,9 +28,8 @@ class Router(routing.Router):
 
         def shape(route: Any) -> tuple[str, int] | None:
             """Its path's shape, or None for a route that may span segments."""
-            convertors = getattr(route, "param_convertors", {}).values()
             if not isinstance(route, Route) or any(
-                isinstance(c, PathConvertor) for c in convertors
+                isinstance(c, PathConvertor) for c in route.param_convertors.values()
             ):
                 return None
             return _shape(route.path)
