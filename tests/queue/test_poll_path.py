@@ -1,5 +1,5 @@
 """The poll's hot path: batched status calls on connections of their own,
-and poll metrics tallied then added to Prometheus in bulk."""
+and request metrics tallied then added to Prometheus in bulk."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from frontrow import catalog, observe
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS
-from frontrow.metrics import LATENCY, REQUESTS
+from frontrow.metrics import CPU, LATENCY, REQUESTS
 from frontrow.queue import core
 from frontrow.sale import iso_of_ms
 from frontrow.store import DirectScript, Store, open_store
@@ -77,25 +77,41 @@ async def test_direct_script_connections_are_closed_with_the_store(
     assert not await listed()
 
 
-def test_tallied_polls_reach_the_metrics_as_if_observed_one_by_one() -> None:
-    requests = REQUESTS.labels("GET", "/queue/token", "200")
-    latency = LATENCY.labels("GET", "/queue/token")
+def test_tallied_requests_reach_the_metrics_as_if_observed_one_by_one() -> None:
+    route = "/concerts/{concert_id}/dates"
+    polls = REQUESTS.labels("GET", "/queue/token", "200")
+    ok, refused = REQUESTS.labels("GET", route, "200"), REQUESTS.labels("GET", route, "409")
+    latency, cpu = LATENCY.labels("GET", route), CPU.labels("GET", route)
     observe.flush()
-    count0, sum0 = requests._value.get(), latency._sum.get()
+    before = [c._value.get() for c in (polls, ok, refused)]
+    sum0, cpu0 = latency._sum.get(), (cpu._count.get(), cpu._sum.get())
     buckets0 = [b.get() for b in latency._buckets]
     durations = [0.0004, 0.001, 0.0011, 0.003, 0.07, 0.2, 0.49, 0.0004]
     for elapsed in durations:
         observe.record_poll(200, elapsed, 0.0001, 1, every=False)
-    assert requests._value.get() == count0  # not yet: tallied
+        observe.record("GET", route, 200, elapsed, 0.0002, 1, log=False)
+    observe.record("GET", route, 409, 0.002, 0.0002, 1, log=False)
+    assert [c._value.get() for c in (polls, ok, refused)] == before  # not yet: tallied
     observe.flush()
-    assert requests._value.get() == count0 + len(durations)
-    assert latency._sum.get() == pytest.approx(sum0 + sum(durations))
+    n = len(durations)
+    assert [c._value.get() for c in (polls, ok, refused)] == [
+        before[0] + n,
+        before[1] + n,
+        before[2] + 1,
+    ]
+    assert latency._sum.get() == pytest.approx(sum0 + sum(durations) + 0.002)
     expected = list(buckets0)
-    for elapsed in durations:  # what Histogram.observe does, one by one
+    for elapsed in [*durations, 0.002]:  # what Histogram.observe does, one by one
         expected[bisect.bisect_left(latency._upper_bounds, elapsed)] += 1
     assert [b.get() for b in latency._buckets] == expected
+    assert cpu._count.get() == cpu0[0] + n + 1
+    assert cpu._sum.get() == pytest.approx(cpu0[1] + 0.0002 * (n + 1))
     observe.flush()  # nothing new: nothing added twice
-    assert requests._value.get() == count0 + len(durations)
+    assert [c._value.get() for c in (polls, ok, refused)] == [
+        before[0] + n,
+        before[1] + n,
+        before[2] + 1,
+    ]
 
 
 def test_a_sales_times_are_formatted_once_and_stay_right() -> None:
