@@ -119,9 +119,23 @@ def make_redis(settings: Settings) -> Any:
 
 def pack(command: tuple[Any, ...]) -> bytes:
     """A command as Redis reads it (an array of bulk strings). redis-py's
-    pack_command spends ~1.5 µs an argument in Python (it allows for
+    pack_command spends ~1.5 us an argument in Python (it allows for
     memoryviews and huge values), a script call has 20 to 40 of them, and
-    every booking step is one: this takes a fifth of that."""
+    every booking step is one. An ASCII command is written as one string
+    and encoded once: half the time of encoding each argument (the length
+    of an ASCII string is its length in bytes)."""
+    parts = [f"*{len(command)}\r\n"]
+    for arg in command:
+        if type(arg) is not str:
+            if isinstance(arg, bytes):
+                return _pack_each(command)
+            arg = str(arg)
+        parts.append(f"${len(arg)}\r\n{arg}\r\n")
+    text = "".join(parts)
+    return text.encode() if text.isascii() else _pack_each(command)
+
+
+def _pack_each(command: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(command)]
     for arg in command:
         data = arg if isinstance(arg, bytes) else str(arg).encode()

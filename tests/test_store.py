@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.connection import Connection as SyncConnection
 from redis.exceptions import ResponseError
 
 from frontrow.store import PIPELINE_MAX, Direct, pack
@@ -44,6 +45,19 @@ async def loaded(redis: Any, source: str) -> Script:
 
 def call(direct: Direct, script: Script, arg: str) -> Any:
     return direct.call(pack(("EVALSHA", script.sha, 0, arg)), script)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("EVALSHA", "ab" * 20, 2, "fr:{c:10}:wait", "fr:{c:10}:seen", "user-1", 0, 300000, 1.5, ""),
+        ("EVALSHA", "ab" * 20, 0, "K\u00f6ln", "\uc11c\uc6b8 \u2603"),  # lengths in bytes
+        ("SET", b"raw\r\n\x00bytes", -7, 0.25),
+    ],
+)
+def test_a_command_is_packed_as_redis_py_packs_it(command: tuple[Any, ...]) -> None:
+    expected = SyncConnection().pack_command(*command)
+    assert pack(command) == b"".join(expected)
 
 
 async def test_one_turn_s_calls_go_out_together_each_with_its_answer(redis: Any) -> None:
