@@ -35,7 +35,16 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.__main__ import _PIDS, ROOT, SECRET, fresh_database, frontrow_env, server, tree_cpu_s
+from bench.__main__ import (
+    _PIDS,
+    ROOT,
+    SECRET,
+    ceiling_server,
+    fresh_database,
+    frontrow_env,
+    server,
+    tree_cpu_s,
+)
 from frontrow.config import Settings
 
 STADIUM = ROOT / "examples" / "stadium.json"
@@ -339,6 +348,41 @@ def route_cpu(metrics: str) -> dict[str, tuple[float, float]]:
 DEFAULTS = Settings()
 
 
+async def paced(url: str, rate: float, requests: int, connections: int) -> None:
+    """`requests` GETs of url at about `rate` a second over `connections`."""
+    left = requests
+    pause = connections / rate
+
+    async def client(session: Any) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            async with session.get(url) as response:
+                await response.read()
+            await asyncio.sleep(random.uniform(0, 2 * pause))
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(connections)))
+
+
+def request_cycle_s(args: argparse.Namespace, rate: float, requests: int) -> float:
+    """Server CPU seconds a request of the server's own request cycle: a bare
+    Starlette endpoint (bench.ceiling) on the same server and workers, asked
+    as often as the rush asked frontrow. At a rush's rate a worker sleeps and
+    wakes between requests, which costs far more than the same endpoint
+    flooded (the poll benchmark): this is what any request costs here before
+    frontrow does anything."""
+    argv = ceiling_server(args.server, args.workers)
+    with server(argv, {}, ready_path="/queue/token") as url:
+        pid = _PIDS[url]
+        settle(pid)
+        asyncio.run(paced(url + "/queue/token", rate, 300, args.connections))
+        before = tree_cpu_s(pid)
+        asyncio.run(paced(url + "/queue/token", rate, requests, args.connections))
+        return (tree_cpu_s(pid) - before) / requests
+
+
 def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]:
     """A whole rush on `root`'s code (this checkout, or --baseline's); prints its report."""
     asyncio.run(reset(args))
@@ -426,6 +470,16 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         f" ({requests:,} requests, {requests / max(orders, 1):.1f} an order)"
     )
     print(f"PostgreSQL sessions opened during the rush: {used['sessions']:.0f}")
+    cycle_ms = None
+    if args.cycle:
+        cycle_ms = request_cycle_s(args, requests / wall, requests) * 1000
+        print(
+            f"the server's own request cycle (a bare Starlette endpoint, {args.server},"
+            f" {args.workers} workers, asked {requests / wall:,.0f} times a second as this rush"
+            f" asked): {cycle_ms:.3f} ms a request, {cycle_ms * requests / max(orders, 1):.2f} ms"
+            f" an order ({cycle_ms * requests / 1000 / max(server_cpu, 1e-9):.0%} of the server"
+            " CPU)"
+        )
     cpu_routes = route_cpu(metrics)
     print("by route (server latency and the CPU of each request's own steps, from /metrics):")
     for name, (count, p50, p99) in sorted(route_latencies(metrics).items()):
@@ -450,6 +504,7 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         "requests": requests,
         **{f"{p}_ms_per_order": round(ms, 2) for p, ms in per_order.items()},
         "sessions_opened": used["sessions"],
+        "cycle_ms_per_request": cycle_ms and round(cycle_ms, 3),
     }
     print(json.dumps(result))
     return result
@@ -486,6 +541,11 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=1,
         help="with --baseline: this many pairs, every other one with the baseline first",
+    )
+    parser.add_argument(
+        "--cycle",
+        action="store_true",
+        help="after each rush, measure the server's own request cycle at the rush's rate",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
