@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -383,11 +383,8 @@ def request_cycle_s(args: argparse.Namespace, rate: float, requests: int) -> flo
         return (tree_cpu_s(pid) - before) / requests
 
 
-def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]:
-    """A whole rush on `root`'s code (this checkout, or --baseline's); prints its report."""
-    asyncio.run(reset(args))
-    import_s = import_catalog(args, root)
-    env = frontrow_env(
+def rush_env(args: argparse.Namespace) -> dict[str, str]:
+    return frontrow_env(
         args,
         FRONTROW_ADMIT_BATCH=str(args.admit_batch),
         FRONTROW_ADMIT_INTERVAL_S=str(args.admit_interval),
@@ -400,10 +397,20 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         FRONTROW_ENTER_PER_USER=str(DEFAULTS.enter_per_user),
         FRONTROW_HOLD_PER_USER=str(DEFAULTS.hold_per_user),
     )
-    meter = Meter(args)
+
+
+def serve_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "frontrow", "serve", "--workers", str(args.workers)]
-    argv += ["--server", args.server]
-    with server(argv, env, root=root) as url:
+    return [*argv, "--server", args.server]
+
+
+def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]:
+    """A whole rush on `root`'s code (this checkout, or --baseline's); prints its report."""
+    asyncio.run(reset(args))
+    import_s = import_catalog(args, root)
+    env = rush_env(args)
+    meter = Meter(args)
+    with server(serve_argv(args), env, root=root) as url:
         with admitter(env, root) as admitting:
             app_pid = _PIDS[url]
             settle(app_pid)  # every worker, not only the one that answered /healthz
@@ -510,6 +517,127 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
     return result
 
 
+def _sessions(conn: Any, database: str) -> list[int]:
+    """The pids of the sessions open on a database (a local server)."""
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    return [row[0] for row in conn.execute(query, (database,))]
+
+
+def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
+    """This checkout and --baseline's in the same moment: each its own
+    servers, admitter, Redis database and PostgreSQL database, and as many
+    buyers, all let loose at once by this one client. On a day the box's
+    speed moves by a third within minutes, runs one after the other compare
+    moments more than codes; side by side, the drift falls on both alike.
+    Each code's CPU is its app workers, its admitter and the PostgreSQL
+    sessions of its database; Redis is one server for both (its CPU is
+    reported for the two together). `flip` swaps which code has the first
+    databases and whose buyers are started first. Each fleet keeps 16 money connections a
+    worker (FRONTROW_DATABASE_POOL) so that both fit in PostgreSQL's default
+    100. Returns this checkout's server CPU an order (without Redis) over
+    the baseline's."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    sides = []
+    codes = [(ROOT, "this checkout"), (Path(args.baseline).resolve(), "baseline")]
+    for n, (root, label) in enumerate(codes[::-1] if flip else codes):
+        side = argparse.Namespace(**vars(args))
+        head, _, db = args.redis_url.rpartition("/")
+        side.redis_url = f"{head}/{int(db or 0) + n}"
+        url = make_url(args.database_url)
+        side.database_url = url.set(database=f"{url.database}{'_b' * n}").render_as_string(
+            hide_password=False
+        )
+        asyncio.run(reset(side))
+        import_catalog(side, root)
+        sides.append((root, label, side))
+    meter = make_url(args.database_url).set(drivername="postgresql", database="postgres")
+    with ExitStack() as stack:
+        # opened before the fleets, which may take every other connection
+        conn = stack.enter_context(
+            psycopg.connect(meter.render_as_string(hide_password=False), autocommit=True)
+        )
+        running = []
+        for root, label, side in sides:
+            env = {**rush_env(side), "FRONTROW_DATABASE_POOL": "16"}
+            url = stack.enter_context(server(serve_argv(side), env, root=root))
+            admitting = stack.enter_context(admitter(env, root))
+            settle(_PIDS[url])
+            running.append((label, side, _PIDS[url], admitting.pid, Rush(url, args.buyers)))
+
+        def cpu() -> list[dict[str, Any]]:
+            return [
+                {
+                    "app": tree_cpu_s(app),
+                    "admitter": tree_cpu_s(admitter_pid),
+                    "postgresql": {
+                        pid: tree_cpu_s(pid)
+                        for pid in _sessions(conn, make_url(side.database_url).database)
+                    },
+                }
+                for _, side, app, admitter_pid, _ in running
+            ]
+
+        def redis_cpu() -> float:
+            import redis
+
+            info = redis.Redis.from_url(args.redis_url).info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+        before, redis0 = cpu(), redis_cpu()
+        ended: dict[str, float] = {}
+
+        async def run(label: str, rush: Rush) -> None:
+            rush.started = time.monotonic()
+            await rush.run(args.connections)
+            ended[label] = time.monotonic() - rush.started
+
+        async def all_at_once() -> None:
+            await asyncio.gather(*(run(label, rush) for label, *_, rush in running))
+
+        asyncio.run(all_at_once())
+        after, redis1 = cpu(), redis_cpu()
+    spent = {}
+    orders_all = 0
+    print(f"=== side by side: {args.buyers:,} buyers each, {args.catalog.name}")
+    for (label, side, *_, rush), then, now in zip(running, before, after, strict=True):
+        orders = max(len(rush.orders), 1)
+        orders_all += len(rush.orders)
+        # a session gone by the end took its last CPU with it: counted as of the start
+        pg = sum(
+            now["postgresql"].get(pid, 0.0) - then["postgresql"].get(pid, 0.0)
+            for pid in now["postgresql"]
+        )
+        used = {
+            "app": now["app"] - then["app"],
+            "postgresql": max(pg, 0.0),
+            "admitter": now["admitter"] - then["admitter"],
+        }
+        spent[label] = sum(used.values()) / orders
+        facts = asyncio.run(invariants(side.database_url))
+        held = (
+            facts["seats sold twice"] == 0
+            and facts["wallets whose balance is not their ledger"] == 0
+            and facts["receipts whose amount is not their seats"] == 0
+            and facts["money in = money paid + money left"]
+        )
+        requests = sum(rush.statuses.values())
+        print(
+            f"{label}: {len(rush.orders):,} orders in {ended[label]:.0f} s;"
+            f" server CPU an order without Redis {spent[label] * 1000:.2f} ms ("
+            + ", ".join(f"{p} {v / orders * 1000:.2f}" for p, v in used.items())
+            + f"); app {used['app'] / max(requests, 1) * 1000:.3f} ms a request"
+            f" ({requests:,} requests); gave up {dict(rush.gave_up)};"
+            f" 5xx {sum(n for st, n in rush.statuses.items() if st >= 500)};"
+            f" invariants {'hold' if held else f'BROKEN {facts}'}"
+        )
+    print(f"Redis, both together: {(redis1 - redis0) / max(orders_all, 1) * 1000:.2f} ms an order")
+    ratio = spent["this checkout"] / spent["baseline"]
+    print(f"this checkout / baseline, server CPU an order without Redis: x{ratio:.3f}")
+    return ratio
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench rush", description=__doc__)
     parser.add_argument("--buyers", type=int, default=22_000)
@@ -540,7 +668,13 @@ def main(argv: list[str] | None = None) -> None:
         "--pairs",
         type=int,
         default=1,
-        help="with --baseline: this many pairs, every other one with the baseline first",
+        help="with --baseline: this many pairs (rounds, side by side), every other one the"
+        " other way round",
+    )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="with --baseline: both codes at once, each its own servers and databases",
     )
     parser.add_argument(
         "--cycle",
@@ -552,6 +686,13 @@ def main(argv: list[str] | None = None) -> None:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
     )
     args = parser.parse_args(argv)
+    if args.side_by_side:
+        if not args.baseline:
+            parser.error("--side-by-side needs --baseline")
+        ratios = [side_by_side(args, flip=i % 2 == 1) for i in range(args.pairs)]
+        listed = ", ".join(f"{r:.3f}" for r in ratios)
+        print(f"side by side: x{statistics.median(ratios):.3f} of the baseline, median of {listed}")
+        return
     if not args.baseline:
         one_rush(args, ROOT, "this checkout")
         return
