@@ -301,6 +301,15 @@ async def fresh_database(database_url: str) -> None:
     await engine.dispose()
 
 
+def scale_backends(parser: argparse.ArgumentParser) -> None:
+    """--redis-url and --database-url of a bench that loads a catalog: a Redis
+    database and a PostgreSQL database (created when missing) it may wipe."""
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
+    )
+
+
 def frontrow_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
     return {
         "FRONTROW_REDIS_URL": args.redis_url,

@@ -27,6 +27,7 @@ from bench.__main__ import (
     fresh_database,
     frontrow_env,
     frontrow_server,
+    scale_backends,
     server,
     wrk,
 )
@@ -108,10 +109,7 @@ def main() -> None:
         default=0,
         help="FRONTROW_MAPS_PER_USER (0: every map rendered)",
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     run(parser.parse_args())
 
 

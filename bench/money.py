@@ -23,7 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import ROOT, SECRET, fresh_database, frontrow_env, row, server, uvicorn
+from bench.__main__ import (
+    ROOT,
+    SECRET,
+    fresh_database,
+    frontrow_env,
+    row,
+    scale_backends,
+    server,
+    uvicorn,
+)
 
 WRK_MONEY = Path(__file__).with_name("wrk_money.lua")
 
@@ -115,10 +124,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=6)
     parser.add_argument("--buyers", type=int, default=20_000, help="payments prepared")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     args = parser.parse_args()
     tokens, bodies = asyncio.run(prepare(args, args.buyers))
     from frontrow.auth import Tokens

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from bench.__main__ import ROOT, SECRET, fresh_database
+from bench.__main__ import ROOT, SECRET, fresh_database, scale_backends
 from bench.rush import CONCERT, STADIUM
 
 
@@ -188,10 +188,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_600)
     parser.add_argument("--profile", type=int, default=0, help="show this many functions")
     parser.add_argument("--profile-out", help="write the profile here (pstats)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     uvloop.run(run(parser.parse_args()))
 
 

@@ -42,6 +42,7 @@ from bench.__main__ import (
     ceiling_server,
     fresh_database,
     frontrow_env,
+    scale_backends,
     server,
     tree_cpu_s,
 )
@@ -681,10 +682,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="after each rush, measure the server's own request cycle at the rush's rate",
     )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     args = parser.parse_args(argv)
     if args.side_by_side:
         if not args.baseline:

@@ -33,6 +33,7 @@ from bench.__main__ import (
     fresh_database,
     frontrow_env,
     row,
+    scale_backends,
     server,
     wrk,
 )
@@ -164,10 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stadium", description=__doc__)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     args = parser.parse_args()
     asyncio.run(run(args))
 

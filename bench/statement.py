@@ -24,6 +24,7 @@ from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from bench.__main__ import scale_backends
 from frontrow.store import Direct, pack
 
 ECHO = "return ARGV[1]"
@@ -95,10 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.statement", description=__doc__)
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument(
-        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/frontrow_scale"
-    )
+    scale_backends(parser)
     uvloop.run(run(parser.parse_args()))
 
 
