@@ -119,7 +119,7 @@ def make_redis(settings: Settings) -> Any:
 
 def pack(command: tuple[Any, ...]) -> bytes:
     """A command as Redis reads it (an array of bulk strings). redis-py's
-    pack_command spends ~1.5 us an argument in Python (it allows for
+    pack_command spends ~1.5 µs an argument in Python (it allows for
     memoryviews and huge values), a script call has 20 to 40 of them, and
     every booking step is one. An ASCII command is written as one string
     and encoded once: half the time of encoding each argument (the length
