@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -118,7 +119,7 @@ async def order(call: Driver, tokens: Any, n: int) -> bool:
 
 
 async def run(args: argparse.Namespace) -> None:
-    from frontrow.app import create_app
+    from frontrow.app import GC_THRESHOLD, create_app
     from frontrow.config import Settings
     from frontrow.store import open_store
 
@@ -165,6 +166,11 @@ async def run(args: argparse.Namespace) -> None:
             return done
 
         await wave(320)  # warm: catalog copies, connections, rendered rows
+        # what a served worker's lifespan does (app.create_app, for a store
+        # it owns): without it this process collects every 700 objects
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLD)
         profiler = cProfile.Profile() if args.profile else None
         started = time.process_time()
         if profiler:
