@@ -4,6 +4,7 @@ will choose: ?lang=, the remembered choice, the browser's languages."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -53,3 +54,27 @@ async def test_the_first_paint_is_in_the_page_s_language(
     assert "Accept-Language" in page.headers["vary"] and "Cookie" in page.headers["vary"]
     # either way both texts are there: the script keeps one (web/i18n.js)
     assert LOADING_KO in html and LOADING_EN in html
+
+
+WEB = Path(__file__).resolve().parent.parent / "frontrow" / "web"
+
+
+def translations(language: str) -> dict[str, str]:
+    """The page's texts in a language, as web/i18n/<language>.js holds them."""
+    source = (WEB / "i18n" / f"{language}.js").read_text(encoding="utf-8")
+    return dict(re.findall(r'^\s*"([\w.]+)":\s*"((?:[^"\\]|\\.)*)",?$', source, re.M))
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_first_paint_says_what_the_script_will_say(language: str) -> None:
+    # The server paints the loading block before any script runs, so its
+    # texts are written in index.html as well as in the translations.
+    page = (WEB / "index.html").read_text(encoding="utf-8")
+    block = re.search(rf'<div data-paint="{language}"[^>]*>(.*?)</div>', page, re.S)
+    assert block is not None
+    painted = [
+        " ".join(text.split())
+        for text in re.findall(r"<(?:h1|p)\b[^>]*>(.*?)</(?:h1|p)>", block[1], re.S)
+    ]
+    said = translations(language)
+    assert painted == [said["loading.title"], said["loading.lead"]]
