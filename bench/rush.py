@@ -533,10 +533,10 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
     Each code's CPU is its app workers, its admitter and the PostgreSQL
     sessions of its database; Redis is one server for both (its CPU is
     reported for the two together). `flip` swaps which code has the first
-    databases and whose buyers are started first. Each fleet keeps 16 money connections a
-    worker (FRONTROW_DATABASE_POOL) so that both fit in PostgreSQL's default
-    100. Returns this checkout's server CPU an order (without Redis) over
-    the baseline's."""
+    databases and whose buyers are started first. Each fleet keeps 16 money
+    connections a worker (FRONTROW_DATABASE_POOL) so that both fit in
+    PostgreSQL's default 100. Returns this checkout's server CPU an order
+    (without Redis) over the baseline's."""
     import psycopg
     from sqlalchemy.engine import make_url
 
