@@ -53,6 +53,7 @@ class Pipelined:
         self.conn = conn
         self.queued: list[tuple[list[bytes | None], asyncio.Future[bytes | None]]] = []
         self.lock = asyncio.Lock()
+        self.flushing: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, dsn: str) -> Pipelined:
@@ -67,9 +68,14 @@ class Pipelined:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[bytes | None] = loop.create_future()
         if not self.queued:
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            loop.call_soon(self._start)
         self.queued.append(([str(n).encode(), user.encode()], reply))
         return reply
+
+    def _start(self) -> None:
+        task = asyncio.ensure_future(self._flush())
+        self.flushing.add(task)  # the loop keeps only weak references
+        task.add_done_callback(self.flushing.discard)
 
     async def _wait(self, writing: bool) -> None:
         loop, fd = asyncio.get_running_loop(), self.conn.pgconn.socket
@@ -93,8 +99,7 @@ class Pipelined:
                 await self._wait(writing=True)
             replies = iter(calls)
             synced, got = 0, []  # got: the current statement's results so far
-            while synced < len(calls):
-                await self._wait(writing=False)
+            while True:  # what flush() may already have read is taken first
                 pg.consume_input()
                 while not pg.is_busy():
                     result = pg.get_result()
@@ -109,6 +114,9 @@ class Pipelined:
                         synced, got = synced + 1, []
                     else:  # its rows, or its error (its own Sync still follows)
                         got.append(result)
+                if synced == len(calls):
+                    return
+                await self._wait(writing=False)
 
 
 async def cpu_us(call: Callable[[int], Awaitable[Any]], at_once: int, calls: int) -> float:
