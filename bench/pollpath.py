@@ -1,11 +1,11 @@
 """python -m bench.pollpath: the poll path's pieces in one process, each
 against the way it was done before, in the same run (CPU time per call).
 
-- packing a batch of 32 tokens for status.lua: 64 arguments, or one;
+- packing a batch of 32 places for status.lua: 128 arguments, or one;
 - the batched status call through redis-py's pool, or on a connection of
   its own (store.DirectScript), on real Redis;
 - a sale's opening formatted on every poll, or once (sale.iso's cache);
-- a poll's metrics written one by one (observe.record), or tallied;
+- a poll's metrics written one by one (as observe.record did), or tallied;
 - a request-head deadline as a loop timer armed and cancelled, or a timestamp;
 - whole polls through the ASGI app (32 at a time, real Redis, no HTTP
   server) against bench.ceiling's bare endpoint the same way.
@@ -44,7 +44,8 @@ def line(name: str, before: float, after: float, unit: str = "µs") -> None:
 
 
 async def pieces(redis_url: str, n: int) -> None:
-    from frontrow.observe import record, record_poll
+    from frontrow.metrics import CPU, LATENCY, REQUESTS
+    from frontrow.observe import record_poll
     from frontrow.sale import iso
     from frontrow.store import DirectScript
 
@@ -53,16 +54,17 @@ async def pieces(redis_url: str, n: int) -> None:
     await queue.grow(32)
     store = queue.store
     k = store.keys(1)
-    keys = [k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users]
-    args = [300_000, 120_000, 5_000, 20.0, 1_000, 300_000, "0"]
-    pairs = [(f"t_b{i}", f"b{i}") for i in range(32)]
+    # as queue/batch.py calls status.lua (a place's token, user, birth and score)
+    keys = [k.wait, k.seen, k.active, k.cap, k.done, k.stats, k.users, k.cfg, k.back, k.fresh]
+    args = [300_000, 120_000, 5_000, 20.0, 1_000, 300_000, 0]
+    places = [(f"t_b{i}", f"b{i}", "0", "-1") for i in range(32)]
     conn = store.redis.connection_pool.make_connection()
-    flat = [part for pair in pairs for part in pair]
-    packed = " ".join(f"{t} {u}" for t, u in pairs)
+    flat = [part for place in places for part in place]
+    packed = " ".join(" ".join(place) for place in places)
     line(
-        "pack a batch of 32 (64 arguments -> one)",
-        cpu_us(lambda: conn.pack_command("EVALSHA", "0" * 40, 7, *keys, *args, *flat), n),
-        cpu_us(lambda: conn.pack_command("EVALSHA", "0" * 40, 7, *keys, *args, packed), n),
+        "pack a batch of 32 (128 arguments -> one)",
+        cpu_us(lambda: conn.pack_command("EVALSHA", "0" * 40, 10, *keys, *args, *flat), n),
+        cpu_us(lambda: conn.pack_command("EVALSHA", "0" * 40, 10, *keys, *args, packed), n),
     )
     pooled, direct = store.scripts.status, store.scripts.status
     if isinstance(direct, DirectScript):
@@ -81,9 +83,15 @@ async def pieces(redis_url: str, n: int) -> None:
         cpu_us(lambda: iso.__wrapped__(opens), n),
         cpu_us(lambda: iso(opens), n),
     )
+    # what record() did before requests were tallied: each metric written at once
+    written = (
+        REQUESTS.labels("GET", "/queue/token", "200"),
+        LATENCY.labels("GET", "/queue/token"),
+        CPU.labels("GET", "/queue/token"),
+    )
     line(
-        "a poll's metrics (three writes -> tallied)",
-        cpu_us(lambda: record("GET", "/queue/token", 200, 0.001, 0.0001, 1, log=False), n),
+        "a poll's metrics (written one by one -> tallied)",
+        cpu_us(lambda: (written[0].inc(), written[1].observe(0.001), written[2].observe(1e-4)), n),
         cpu_us(lambda: record_poll(200, 0.001, 0.0001, 1, False), n),
     )
     loop = asyncio.get_running_loop()
