@@ -17,7 +17,9 @@ whose place scores no more gets its session back (lua/status.lua).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 from typing import Any
 
 import orjson
@@ -77,8 +79,30 @@ async def _frontier(conn: AsyncConnection, concert_id: int) -> int | None:
 
 async def restore(store: Store, concert_id: int, how: str = "restore") -> None:
     """Put the database's rules of a concert into a Redis that has none (or,
-    with how='change', over the ones it has: a change Redis was not told of)."""
+    with how='change', over the ones it has: a change Redis was not told of).
+    The callers of a process that find none share one restore: a Redis that
+    came back empty is met by every request in flight at once, and each
+    would otherwise wait for a database connection of the few a worker has
+    (FRONTROW_DATABASE_POOL / 4), 503 past the database timeout, to read the
+    same row."""
+    if how != "restore":
+        return await _put(store, concert_id, how)
+    running = store.restoring.get(concert_id)
+    if running is None:
+        running = asyncio.ensure_future(_put(store, concert_id, how))
+        store.restoring[concert_id] = running
+        running.add_done_callback(functools.partial(_restored, store.restoring, concert_id))
+    # a caller that gives up (its client left) leaves the others' restore running
+    await asyncio.shield(running)
 
+
+def _restored(restoring: dict[int, Any], concert_id: int, done: asyncio.Future[None]) -> None:
+    restoring.pop(concert_id, None)
+    if not done.cancelled():
+        done.exception()  # seen by its callers; read here too for when they all left
+
+
+async def _put(store: Store, concert_id: int, how: str) -> None:
     async def read() -> tuple[Any, int | None]:
         async with store.db.connect() as conn:
             query = select(concerts).where(concerts.c.id == concert_id)

@@ -404,6 +404,8 @@ class Store:
     statements: Statements | None = None
     # lottery seeds by concert, as Redis has them (rules.seed): a seed never changes
     seeds: dict[int, str] = field(default_factory=dict)
+    # rules being put back into a Redis that has none, by concert (rules.restore)
+    restoring: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     # users this process has seen refused (ratelimit.check): (concert, action,
     # user) -> until when, time.monotonic()
     refused: dict[tuple[int, str, str], float] = field(default_factory=dict)

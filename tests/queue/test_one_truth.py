@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 import json
 import random
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -292,3 +293,28 @@ async def test_live_settings_outlive_a_redis_that_comes_back_empty(make_store: M
         assert entered.status_code == 201 and entered.json()["status"] == "WAITING"
         await store.redis.delete(store.keys(1).tick)
         assert (await core.admit(store, 1, "t")).admitted == 0  # k = 0 still
+
+
+async def test_the_callers_that_find_no_rules_share_one_restore(
+    demo: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everyone entering when Redis came back empty is let in on one database
+    read a process, not one each (each would wait for one of the worker's
+    few connections); a later loss is restored again."""
+    reads = 0
+    read = rules.database_call
+
+    async def slow_read(store: Store, work: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # every caller below finds no rules meanwhile
+        return await read(store, work)
+
+    monkeypatch.setattr(rules, "database_call", slow_read)
+    await demo.redis.flushdb()
+    entered = await asyncio.gather(*(core.enter(demo, f"u{n}", CONCERT) for n in range(24)))
+    assert reads == 1 and all(created for created, _, _ in entered)
+    assert demo.restoring == {}
+    await demo.redis.flushdb()
+    assert (await core.enter(demo, "late", CONCERT))[0]
+    assert reads == 2
