@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import fakeredis
-import psycopg
 import redis.asyncio as aioredis
-from psycopg.rows import namedtuple_row
-from psycopg_pool import AsyncConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
@@ -31,6 +28,7 @@ from frontrow.catalog import Catalog
 from frontrow.config import Settings
 from frontrow.keys import ConcertKeys, concert_keys
 from frontrow.lua import Scripts
+from frontrow.statements import MONEY_CONNECTIONS, Statements
 
 REDIS_MAX_CONNECTIONS = 128
 log = logging.getLogger("frontrow.store")
@@ -328,68 +326,6 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-MONEY_CONNECTIONS = "frontrow money"
-
-
-class Statements:
-    """PostgreSQL's money statements (a charge, a payment: each one statement
-    in autocommit) run on psycopg itself, on connections of their own. Each
-    is one round trip; through SQLAlchemy's AsyncConnection one cost ~350 µs
-    of CPU in this process (its greenlet, compile cache and result layers),
-    on psycopg with a prepared statement ~100 µs, and an order makes two.
-    The pool is fixed (FRONTROW_DATABASE_POOL, kept): a burst waits for a
-    connection, 503 past the database timeout. A server opens it as it starts
-    (start()), so that no session is forked in the rush (each one a process
-    and an authentication: 40 in the first seconds of a rush when opened on
-    first use); anything else opens it on first use."""
-
-    def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        self._pool = AsyncConnectionPool(
-            url.render_as_string(hide_password=False),
-            min_size=settings.database_pool,
-            max_size=settings.database_pool,
-            timeout=settings.database_timeout_s,
-            kwargs={
-                "autocommit": True,
-                "row_factory": namedtuple_row,
-                "application_name": MONEY_CONNECTIONS,  # pg_stat_activity tells them apart
-                **database_connect_args(settings),
-            },
-            open=False,
-        )
-        self._opening: asyncio.Task[None] | None = None
-
-    async def one(self, sql: str, params: dict[str, Any]) -> Any:
-        """The statement's one row. Run again once when its pooled connection
-        turned out to be dead (the database restarted since; the idle ones
-        are checked first): the money
-        statements decide their replay inside themselves, so a second run of
-        one that did commit finds its key or its seats and moves nothing."""
-        await asyncio.shield(self.start())
-        for attempt in (1, 2):
-            async with self._pool.connection() as conn:
-                try:
-                    cursor = await conn.execute(sql, params, prepare=True)
-                    return await cursor.fetchone()
-                except psycopg.OperationalError:
-                    if attempt == 2 or not (conn.broken or conn.closed):
-                        raise
-            # the others that sat idle beside it are likely gone too (a restart)
-            await self._pool.check()
-        raise AssertionError("unreachable")
-
-    def start(self) -> asyncio.Task[None]:
-        """Open the pool's connections in the background (once)."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._pool.open(wait=False))
-        return self._opening
-
-    async def close(self) -> None:
-        if self._opening is not None:
-            await self._pool.close()
-
-
 @dataclass(eq=False)
 class Store:
     """Everything a request handler needs, created once per process in lifespan."""
@@ -428,6 +364,17 @@ class Store:
         await self.db.dispose()
 
 
+def money_statements(settings: Settings) -> Statements:
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    return Statements(
+        url.render_as_string(hide_password=False),
+        # pg_stat_activity tells them apart
+        {"application_name": MONEY_CONNECTIONS, **database_connect_args(settings)},
+        size=settings.database_pool,
+        wait_s=settings.database_timeout_s,
+    )
+
+
 def open_store(settings: Settings, redis: Any = None, db: AsyncEngine | None = None) -> Store:
     redis = make_redis(settings) if redis is None else redis
     db = make_engine(settings) if db is None else db
@@ -446,7 +393,7 @@ def open_store(settings: Settings, redis: Any = None, db: AsyncEngine | None = N
         scripts=scripts,
         tokens=Tokens(settings.auth_secret, settings.user_token_max_age_s),
         catalog=Catalog(db, redis=redis, prefix=settings.key_prefix, owner=owner),
-        statements=Statements(settings) if db.dialect.name == "postgresql" else None,
+        statements=money_statements(settings) if db.dialect.name == "postgresql" else None,
     )
     if settings.embedded:
         # `frontrow catalog import` cannot reach this process's in-memory Redis:

@@ -1,0 +1,158 @@
+"""The money statements pipelined (frontrow.statements): the statements of
+one turn of the event loop go to PostgreSQL as one write, and each caller
+still gets its own row, its own error, or its one second try."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from frontrow.statements import Statements, positional
+from tests.conftest import REAL_DB, unavailable
+
+NAME = "frontrow statements test"
+TYPED = """
+SELECT %(n)s::bigint + 1 AS n, %(user)s::text AS who, %(missing)s::varchar AS missing,
+       %(now)s::timestamptz AS at, json_build_array(%(n)s::bigint, %(user)s::text) AS pair,
+       (SELECT sum(x) FROM unnest(%(many)s::int[]) AS x) AS total
+"""
+DIVIDE = "SELECT 10 / %(by)s::int AS q"
+
+
+def conninfo() -> str:
+    return make_url(REAL_DB).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def statements() -> AsyncIterator[Statements]:
+    if not REAL_DB.startswith("postgresql"):
+        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
+    made = Statements(conninfo(), {"application_name": NAME}, size=2, wait_s=2.0)
+    yield made
+    await made.close()
+
+
+async def sessions() -> list[int]:
+    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (NAME,)
+        )
+        return [pid for (pid,) in await cursor.fetchall()]
+
+
+def test_named_parameters_become_positional_ones() -> None:
+    query, names = positional("SELECT %(a)s, %(b)s, %(a)s")
+    assert (query, names) == (b"SELECT $1, $2, $1", ("a", "b"))
+    with pytest.raises(ValueError):
+        positional("SELECT %(a)s, 5 % 2")
+
+
+async def test_rows_come_back_typed_as_through_a_cursor(statements: Statements) -> None:
+    now = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
+    params = {"n": 41, "user": "ann", "missing": None, "now": now, "many": [1, 2, 3]}
+    row = await statements.one(TYPED, params)
+    assert (row.n, row.who, row.missing, row.at, row.pair, row.total) == (
+        42,
+        "ann",
+        None,
+        now,
+        [41, "ann"],
+        6,
+    )
+    assert await statements.one("SELECT 1 AS one WHERE false", {}) is None
+
+
+async def test_an_error_answers_only_its_own_caller(statements: Statements) -> None:
+    """One write carries all five (one turn of the loop); the failed one in
+    the middle ends only its own implicit transaction."""
+    answers = await asyncio.gather(
+        *(statements.one(DIVIDE, {"by": by}) for by in (1, 2, 0, 5, 10)),
+        return_exceptions=True,
+    )
+    assert [a.q if not isinstance(a, Exception) else type(a) for a in answers] == [
+        10,
+        5,
+        psycopg.errors.DivisionByZero,
+        2,
+        1,
+    ]
+
+
+async def test_a_statement_that_cannot_be_prepared_fails_alone_every_time(
+    statements: Statements,
+) -> None:
+    for _ in range(2):  # not remembered as prepared: the second try fails the same way
+        bad, good = await asyncio.gather(
+            statements.one("SELEC %(x)s::int", {"x": 1}),
+            statements.one(DIVIDE, {"by": 2}),
+            return_exceptions=True,
+        )
+        assert isinstance(bad, psycopg.errors.SyntaxError)
+        assert not isinstance(good, Exception) and good.q == 5
+
+
+async def test_a_dead_connection_is_replaced_and_its_statement_runs_again(
+    statements: Statements,
+) -> None:
+    """The database restarted (its sessions ended under us): the statement
+    runs once more on a new connection, and the dead idle ones beside it
+    are not used again."""
+    await asyncio.wait_for(statements.start(), 10)
+    before = await sessions()
+    assert len(before) == 2
+    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
+        for pid in before:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await asyncio.sleep(0.1)
+    answers = await asyncio.gather(*(statements.one(DIVIDE, {"by": by}) for by in (1, 2)))
+    assert [a.q for a in answers] == [10, 5]
+    after = await sessions()
+    assert after and not set(after) & set(before)
+    assert (await statements.one(DIVIDE, {"by": 5})).q == 2
+
+
+async def test_past_its_connections_a_statement_waits_then_fails_as_unreachable() -> None:
+    if not REAL_DB.startswith("postgresql"):
+        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
+    one = Statements(conninfo(), {"application_name": NAME}, size=1, wait_s=0.3)
+    try:
+        slow = asyncio.ensure_future(one.one("SELECT pg_sleep(1) IS NULL AS slept", {}))
+        await asyncio.sleep(0.1)  # its write has gone; the next turn needs a second connection
+        with pytest.raises(psycopg.OperationalError, match="no database connection free"):
+            await one.one(DIVIDE, {"by": 1})
+        assert (await slow).slept is False
+        assert (await one.one(DIVIDE, {"by": 1})).q == 10
+    finally:
+        await one.close()
+
+
+async def test_parameters_it_cannot_take_fail_their_statement_alone(
+    statements: Statements,
+) -> None:
+    missing, unadaptable, good = await asyncio.gather(
+        statements.one(DIVIDE, {}),
+        statements.one(DIVIDE, {"by": object()}),
+        statements.one(DIVIDE, {"by": 2}),
+        return_exceptions=True,
+    )
+    assert isinstance(missing, KeyError) and isinstance(unadaptable, psycopg.ProgrammingError)
+    assert not isinstance(good, Exception) and good.q == 5
+
+
+async def test_closing_does_not_wait_past_the_wait_for_a_statement_in_flight() -> None:
+    """A database that stopped answering does not hold a shutdown: the
+    statement in flight is given up after the wait (0.3 s here, against its
+    30 s) and its caller told."""
+    if not REAL_DB.startswith("postgresql"):
+        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
+    one = Statements(conninfo(), {"application_name": NAME}, size=1, wait_s=0.3)
+    stuck = asyncio.ensure_future(one.one("SELECT pg_sleep(30) IS NULL AS slept", {}))
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(one.close(), 10)
+    with pytest.raises(psycopg.OperationalError, match="cancelled"):
+        await stuck
