@@ -238,7 +238,10 @@ class Statements:
 
     async def _batch(self, calls: list[tuple[str, dict[str, Any], asyncio.Future[Any]]]) -> None:
         try:
-            async with asyncio.timeout(self._wait_s):
+            if self._free.locked():  # a timer only where there may be a wait
+                async with asyncio.timeout(self._wait_s):
+                    await self._free.acquire()
+            else:
                 await self._free.acquire()
         except TimeoutError:
             _fail(calls, psycopg.OperationalError("no database connection free in time"))
