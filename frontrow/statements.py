@@ -116,7 +116,7 @@ class _Line:
                 sent.append((reply, self.send(sql, params)))
             except (KeyError, psycopg.DataError, psycopg.ProgrammingError) as exc:
                 reply.set_exception(exc)  # parameters it cannot take: nothing was queued
-        while self.pg.flush():
+        while self.pg.flush():  # (libpq reads what came meanwhile itself when it cannot write)
             await self._ready(writing=True)
         waiting = iter(sent)
         results: list[pq.abc.PGresult] = []  # the current statement's so far
@@ -162,10 +162,8 @@ class Statements:
     take an idle connection or open one; past `size` they wait for one,
     and fail as an unreachable database after `wait_s`. A connection that
     fails is closed, with the idle ones beside it (a restarted database
-    leaves them all dead), and each of its unanswered statements runs once
-    more on a new one: the money statements decide their replay inside
-    themselves, so a second run of one that did commit finds its key or
-    its seats and moves nothing."""
+    leaves them all dead), and each of its unanswered statements that may
+    (one()'s `again`) runs once more on a new one."""
 
     def __init__(self, conninfo: str, connect_args: dict[str, Any], size: int, wait_s: float):
         self._conninfo = conninfo
@@ -178,12 +176,18 @@ class Statements:
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps weak references
         self._opening: asyncio.Task[None] | None = None
 
-    async def one(self, sql: str, params: dict[str, Any]) -> Any:
-        """The statement's one row (a named tuple), None when it has none."""
+    async def one(self, sql: str, params: dict[str, Any], again: bool = True) -> Any:
+        """The statement's one row (a named tuple), None when it has none.
+        `again`: whether it may run once more when its connection failed
+        before its answer came, which may have been after it committed: only
+        a statement that finds its own earlier run (an Idempotency-Key, its
+        seats) and moves nothing then."""
         self.start()
         try:
             return await self._queue(sql, params)
         except Dropped:
+            if not again:
+                raise
             return await self._queue(sql, params)
 
     def start(self) -> asyncio.Task[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -15,7 +16,7 @@ from sqlalchemy import make_url
 from frontrow.statements import Statements, positional
 from tests.conftest import REAL_DB, unavailable
 
-NAME = "frontrow statements test"
+NAME = "frontrow statements test"  # and a number: each test counts its own sessions
 TYPED = """
 SELECT %(n)s::bigint + 1 AS n, %(user)s::text AS who, %(missing)s::varchar AS missing,
        %(now)s::timestamptz AS at, json_build_array(%(n)s::bigint, %(user)s::text) AS pair,
@@ -29,18 +30,23 @@ def conninfo() -> str:
 
 
 @pytest.fixture
-async def statements() -> AsyncIterator[Statements]:
+def name() -> str:
+    return f"{NAME} {uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def statements(name: str) -> AsyncIterator[Statements]:
     if not REAL_DB.startswith("postgresql"):
         unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
-    made = Statements(conninfo(), {"application_name": NAME}, size=2, wait_s=2.0)
+    made = Statements(conninfo(), {"application_name": name}, size=2, wait_s=2.0)
     yield made
     await made.close()
 
 
-async def sessions() -> list[int]:
+async def sessions(name: str) -> list[int]:
     async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
         cursor = await conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (NAME,)
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)
         )
         return [pid for (pid,) in await cursor.fetchall()]
 
@@ -97,13 +103,13 @@ async def test_a_statement_that_cannot_be_prepared_fails_alone_every_time(
 
 
 async def test_a_dead_connection_is_replaced_and_its_statement_runs_again(
-    statements: Statements,
+    statements: Statements, name: str
 ) -> None:
     """The database restarted (its sessions ended under us): the statement
     runs once more on a new connection, and the dead idle ones beside it
     are not used again."""
     await asyncio.wait_for(statements.start(), 10)
-    before = await sessions()
+    before = await sessions(name)
     assert len(before) == 2
     async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
         for pid in before:
@@ -111,15 +117,33 @@ async def test_a_dead_connection_is_replaced_and_its_statement_runs_again(
     await asyncio.sleep(0.1)
     answers = await asyncio.gather(*(statements.one(DIVIDE, {"by": by}) for by in (1, 2)))
     assert [a.q for a in answers] == [10, 5]
-    after = await sessions()
+    after = await sessions(name)
     assert after and not set(after) & set(before)
     assert (await statements.one(DIVIDE, {"by": 5})).q == 2
 
 
-async def test_past_its_connections_a_statement_waits_then_fails_as_unreachable() -> None:
+async def test_a_statement_that_may_not_run_twice_is_not_run_again(
+    statements: Statements, name: str
+) -> None:
+    """A charge without an Idempotency-Key: its connection failing before
+    the answer came may have been after it committed, so it is not sent
+    again (the caller answers 503); the connections after it are new."""
+    await asyncio.wait_for(statements.start(), 10)
+    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
+        for pid in await sessions(name):
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await asyncio.sleep(0.1)
+    with pytest.raises(psycopg.OperationalError):
+        await statements.one(DIVIDE, {"by": 1}, again=False)
+    assert (await statements.one(DIVIDE, {"by": 1}, again=False)).q == 10
+
+
+async def test_past_its_connections_a_statement_waits_then_fails_as_unreachable(
+    name: str,
+) -> None:
     if not REAL_DB.startswith("postgresql"):
         unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
-    one = Statements(conninfo(), {"application_name": NAME}, size=1, wait_s=0.3)
+    one = Statements(conninfo(), {"application_name": name}, size=1, wait_s=0.3)
     try:
         slow = asyncio.ensure_future(one.one("SELECT pg_sleep(1) IS NULL AS slept", {}))
         await asyncio.sleep(0.1)  # its write has gone; the next turn needs a second connection
@@ -144,13 +168,15 @@ async def test_parameters_it_cannot_take_fail_their_statement_alone(
     assert not isinstance(good, Exception) and good.q == 5
 
 
-async def test_closing_does_not_wait_past_the_wait_for_a_statement_in_flight() -> None:
+async def test_closing_does_not_wait_past_the_wait_for_a_statement_in_flight(
+    name: str,
+) -> None:
     """A database that stopped answering does not hold a shutdown: the
     statement in flight is given up after the wait (0.3 s here, against its
     30 s) and its caller told."""
     if not REAL_DB.startswith("postgresql"):
         unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
-    one = Statements(conninfo(), {"application_name": NAME}, size=1, wait_s=0.3)
+    one = Statements(conninfo(), {"application_name": name}, size=1, wait_s=0.3)
     stuck = asyncio.ensure_future(one.one("SELECT pg_sleep(30) IS NULL AS slept", {}))
     await asyncio.sleep(0.1)
     await asyncio.wait_for(one.close(), 10)

@@ -134,7 +134,9 @@ async def _charge_in_one_statement(
 
     statements = store.statements
     assert statements is not None  # PostgreSQL
-    row = await database_call(store, lambda: statements.one(CHARGE_ONCE, params))
+    # without a key a second run would credit twice: a lost answer is a 503
+    again = key is not None
+    row = await database_call(store, lambda: statements.one(CHARGE_ONCE, params, again))
     if row.prior_amount is not None:
         return _first(user_id, amount, row.prior_amount, row.prior_balance)
     if row.balance is None:
