@@ -2,7 +2,7 @@
 autocommit), pipelined on connections of their own.
 
 The statements asked for in one turn of the event loop go to PostgreSQL
-together, as store.Direct sends the Lua calls: one write on one connection
+together (frontrow.turns), as store.Direct sends the Lua calls: one write on one connection
 in libpq's pipeline mode, each statement followed by a Sync (its own
 implicit transaction, as in autocommit: an error ends only its own
 statement, and answers only its own caller), the results read back in
@@ -31,6 +31,8 @@ import psycopg
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 
+from frontrow.turns import Batch, Turns, fail
+
 MONEY_CONNECTIONS = "frontrow money"
 # Statements one write carries at most: PostgreSQL runs a connection's
 # statements one after the other, so a larger turn is spread over more
@@ -38,6 +40,9 @@ MONEY_CONNECTIONS = "frontrow money"
 BATCH_MAX = 8
 PARAMETER = re.compile(rb"%\((\w+)\)s")
 log = logging.getLogger("frontrow.statements")
+
+
+Statement = tuple[str, dict[str, Any]]  # its SQL, its named parameters
 
 
 class Dropped(psycopg.OperationalError):
@@ -108,10 +113,10 @@ class _Line:
         names = tuple(rows.fname(i).decode() for i in range(rows.nfields))  # type: ignore[union-attr]
         return self.tx.load_row(0, row_type(names))
 
-    async def run(self, calls: list[tuple[str, dict[str, Any], asyncio.Future[Any]]]) -> None:
+    async def run(self, calls: Batch[Statement]) -> None:
         """Send the calls and answer each as its results arrive."""
         sent = []
-        for sql, params, reply in calls:
+        for (sql, params), reply in calls:
             try:
                 sent.append((reply, self.send(sql, params)))
             except (KeyError, psycopg.DataError, psycopg.ProgrammingError) as exc:
@@ -155,25 +160,21 @@ class _Line:
             (loop.remove_writer if writing else loop.remove_reader)(fd)
 
 
-class Statements:
+class Statements(Turns[Statement]):
     """At most `size` connections (FRONTROW_DATABASE_POOL), opened as a
     server starts (start()) so that no session is forked in a rush (each
     a process and an authentication), or on first use. A turn's statements
-    take an idle connection or open one; past `size` they wait for one,
-    and fail as an unreachable database after `wait_s`. A connection that
+    take an idle connection or open one. A connection that
     fails is closed, with the idle ones beside it (a restarted database
     leaves them all dead), and each of its unanswered statements that may
     (one()'s `again`) runs once more on a new one."""
 
     def __init__(self, conninfo: str, connect_args: dict[str, Any], size: int, wait_s: float):
+        super().__init__(BATCH_MAX, size, wait_s, "database", psycopg.OperationalError)
         self._conninfo = conninfo
         self._connect_args = {"autocommit": True, **connect_args}
         self._size = size
-        self._wait_s = wait_s
-        self._free = asyncio.Semaphore(size)
         self._idle: list[_Line] = []
-        self._queued: list[tuple[str, dict[str, Any], asyncio.Future[Any]]] = []
-        self._running: set[asyncio.Task[None]] = set()  # the loop keeps weak references
         self._opening: asyncio.Task[None] | None = None
 
     async def one(self, sql: str, params: dict[str, Any], again: bool = True) -> Any:
@@ -184,11 +185,11 @@ class Statements:
         seats) and moves nothing then."""
         self.start()
         try:
-            return await self._queue(sql, params)
+            return await self._queue((sql, params))
         except Dropped:
             if not again:
                 raise
-            return await self._queue(sql, params)
+            return await self._queue((sql, params))
 
     def start(self) -> asyncio.Task[None]:
         """Open the connections in the background (once)."""
@@ -225,39 +226,11 @@ class Statements:
         conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_args)
         return _Line(conn)
 
-    def _queue(self, sql: str, params: dict[str, Any]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._flush)
-        self._queued.append((sql, params, reply))
-        return reply
-
-    def _flush(self) -> None:
-        queued, self._queued = self._queued, []
-        for first in range(0, len(queued), BATCH_MAX):
-            task = asyncio.ensure_future(self._batch(queued[first : first + BATCH_MAX]))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _batch(self, calls: list[tuple[str, dict[str, Any], asyncio.Future[Any]]]) -> None:
-        try:
-            if self._free.locked():  # a timer only where there may be a wait
-                async with asyncio.timeout(self._wait_s):
-                    await self._free.acquire()
-            else:
-                await self._free.acquire()
-        except TimeoutError:
-            _fail(calls, psycopg.OperationalError("no database connection free in time"))
-            return
-        except BaseException:  # cancelled while waiting (the loop is closing): tell them
-            _fail(calls, psycopg.OperationalError("database call cancelled"))
-            raise
+    async def _send(self, calls: Batch[Statement]) -> None:
         try:
             line = self._idle.pop() if self._idle else await self._connect()
         except BaseException as exc:  # the database is not there: no second try
-            self._free.release()
-            _fail(calls, psycopg.OperationalError(str(exc)))
+            fail(calls, psycopg.OperationalError(str(exc)))
             if not isinstance(exc, Exception):
                 raise
             return
@@ -265,7 +238,7 @@ class Statements:
             await line.run(calls)
         except BaseException as exc:  # the rest of the answers are lost with the connection
             cancelled = not isinstance(exc, Exception)  # the loop is closing: no second try
-            _fail(calls, psycopg.OperationalError("cancelled") if cancelled else Dropped(str(exc)))
+            fail(calls, psycopg.OperationalError("cancelled") if cancelled else Dropped(str(exc)))
             dead = [line, *self._idle]
             self._idle.clear()
             for each in dead:
@@ -274,11 +247,3 @@ class Statements:
                 raise
         else:
             self._idle.append(line)
-        finally:
-            self._free.release()
-
-
-def _fail(calls: list[tuple[str, dict[str, Any], asyncio.Future[Any]]], error: Exception) -> None:
-    for _, _, reply in calls:
-        if not reply.done():
-            reply.set_exception(type(error)(*error.args))  # each caller its own

@@ -29,6 +29,7 @@ from frontrow.config import Settings
 from frontrow.keys import ConcertKeys, concert_keys
 from frontrow.lua import Scripts
 from frontrow.statements import MONEY_CONNECTIONS, Statements
+from frontrow.turns import Batch, Turns, fail
 
 REDIS_MAX_CONNECTIONS = 128
 log = logging.getLogger("frontrow.store")
@@ -144,33 +145,27 @@ def _pack_each(command: tuple[Any, ...]) -> bytes:
 PIPELINE_MAX = 64  # commands one write carries at most
 
 
-class Direct:
+class Direct(Turns[bytes]):
     """Connections of a store's own, outside redis-py's pool, for its Lua
     scripts: every enter, poll, hold, payment step and admission tick is
     one. redis-py's blocking pool (a lock, a condition, metrics hooks) and
     command path spend about half of a call's CPU (`python -m
     bench.pollpath`), more than sending the command.
 
-    The calls made in one turn of the event loop go to Redis together: one
-    write on one connection (a pipeline), their replies read back in order.
-    In a rush each turn brings many requests to their Redis call, and a
-    command a write (and a wake-up of Redis and of this process a reply)
-    cost more than the scripts themselves. A pipeline takes an idle
-    connection or opens one, at most `limit` at once: past it, it waits for
-    one as the blocking pool's calls do, and fails as an unreachable Redis
-    after `wait_s`. Failures mean what they mean through the pool: a
+    The calls made in one turn of the event loop go to Redis together
+    (frontrow.turns): one write on one connection (a pipeline), their
+    replies read back in order. A pipeline takes an idle connection or
+    opens one, at most `limit` at once: past it, it waits for one as the
+    blocking pool's calls do. Failures mean what they mean through the pool: a
     connection that failed is closed and dropped and each of its calls is
     tried once more (the pool's Retry(NoBackoff(), 1)); NOSCRIPT loads the
     script (a Redis that restarted empty). A caller that goes away leaves
     its reply to be read: the connection stays in step."""
 
     def __init__(self, redis: aioredis.Redis, limit: int, wait_s: float) -> None:
+        super().__init__(PIPELINE_MAX, limit, wait_s, "Redis", RedisConnectionError)
         self._redis = redis
         self._idle: list[Any] = []
-        self._free = asyncio.Semaphore(limit)
-        self._wait_s = wait_s
-        self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._pipelines: set[asyncio.Task[None]] = set()  # the loop keeps weak references
 
     async def call(self, command: bytes, script: Any) -> Any:
         retried = loaded = False
@@ -187,34 +182,7 @@ class Direct:
                     raise
                 retried = True
 
-    def _queue(self, command: bytes) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._flush)
-        self._queued.append((command, reply))
-        return reply
-
-    def _flush(self) -> None:
-        queued, self._queued = self._queued, []
-        for first in range(0, len(queued), PIPELINE_MAX):
-            task = asyncio.ensure_future(self._pipeline(queued[first : first + PIPELINE_MAX]))
-            self._pipelines.add(task)
-            task.add_done_callback(self._pipelines.discard)
-
-    async def _pipeline(self, calls: list[tuple[bytes, asyncio.Future[Any]]]) -> None:
-        try:
-            if self._free.locked():
-                async with asyncio.timeout(self._wait_s):
-                    await self._free.acquire()
-            else:
-                await self._free.acquire()
-        except TimeoutError:
-            _fail(calls, RedisConnectionError("no Redis connection free in time"))
-            return
-        except BaseException:  # cancelled while waiting (the loop is closing): tell them
-            _fail(calls, RedisConnectionError("Redis call cancelled"))
-            raise
+    async def _send(self, calls: Batch[bytes]) -> None:
         conn = self._idle.pop() if self._idle else self._connect()
         try:
             await conn.send_packed_command(b"".join(c for c, _ in calls), check_health=False)
@@ -230,13 +198,11 @@ class Direct:
         except BaseException as exc:  # the rest of the replies are lost with the connection
             await conn.disconnect(nowait=True)
             failed = exc if isinstance(exc, RedisTimeoutError) else RedisConnectionError(str(exc))
-            _fail(calls, failed)
+            fail(calls, failed)
             if not isinstance(exc, Exception):
                 raise
         else:
             self._idle.append(conn)
-        finally:
-            self._free.release()
 
     def _connect(self) -> Any:
         return self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
@@ -244,12 +210,6 @@ class Direct:
     async def close(self) -> None:
         while self._idle:
             await self._idle.pop().disconnect()
-
-
-def _fail(calls: list[tuple[bytes, asyncio.Future[Any]]], error: Exception) -> None:
-    for _, reply in calls:
-        if not reply.done():
-            reply.set_exception(type(error)(*error.args))  # each caller its own
 
 
 class DirectScript:

@@ -126,10 +126,10 @@ async def test_a_pipeline_cancelled_while_it_waits_leaves_no_caller_hanging(redi
     slow, echo = await loaded(redis, SLOW), await loaded(redis, ECHO)
     first = asyncio.ensure_future(call(direct, slow, "slow"))
     await asyncio.sleep(0.01)
-    (holding,) = direct._pipelines
+    (holding,) = direct._running
     second = asyncio.ensure_future(call(direct, echo, "waits"))
     await asyncio.sleep(0.001)
-    (waiting,) = direct._pipelines - {holding}
+    (waiting,) = direct._running - {holding}
     waiting.cancel()  # as a closing loop does: the caller hears of it and tries again
     assert await asyncio.wait_for(second, 2) == "waits"
     assert await first == "slow"
