@@ -23,6 +23,7 @@ import functools
 from typing import Any
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -182,11 +183,15 @@ def refused(reply: Any) -> bool:
 
 
 async def call(store: Store, concert_id: int, script: Any, keys: list[Any], args: list[Any]) -> Any:
-    """Run a script that reads the rules; where Redis has none, restore them and run it again."""
+    """Run a script that reads the rules; where Redis has none, restore them
+    and run it again. A Redis that lost them again in between is an
+    unavailable one (503), not a reply for the caller to read."""
     reply = await script(keys=keys, args=args)
     if refused(reply):
         await restore(store, concert_id)
         reply = await script(keys=keys, args=args)
+        if refused(reply):
+            raise RedisConnectionError("Redis lost the sale's rules again as they were restored")
     return reply
 
 

@@ -318,3 +318,21 @@ async def test_the_callers_that_find_no_rules_share_one_restore(
     await demo.redis.flushdb()
     assert (await core.enter(demo, "late", CONCERT))[0]
     assert reads == 2
+
+
+async def test_a_redis_that_loses_the_rules_again_as_they_come_back_is_a_503(
+    demo: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script is asked again after the restore; when Redis has no rules
+    even then, the request is told the backend is unavailable, and nothing
+    reads NO_RULES as an answer."""
+
+    async def lost_again(store: Store, concert_id: int, how: str = "restore") -> None:
+        await store.redis.flushdb()
+
+    async with app_client(demo) as client:
+        monkeypatch.setattr(rules, "restore", lost_again)
+        await demo.redis.flushdb()
+        entered = await client.post("/concerts/1/queue", headers=user_headers(demo, "ann"))
+        assert_problem(entered, 503, "BACKEND_UNAVAILABLE")
+        assert await demo.redis.zcard(demo.keys(CONCERT).wait) == 0
