@@ -120,7 +120,8 @@ class _Line:
             try:
                 sent.append((reply, self.send(sql, params)))
             except (KeyError, psycopg.DataError, psycopg.ProgrammingError) as exc:
-                reply.set_exception(exc)  # parameters it cannot take: nothing was queued
+                if not reply.done():  # parameters it cannot take: nothing was queued
+                    reply.set_exception(exc)
         while self.pg.flush():  # (libpq reads what came meanwhile itself when it cannot write)
             await self._ready(writing=True)
         waiting = iter(sent)
