@@ -30,6 +30,7 @@ from frontrow.statements import Statements
 from frontrow.store import Direct, pack
 
 ECHO = "return ARGV[1]"
+SQL = "SELECT %(n)s::bigint + 1 AS n, %(user)s::text AS user"
 
 
 class Script:
@@ -61,11 +62,7 @@ async def run(args: argparse.Namespace) -> None:
 
     async def statement(i: int) -> Any:
         async with pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT %(n)s::bigint + 1 AS n, %(user)s::text AS user",
-                {"n": i, "user": f"u{i}"},
-                prepare=True,
-            )
+            cursor = await conn.execute(SQL, {"n": i, "user": f"u{i}"}, prepare=True)
             return await cursor.fetchone()
 
     async def script(i: int) -> Any:
@@ -74,9 +71,7 @@ async def run(args: argparse.Namespace) -> None:
     statements = Statements(dsn.render_as_string(hide_password=False), {}, 16, 2.0)
 
     async def pipelined(i: int) -> Any:
-        row = await statements.one(
-            "SELECT %(n)s::bigint + 1 AS n, %(user)s::text AS user", {"n": i, "user": f"u{i}"}
-        )
+        row = await statements.one(SQL, {"n": i, "user": f"u{i}"})
         assert row.n == i + 1, row
         return row
 
@@ -97,7 +92,7 @@ async def run(args: argparse.Namespace) -> None:
     for (name, at_once), each in results.items():
         listed = ", ".join(f"{us:.0f}" for us in each)
         print(
-            f"{name:38} {at_once:>2} at once: median {statistics.median(each):5.0f} us of"
+            f"{name:42} {at_once:>2} at once: median {statistics.median(each):5.0f} us of"
             f" the app's CPU a call ({listed})"
         )
     await statements.close()
