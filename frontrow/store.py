@@ -252,7 +252,16 @@ def engine_pool(settings: Settings) -> int:
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection a process: SQLite has one writer at a time, and
+        # writers on several connections wait for its lock in the driver's
+        # sleeps (up to 100 ms each), where one connection takes them in turn.
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=settings.database_timeout_s,
+            connect_args={"timeout": 30},
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,17 +52,17 @@ def parse_amount(body: dict[str, Any], max_charge: int) -> int:
     return amount
 
 
+# built once: an expression built per call costs more than its statement
+REPLAY = select(ledger.c.amount, ledger.c.balance_after).where(
+    ledger.c.user_id == bindparam("user"),
+    ledger.c.kind == "charge",
+    ledger.c.idempotency_key == bindparam("key"),
+)
+
+
 async def _replay(store: Store, user_id: str, key: str, amount: int) -> dict[str, Any] | None:
     async with store.db.connect() as conn:
-        row = (
-            await conn.execute(
-                select(ledger.c.amount, ledger.c.balance_after).where(
-                    ledger.c.user_id == user_id,
-                    ledger.c.kind == "charge",
-                    ledger.c.idempotency_key == key,
-                )
-            )
-        ).first()
+        row = (await conn.execute(REPLAY, {"user": user_id, "key": key})).first()
     return None if row is None else _first(user_id, amount, row.amount, row.balance_after)
 
 
@@ -148,14 +148,13 @@ async def _charge_in_steps(
     store: Store, user_id: str, amount: int, key: str | None, limit: int
 ) -> dict[str, Any] | None:
     """SQLite (the embedded default) has no data-modifying CTEs: the same
-    steps in one IMMEDIATE transaction."""
-    if (
-        key is not None
-        and (first := await database_call(store, lambda: _replay(store, user_id, key, amount)))
-        is not None
-    ):
-        return first
+    steps in one IMMEDIATE transaction. The key's replay is read under the
+    write lock, so a twin that committed first is always found here."""
     async with store.db.begin() as conn:
+        if key is not None:
+            prior = (await conn.execute(REPLAY, {"user": user_id, "key": key})).first()
+            if prior is not None:
+                return _first(user_id, amount, prior.amount, prior.balance_after)
         await ensure_wallet(conn, user_id)
         new_balance = await conn.scalar(
             update(wallets)
