@@ -31,6 +31,7 @@ def map_body(context: Any, body: Any) -> Any:
 
 
 INTEGERS = {"amount", "admit_batch", "max_active"}
+FRAMING = {"content-length", "transfer-encoding"}
 
 
 class Live:
@@ -111,6 +112,12 @@ def test_api_conforms(case: Any, live: Live) -> None:
             case.body.pop(name, None)
         if not case.body:
             case.body["open"] = True
+    if case.headers:
+        # The generator adds headers of any name; a message's framing is the
+        # HTTP server's, which answers a Content-Length of "g" with its own
+        # 400 before the app sees the request (no operation of ours).
+        for name in [n for n in case.headers if n.lower() in FRAMING]:
+            del case.headers[name]
     token = live.credential(case)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     case.call_and_validate(base_url=live.url, headers=headers)
