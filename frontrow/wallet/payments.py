@@ -257,9 +257,9 @@ async def _finish_recorded(store: Store, concert: Concert, seats: list[Any]) -> 
 # shared by the payments of a date: whether a date is full is learnt from
 # Redis at finalize (holds.mark_sold_out).
 PAY_ONCE = """
-WITH prior AS (
+WITH prior AS (  -- a twin with this key, or this statement's own run before its answer was lost
   SELECT id FROM receipts
-  WHERE user_id = %(user)s AND idempotency_key = %(key)s::varchar
+  WHERE id = %(receipt)s OR (user_id = %(user)s AND idempotency_key = %(key)s::varchar)
 ), debit AS (
   UPDATE wallets SET balance = balance - %(amount)s::bigint
   WHERE user_id = %(user)s AND balance >= %(amount)s::bigint AND NOT EXISTS (SELECT 1 FROM prior)
@@ -327,6 +327,10 @@ async def _commit_in_one_statement(
         row = await database_call(store, lambda: statements.one(PAY_ONCE, params))
     except INTEGRITY_ERRORS as exc:
         raise await _refusal(store, concert, user_id, exc) from None
+    if row.prior_id == receipt_id:
+        # Statements ran it again after its connection failed, and the first
+        # run had committed: that sale is this request's answer.
+        return await receipt_views.get_receipt(store, user_id, receipt_id)
     if row.prior_id is not None:
         # a twin with this key paid first; pay() answers with its receipt
         raise conflict("HOLD_EXPIRED", "these holds were paid by a request with this key")

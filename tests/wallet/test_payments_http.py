@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from frontrow import catalog
@@ -156,6 +158,39 @@ async def test_retry_with_the_same_key_returns_the_same_receipt(
     )
     assert await ledger_sum(store, "ann") == 500_000 - 80_000
     assert await sold_count(store) == 1
+
+
+async def test_a_payment_run_again_after_its_answer_was_lost_answers_its_sale(
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payment without a key whose connection failed after its commit is
+    run again on another (Statements): that run finds its own receipt and
+    answers it, not HOLD_EXPIRED for seats it has just bought."""
+    if store.statements is None:
+        pytest.skip("SQLite runs the payment in one transaction, never twice")
+    statements = store.statements
+    real = statements.one
+
+    async def answer_lost(sql: str, params: dict[str, Any], again: bool = True) -> Any:
+        await real(sql, params, again)  # committed; its answer never came back
+        assert again
+        return await real(sql, params, again)
+
+    token = await active_token(store, "ann")
+    await charge(client, store, "ann", 500_000)
+    held = [await hold(client, token, 11), await hold(client, token, 12)]
+    monkeypatch.setattr(statements, "one", answer_lost)
+    response = await client.post("/payments", headers=bearer(token), json={"hold_ids": held})
+    monkeypatch.setattr(statements, "one", real)
+    assert response.status_code == 201, response.text
+    receipt = response.json()
+    assert [s["seat_no"] for s in receipt["seats"]] == [11, 12]
+    assert receipt["balance_after"] == 500_000 - 160_000
+    h = user_headers(store, "ann")
+    assert (await client.get("/receipts", headers=h)).json()["receipts"] == [receipt]
+    assert await ledger_sum(store, "ann") == 500_000 - 160_000
+    assert await sold_count(store) == 2
+    assert (await client.get("/queue/token", headers=bearer(token))).json()["status"] == "DONE"
 
 
 async def test_concurrent_same_key_payments_debit_once(
