@@ -26,6 +26,9 @@ DIVIDE = "SELECT 10 / %(by)s::int AS q"
 
 
 def conninfo() -> str:
+    """libpq's form of the real PostgreSQL (a newcomer's plain pytest has none: a skip)."""
+    if not (REAL_DB or "").startswith("postgresql"):
+        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
     return make_url(REAL_DB).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -36,8 +39,6 @@ def name() -> str:
 
 @pytest.fixture
 async def statements(name: str) -> AsyncIterator[Statements]:
-    if not REAL_DB.startswith("postgresql"):
-        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
     made = Statements(conninfo(), {"application_name": name}, size=2, wait_s=2.0)
     yield made
     await made.close()
@@ -141,8 +142,6 @@ async def test_a_statement_that_may_not_run_twice_is_not_run_again(
 async def test_past_its_connections_a_statement_waits_then_fails_as_unreachable(
     name: str,
 ) -> None:
-    if not REAL_DB.startswith("postgresql"):
-        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
     one = Statements(conninfo(), {"application_name": name}, size=1, wait_s=0.3)
     try:
         slow = asyncio.ensure_future(one.one("SELECT pg_sleep(1) IS NULL AS slept", {}))
@@ -174,8 +173,6 @@ async def test_closing_does_not_wait_past_the_wait_for_a_statement_in_flight(
     """A database that stopped answering does not hold a shutdown: the
     statement in flight is given up after the wait (0.3 s here, against its
     30 s) and its caller told."""
-    if not REAL_DB.startswith("postgresql"):
-        unavailable("FRONTROW_TEST_DATABASE_URL (PostgreSQL) not set")
     one = Statements(conninfo(), {"application_name": name}, size=1, wait_s=0.3)
     stuck = asyncio.ensure_future(one.one("SELECT pg_sleep(30) IS NULL AS slept", {}))
     await asyncio.sleep(0.1)
