@@ -8,12 +8,18 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import make_url
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
 
+from frontrow.schema import metadata
 from frontrow.statements import Statements, positional
+from frontrow.wallet.ledger import CHARGE_ONCE
+from frontrow.wallet.payments import PAY_ONCE
 from tests.conftest import REAL_DB, unavailable
 
 NAME = "frontrow statements test"  # and a number: each test counts its own sessions
@@ -179,3 +185,48 @@ async def test_closing_does_not_wait_past_the_wait_for_a_statement_in_flight(
     await asyncio.wait_for(one.close(), 10)
     with pytest.raises(psycopg.OperationalError, match="cancelled"):
         await stuck
+
+
+def _scanned(plan: dict[str, Any]) -> list[str]:
+    """The tables a plan reads whole."""
+    node = plan.get("Plan", plan)
+    found = [node["Relation Name"]] if node.get("Node Type") == "Seq Scan" else []
+    return found + [name for child in node.get("Plans", []) for name in _scanned(child)]
+
+
+async def test_the_money_statements_read_no_table_whole_in_their_generic_plan() -> None:
+    """A prepared statement's generic plan is made once, when the tables may
+    still be empty, and kept as they grow to millions of rows: every lookup
+    of the charge and the payment must be an index's in it. (The payment's
+    receipt lookup written as an OR of two keys was planned as a scan of
+    every receipt, each payment of a rush.)"""
+    schema = f"plans_{uuid.uuid4().hex[:8]}"
+    now = dt.datetime.now(dt.UTC)
+    charge = {"user": "u", "amount": 1, "key": "k", "limit": 9, "now": now}
+    payment = {"token": "t", "user": "v", "key": "k", "amount": 1, "receipt": "r_1", "now": now}
+    payment |= {"concert": 1, "hash": "h", "ticket_limit": 4}
+    payment |= {"schedules": [1], "seats": [1], "prices": [1]}
+    async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            await conn.execute(f"SET search_path = {schema}")
+            dialect = postgresql.dialect()
+            for table in metadata.sorted_tables:
+                await conn.execute(str(CreateTable(table).compile(dialect=dialect)))
+                for index in table.indexes:
+                    await conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            for sql, params in ((CHARGE_ONCE, charge), (PAY_ONCE, payment)):
+                await conn.execute("DEALLOCATE ALL")
+                # prepared with the parameter types Statements gives it (psycopg's own)
+                await conn.execute(sql, params, prepare=True)
+                cursor = await conn.execute(
+                    "SELECT name, parameter_types FROM pg_prepared_statements"
+                )
+                ((name, types),) = await cursor.fetchall()
+                nulls = ", ".join("NULL" for _ in types)
+                cursor = await conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})")
+                row = await cursor.fetchone()
+                assert row is not None and _scanned(row[0][0]) == [], row
+        finally:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -258,8 +258,11 @@ async def _finish_recorded(store: Store, concert: Concert, seats: list[Any]) -> 
 # Redis at finalize (holds.mark_sold_out).
 PAY_ONCE = """
 WITH prior AS (  -- a twin with this key, or this statement's own run before its answer was lost
-  SELECT id FROM receipts
-  WHERE id = %(receipt)s OR (user_id = %(user)s AND idempotency_key = %(key)s::varchar)
+  -- (two index lookups: a prepared statement's generic plan for an OR of them,
+  -- made while the table was small, scanned the whole table every payment)
+  SELECT id FROM receipts WHERE user_id = %(user)s AND idempotency_key = %(key)s::varchar
+  UNION ALL
+  SELECT id FROM receipts WHERE id = %(receipt)s
 ), debit AS (
   UPDATE wallets SET balance = balance - %(amount)s::bigint
   WHERE user_id = %(user)s AND balance >= %(amount)s::bigint AND NOT EXISTS (SELECT 1 FROM prior)
@@ -289,7 +292,7 @@ WITH prior AS (  -- a twin with this key, or this statement's own run before its
   FROM debit
 )
 SELECT (SELECT balance FROM debit) AS balance_after,
-       (SELECT id FROM prior) AS prior_id,
+       (SELECT id FROM prior LIMIT 1) AS prior_id,  -- its own run with a key is both
        (SELECT json_agg(json_build_array(id, schedule_id, seat_no)) FROM sold) AS seats
 """
 
