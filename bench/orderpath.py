@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
@@ -22,6 +23,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -118,8 +120,11 @@ async def order(call: Driver, tokens: Any, n: int) -> bool:
     return status == 201
 
 
-async def run(args: argparse.Namespace) -> None:
-    from frontrow.app import GC_THRESHOLD, create_app
+@contextlib.asynccontextmanager
+async def stadium_app(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Driver]]:
+    """The app in this process on real Redis and PostgreSQL, the stadium
+    loaded into a fresh database, everyone admitted at once: (store, driver)."""
+    from frontrow.app import create_app
     from frontrow.config import Settings
     from frontrow.store import open_store
 
@@ -151,9 +156,16 @@ async def run(args: argparse.Namespace) -> None:
     store = open_store(settings)
     await store.redis.flushdb()
     app = create_app(settings, store)
-    call = Driver(app)
     async with app.router.lifespan_context(app):
         app.state.store = store
+        yield store, Driver(app)
+    await store.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    from frontrow.app import GC_THRESHOLD
+
+    async with stadium_app(args) as (store, call):
         counter = iter(range(10**9))
 
         async def wave(count: int) -> int:
@@ -179,7 +191,6 @@ async def run(args: argparse.Namespace) -> None:
         if profiler:
             profiler.disable()
         spent = time.process_time() - started
-    await store.close()
     print(f"{orders} orders, app CPU {spent / max(orders, 1) * 1000:.2f} ms an order")
     if profiler:
         if args.profile_out:
