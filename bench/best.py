@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace) -> None:
         venue = schedule.venue
         front_first = [
             first + i
-            for group in _rows_for_best(venue, list(venue.sections), None).split(";")
+            for group in _rows_for_best(venue, list(venue.sections), None)[0].split(";")
             if group
             for _, _, first, count, _ in [map(int, group.split(","))]
             for i in range(count)

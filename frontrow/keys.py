@@ -86,6 +86,11 @@ class ConcertKeys:
         """STRING attempts of one user or address in the current rate window."""
         return f"{self.base}:rl:{action}:{who}"
 
+    def best_skip(self, schedule_id: int) -> str:
+        """HASH '<rows id>:<n>' -> where best.lua's walk of those rows for n
+        seats starts: the rows before it have no n unsold seats side by side."""
+        return f"{self.base}:bestskip:{schedule_id}"
+
     def sold(self, schedule_id: int) -> str:
         """BITMAP of a date's sold seats (bit n = seat n; bit 0 = loaded from the
         database): 6 KB for 50,000 seats, and a section is one GETRANGE."""

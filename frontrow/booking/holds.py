@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import hashlib
 import re
 import secrets
 import time
@@ -431,7 +432,7 @@ async def mine(store: Store, concert: Concert, user_id: str) -> list[Hold]:
     return sorted(found, key=lambda h: (h.date, h.seat_no))
 
 
-_best_rows: dict[tuple[int, tuple[str, ...], int | None], tuple[Venue, str]] = {}
+_best_rows: dict[tuple[int, tuple[str, ...], int | None], tuple[Venue, tuple[str, str]]] = {}
 _price_levels: dict[tuple[int, tuple[str, ...]], tuple[Venue, list[int]]] = {}
 
 
@@ -452,10 +453,11 @@ def _cap(
     return levels[at - 1] if at else -1
 
 
-def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> str:
+def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> tuple[str, str]:
     """best.lua's rows, best first, as one string of 'section,rank,first,count,
     centre2;' groups for the seats of these sections at or under max_price
-    (section: the section's place in `sections`, from 1). One string,
+    (section: the section's place in `sections`, from 1), and its id (a
+    digest: best.lua keeps where its walks of these rows start). One string,
     not thousands of arguments (packing those was a seventh of a worker's CPU
     in a rush), built once per venue and price level: the venue never changes."""
     names = tuple(s.name for s in sections)
@@ -485,8 +487,9 @@ def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None)
         _best_rows.clear()
         _price_levels.clear()
     packed = "".join(groups)
-    _best_rows[key] = (venue, packed)
-    return packed
+    digest = hashlib.blake2b(packed.encode(), digest_size=8).hexdigest()
+    _best_rows[key] = (venue, (packed, digest))
+    return packed, digest
 
 
 async def best_available(
@@ -511,7 +514,7 @@ async def best_available(
         sections = [chosen]
     s = store.settings
     k = store.keys(concert.id)
-    rows = _rows_for_best(venue, sections, max_price)
+    rows, rows_id = _rows_for_best(venue, sections, max_price)
     user_id = claims.user_id
     gate_keys, gate_args = _gate(store, claims, address)
     outcome = await gated(
@@ -530,6 +533,7 @@ async def best_available(
                 k.cfg,
                 k.bought,
                 k.claims(user_id),
+                k.best_skip(schedule.id),
                 *(k.holds(schedule.id, section.name) for section in sections),
             ],
             args=[
@@ -542,6 +546,7 @@ async def best_available(
                 rows,
                 *gate_args,
                 s.max_tickets_per_user,
+                rows_id,
                 *(secrets.token_urlsafe(12) for _ in range(count)),
             ],
         ),

@@ -15,7 +15,11 @@
 -- KEYS[10] bought HASH user -> seats bought in the concert (the ticket limit)
 -- KEYS[11] claims HASH seat lock -> deadline of this user's first hold of it:
 --          a seat this user held within a lifetime is not picked again
--- KEYS[11 + s] holds ZSET seat -> hold expiry (ms) of section s of the rows,
+-- KEYS[12] skip   HASH '<rows id>:<n>' -> where in ARGV[7] a walk for n seats
+--          starts: no row before it has n unsold seats side by side. A sold
+--          seat is never unsold, so a row found so stays so, and a late
+--          buyer does not walk the thousand rows sold in front of the free ones.
+-- KEYS[12 + s] holds ZSET seat -> hold expiry (ms) of section s of the rows,
 --          read only when a row of that section is reached
 -- ARGV[1] n, ARGV[2] user id, ARGV[3] hold ttl (ms), ARGV[4] most holds per user
 -- ARGV[5] the seat lock key without the seat number (…:hold:<schedule>:);
@@ -29,7 +33,8 @@
 -- ARGV[8] token id, ARGV[9] session ttl (ms)
 -- ARGV[10] rate window (ms), ARGV[11], ARGV[12] most attempts of KEYS[6], KEYS[7] (0 = no limit)
 -- ARGV[13] most seats bought plus held per user in this concert (0 = no limit)
--- ARGV[14 .. 13 + n] a random suffix for each hold id
+-- ARGV[14] the rows' id (the same for the same ARGV[7])
+-- ARGV[15 .. 14 + n] a random suffix for each hold id
 --
 -- Returns {'HELD', expires_at_ms, seat, hold_id, seat, hold_id, ...}
 --   | {'NONE'} | {'LIMIT'} | {'RELOAD'} (the sold copy is missing)
@@ -71,7 +76,7 @@ local taken, read = {}, {}
 local function read_section(s)
   if not read[s] then
     read[s] = true
-    for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[11 + s], '(' .. now_ms, '+inf')) do
+    for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[12 + s], '(' .. now_ms, '+inf')) do
       taken[tonumber(seat)] = true
     end
   end
@@ -89,8 +94,17 @@ end
 -- passes hundreds of rows, and a call to Redis for each row's bytes cost
 -- more than the rest of the walk.
 local bitmap = rcall('GET', sold) or ''
+local rows, skip_field = ARGV[7], ARGV[14] .. ':' .. n
+local from = tonumber(rcall('HGET', KEYS[12], skip_field) or 1)
+local pos, skip_to = from, from
 local best, best_distance, best_rank, best_section
-for sec, r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+),(%d+);') do
+while true do
+  local at = pos
+  local _, stop, sec, r, f, c, m = string.find(rows, '^(%d+),(%d+),(%d+),(%d+),(%d+);', pos)
+  if not stop then
+    break
+  end
+  pos = stop + 1
   local section, rank, first, count = tonumber(sec), tonumber(r), tonumber(f), tonumber(c)
   local centre2 = tonumber(m)
   if best_rank and rank ~= best_rank then
@@ -101,7 +115,7 @@ for sec, r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+),(%d+);') 
   -- speed. As a date sells from the front, most rows a late buyer passes
   -- are such rows. (Bytes past the bitmap's end are unsold seats.)
   local bytes = string.sub(bitmap, lo + 1, hi + 1)
-  local free = 0
+  local free, unsold, roomy = 0, 0, false
   if #bytes <= hi - lo or string.find(bytes, '[^\255]') then
     read_section(section)
   else
@@ -110,19 +124,31 @@ for sec, r, f, c, m in string.gmatch(ARGV[7], '(%d+),(%d+),(%d+),(%d+),(%d+);') 
   for seat = first, first + count - 1 do
     local byte = string.byte(bytes, math.floor(seat / 8) - lo + 1) or 0
     local bit = BIT[seat % 8 + 1]
-    if byte % (bit + bit) >= bit or taken[seat] then
-      free = 0
+    if byte % (bit + bit) >= bit then
+      free, unsold = 0, 0
     else
-      free = free + 1
-      if free >= n then
-        local start = seat - n + 1
-        local distance = math.abs(2 * start + n - 1 - centre2)
-        if not best_distance or distance < best_distance then
-          best, best_distance, best_rank, best_section = start, distance, rank, section
+      unsold = unsold + 1
+      roomy = roomy or unsold >= n
+      if taken[seat] then
+        free = 0
+      else
+        free = free + 1
+        if free >= n then
+          local start = seat - n + 1
+          local distance = math.abs(2 * start + n - 1 - centre2)
+          if not best_distance or distance < best_distance then
+            best, best_distance, best_rank, best_section = start, distance, rank, section
+          end
         end
       end
     end
   end
+  if skip_to == at and not roomy then
+    skip_to = pos
+  end
+end
+if skip_to > from then
+  rcall('HSET', KEYS[12], skip_field, skip_to)
 end
 if not best then
   return {'NONE'}
@@ -132,10 +158,10 @@ local expires = now_ms + ttl_ms
 local out = {'HELD', expires}
 for j = 0, n - 1 do
   local seat = best + j
-  local hold_id = id_prefix .. seat .. '.' .. ARGV[14 + j]
+  local hold_id = id_prefix .. seat .. '.' .. ARGV[15 + j]
   rcall('SET', lock_prefix .. seat, hold_id .. '|' .. user, 'PX', ttl_ms)
   record_claim(KEYS[11], lock_prefix .. seat, expires, now_ms, ttl_ms)
-  rcall('ZADD', KEYS[11 + best_section], expires, seat)
+  rcall('ZADD', KEYS[12 + best_section], expires, seat)
   rcall('ZADD', uholds, expires, hold_id)
   out[#out + 1] = seat
   out[#out + 1] = hold_id

@@ -79,6 +79,43 @@ async def test_sold_rows_are_passed_over_whatever_bytes_they_share(
     )
 
 
+async def test_a_walk_passes_for_good_only_rows_that_can_never_hold_the_block(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """best.lua starts a walk for n seats past the rows it found with no n
+    unsold seats side by side (a sold seat stays sold); a row whose seats are
+    only held is walked again, and a walk for fewer seats still finds the
+    seats a walk for more passed over. A (1-10): the odd seats left; B-1
+    (11-20): sold; B-2 (21-30): sold but 25-26, which bob holds."""
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    schedule = next(s for s in concert.schedules if s.starts_at.date() == DAY)
+    await holds.load_sold(store, concert, schedule)
+    for seat in [2, 4, 6, 8, 10, *range(11, 25), *range(27, 31)]:
+        await store.redis.setbit(store.keys(1).sold(schedule.id), seat, 1)
+    bob = await active_token(store, "bob")
+    seats = f"/concerts/1/dates/{DAY.isoformat()}/seats"
+    held = [(await client.post(f"{seats}/{n}/hold", headers=bearer(bob))).json() for n in (25, 26)]
+
+    async def best(user: str, count: int) -> list[int]:
+        token = await active_token(store, user)
+        got = await client.post(best_url(), headers=bearer(token), json={"count": count})
+        assert got.status_code == 201, got.text
+        return [h["seat_no"] for h in got.json()["holds"]]
+
+    assert await best("ann", 2) == [35, 36]  # B-3's middle pair
+    venue = schedule.venue
+    rows, rows_id = holds._rows_for_best(venue, list(venue.sections), None)
+    skip = store.keys(1).best_skip(schedule.id)
+    b2 = len("".join(group + ";" for group in rows.split(";")[:2])) + 1
+    assert await store.redis.hget(skip, f"{rows_id}:2") == str(b2)  # A and B-1 passed for good
+    for hold in held:
+        await client.delete(f"/holds/{hold['hold_id']}", headers=bearer(bob))
+    assert await best("cy", 2) == [25, 26]  # B-2 walked again: its seats were only held
+    assert await best("dee", 1) == [5]  # A's single nearest its centre
+    assert await store.redis.hget(skip, f"{rows_id}:1") is None
+
+
 async def test_best_available_refuses_bad_asks(client: httpx.AsyncClient, store: Store) -> None:
     ann = await active_token(store, "ann")
     for body in (
