@@ -47,6 +47,7 @@ from bench.__main__ import (
     tree_cpu_s,
 )
 from frontrow.config import Settings
+from frontrow.observe import FLUSH_S
 
 STADIUM = ROOT / "examples" / "stadium.json"
 CONCERT = 10
@@ -421,6 +422,9 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
             asyncio.run(rush.run(args.connections))
             client_cpu = time.process_time() - cpu0
             after = meter.read(app_pid, admitting.pid)
+        # each worker adds its tallied requests to the shared metrics every
+        # FLUSH_S: read before that, a 3 s rush's routes missed a third
+        time.sleep(FLUSH_S + 0.5)
         metrics = httpx.get(url + "/metrics").text
     wall = time.monotonic() - rush.started
     facts = asyncio.run(invariants(args.database_url))
