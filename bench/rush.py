@@ -3,7 +3,8 @@
 Real Redis and PostgreSQL (databases it may wipe). Imports the stadium
 (examples/stadium.json, 4 dates x 50,000 seats), starts `frontrow serve`
 and one `frontrow admitter`, then lets N buyers loose, each an asyncio task
-of this process: enter the queue, poll as told, list the dates, then either
+of this process over one pool of kept-alive connections (bench/http1.py):
+enter the queue, poll as told, list the dates, then either
 ask for the best seats or open a section's map and hold seats in it (1-4),
 charge what the wallet lacks, pay. Every buyer wants the first date that is
 not sold out, so the first date sells out on the way.
@@ -31,9 +32,10 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
+import orjson
 
 from bench.__main__ import (
     _PIDS,
@@ -46,6 +48,7 @@ from bench.__main__ import (
     server,
     tree_cpu_s,
 )
+from bench.http1 import Client
 from frontrow.config import Settings
 from frontrow.observe import FLUSH_S
 
@@ -63,27 +66,38 @@ class Rush:
         self.started = time.monotonic()
 
     async def call(
-        self, session: Any, method: str, path: str, token: str, **kw: Any
+        self,
+        client: Client,
+        method: str,
+        path: str,
+        token: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """(status, JSON body or None); 429/503 and dropped connections are retried."""
-        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+        payload = b""
+        if json is not None:
+            payload = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
         status, body = 0, None
         for _ in range(20):
             try:
-                async with session.request(method, self.url + path, headers=headers, **kw) as r:
-                    status = r.status
-                    body = await r.json() if r.content_type == "application/json" else None
-                    retry_after = float(r.headers.get("Retry-After", "1"))
-            except aiohttp.ClientError:  # a kept-alive connection the server closed
+                r = await client.request(method, path, headers, payload)
+            except ConnectionError:  # a kept-alive connection the server closed
                 self.statuses[0] += 1
                 continue
+            status = r.status
+            kind = r.headers.get(b"content-type", b"").partition(b";")[0].strip()
+            body = orjson.loads(r.body) if kind == b"application/json" else None
+            retry_after = float(r.headers.get(b"retry-after", b"1"))
             self.statuses[status] += 1
             if status not in (429, 503):
                 break
             await asyncio.sleep(retry_after)
         return status, body
 
-    async def buyer(self, client: Any, i: int) -> None:
+    async def buyer(self, client: Client, i: int) -> None:
         from frontrow.auth import Tokens
 
         user = Tokens(SECRET, 86_400).user_token(f"r{i}")
@@ -139,7 +153,7 @@ class Rush:
             return
         await self.call(client, "DELETE", "/queue/token", token)
 
-    async def pick(self, client: Any, token: str, date: str, want: int) -> list[dict[str, Any]]:
+    async def pick(self, client: Client, token: str, date: str, want: int) -> list[dict[str, Any]]:
         base = f"/concerts/{CONCERT}/dates/{date}"
         if random.random() < 0.5:  # let the house choose
             status, best = await self.call(
@@ -165,9 +179,11 @@ class Rush:
         return held
 
     async def run(self, connections: int) -> None:
-        connector = aiohttp.TCPConnector(limit=connections)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await asyncio.gather(*(self.buyer(session, i) for i in range(self.buyers)))
+        client = Client(self.url, connections)
+        try:
+            await asyncio.gather(*(self.buyer(client, i) for i in range(self.buyers)))
+        finally:
+            client.close()
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -355,17 +371,20 @@ async def paced(url: str, rate: float, requests: int, connections: int) -> None:
     left = requests
     pause = connections / rate
 
-    async def client(session: Any) -> None:
+    client = Client(url, connections)
+    path = urlsplit(url).path
+
+    async def asker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            async with session.get(url) as response:
-                await response.read()
+            await client.request("GET", path, {})
             await asyncio.sleep(random.uniform(0, 2 * pause))
 
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(client(session) for _ in range(connections)))
+    try:
+        await asyncio.gather(*(asker() for _ in range(connections)))
+    finally:
+        client.close()
 
 
 def request_cycle_s(args: argparse.Namespace, rate: float, requests: int) -> float:
