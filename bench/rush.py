@@ -42,6 +42,7 @@ from bench.__main__ import (
     ROOT,
     SECRET,
     ceiling_server,
+    free_port,
     fresh_database,
     frontrow_env,
     scale_backends,
@@ -555,11 +556,40 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
     moments more than codes; side by side, the drift falls on both alike.
     Each code's CPU is its app workers, its admitter and the PostgreSQL
     sessions of its database; Redis is one server for both (its CPU is
-    reported for the two together). `flip` swaps which code has the first
+    reported for the two together), or with --own-redis a server of each
+    side's own, counted in its CPU. `flip` swaps which code has the first
     databases and whose buyers are started first. Each fleet keeps 16 money
     connections a worker (FRONTROW_DATABASE_POOL) so that both fit in
     PostgreSQL's default 100. Returns this checkout's server CPU an order
-    (without Redis) over the baseline's."""
+    (without Redis, unless --own-redis) over the baseline's."""
+    with ExitStack() as redis_servers:
+        own = [redis_servers.enter_context(redis_server()) for _ in range(2 * args.own_redis)]
+        return _side_by_side(args, flip, own)
+
+
+@contextmanager
+def redis_server() -> Any:
+    """A Redis server of its own on a free port, nothing kept on disk: its URL."""
+    import redis
+
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    proc = subprocess.Popen([*argv, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _side_by_side(args: argparse.Namespace, flip: bool, own: list[str]) -> float:
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -568,7 +598,7 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
     for n, (root, label) in enumerate(codes[::-1] if flip else codes):
         side = argparse.Namespace(**vars(args))
         head, _, db = args.redis_url.rpartition("/")
-        side.redis_url = f"{head}/{int(db or 0) + n}"
+        side.redis_url = own[n] if own else f"{head}/{int(db or 0) + n}"
         url = make_url(args.database_url)
         side.database_url = url.set(database=f"{url.database}{'_b' * n}").render_as_string(
             hide_password=False
@@ -590,6 +620,12 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
             settle(_PIDS[url])
             running.append((label, side, _PIDS[url], admitting.pid, Rush(url, args.buyers)))
 
+        def redis_cpu(url: str = args.redis_url) -> float:
+            import redis
+
+            info = redis.Redis.from_url(url).info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
         def cpu() -> list[dict[str, Any]]:
             return [
                 {
@@ -599,15 +635,10 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
                         pid: tree_cpu_s(pid)
                         for pid in _sessions(conn, make_url(side.database_url).database)
                     },
+                    "redis": redis_cpu(side.redis_url) if own else 0.0,
                 }
                 for _, side, app, admitter_pid, _ in running
             ]
-
-        def redis_cpu() -> float:
-            import redis
-
-            info = redis.Redis.from_url(args.redis_url).info("cpu")
-            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
         before, redis0 = cpu(), redis_cpu()
         ended: dict[str, float] = {}
@@ -638,6 +669,8 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
             "postgresql": max(pg, 0.0),
             "admitter": now["admitter"] - then["admitter"],
         }
+        if own:
+            used["redis"] = now["redis"] - then["redis"]
         spent[label] = sum(used.values()) / orders
         facts = asyncio.run(invariants(side.database_url))
         held = (
@@ -649,16 +682,19 @@ def side_by_side(args: argparse.Namespace, flip: bool = False) -> float:
         requests = sum(rush.statuses.values())
         print(
             f"{label}: {len(rush.orders):,} orders in {ended[label]:.0f} s;"
-            f" server CPU an order without Redis {spent[label] * 1000:.2f} ms ("
+            f" server CPU an order{'' if own else ' without Redis'}"
+            f" {spent[label] * 1000:.2f} ms ("
             + ", ".join(f"{p} {v / orders * 1000:.2f}" for p, v in used.items())
             + f"); app {used['app'] / max(requests, 1) * 1000:.3f} ms a request"
             f" ({requests:,} requests); gave up {dict(rush.gave_up)};"
             f" 5xx {sum(n for st, n in rush.statuses.items() if st >= 500)};"
             f" invariants {'hold' if held else f'BROKEN {facts}'}"
         )
-    print(f"Redis, both together: {(redis1 - redis0) / max(orders_all, 1) * 1000:.2f} ms an order")
+    if not own:
+        print(f"Redis, both: {(redis1 - redis0) / max(orders_all, 1) * 1000:.2f} ms an order")
     ratio = spent["this checkout"] / spent["baseline"]
-    print(f"this checkout / baseline, server CPU an order without Redis: x{ratio:.3f}")
+    what = "" if own else " without Redis"
+    print(f"this checkout / baseline, server CPU an order{what}: x{ratio:.3f}")
     return ratio
 
 
@@ -699,6 +735,12 @@ def main(argv: list[str] | None = None) -> None:
         "--side-by-side",
         action="store_true",
         help="with --baseline: both codes at once, each its own servers and databases",
+    )
+    parser.add_argument(
+        "--own-redis",
+        action="store_true",
+        help="with --side-by-side: a Redis server of each side's own (redis-server on a"
+        " free port), its CPU counted in the side's",
     )
     parser.add_argument(
         "--cycle",

@@ -91,6 +91,17 @@ class ConcertKeys:
         seats starts: the rows before it have no n unsold seats side by side."""
         return f"{self.base}:bestskip:{schedule_id}"
 
+    def held(self, schedule_id: int) -> str:
+        """BITMAP of seats of a date that may be held (bit 0 = built): every
+        live hold's seat is set; a hold released, paid or left is cleared by
+        the next walk of best.lua, an expired one within a second
+        (best.lua `HELD_REBUILD_MS`)."""
+        return f"{self.base}:heldbits:{schedule_id}"
+
+    def taken(self, schedule_id: int) -> str:
+        """BITMAP sold or maybe held: best.lua's scratch, written by its own call."""
+        return f"{self.base}:takenbits:{schedule_id}"
+
     def sold(self, schedule_id: int) -> str:
         """BITMAP of a date's sold seats (bit n = seat n; bit 0 = loaded from the
         database): 6 KB for 50,000 seats, and a section is one GETRANGE."""

@@ -370,6 +370,7 @@ async def hold(
                 k.cfg,
                 k.bought,
                 k.claims(user_id),
+                k.held(schedule.id),
             ],
             args=[
                 seat_no,
@@ -456,7 +457,7 @@ def _cap(
 def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None) -> tuple[str, str]:
     """best.lua's rows, best first, as one string of 'section,rank,first,count,
     centre2;' groups for the seats of these sections at or under max_price
-    (section: the section's place in `sections`, from 1), and its id (a
+    (section: the section's place in the venue, from 1), and its id (a
     digest: best.lua keeps where its walks of these rows start). One string,
     not thousands of arguments (packing those was a seventh of a worker's CPU
     in a rush), built once per venue and price level: the venue never changes."""
@@ -469,7 +470,9 @@ def _rows_for_best(venue: Venue, sections: list[Section], max_price: int | None)
         return cached[1]
     groups: list[str] = []
     rows: dict[tuple[int, str], list[Run]] = {}
-    for place, section in enumerate(sections, 1):
+    places = {section.name: place for place, section in enumerate(venue.sections, 1)}
+    for section in sections:
+        place = places[section.name]
         for run in section.runs:
             rows.setdefault((place, run.row), []).append(run)
     for rank, ((place, _), runs) in enumerate(rows.items()):
@@ -534,7 +537,10 @@ async def best_available(
                 k.bought,
                 k.claims(user_id),
                 k.best_skip(schedule.id),
-                *(k.holds(schedule.id, section.name) for section in sections),
+                k.held(schedule.id),
+                k.taken(schedule.id),
+                # every section's: a rebuild of the held bitmap reads them all
+                *(k.holds(schedule.id, section.name) for section in venue.sections),
             ],
             args=[
                 count,
@@ -591,8 +597,9 @@ def hold_keys(store: Store, concert: Concert, ref: HoldRef) -> tuple[str, str]:
 
 
 async def release(store: Store, concert: Concert, ref: HoldRef, user_id: str) -> None:
+    k = store.keys(ref.concert_id)
     outcome = await store.scripts.release(
-        keys=[*hold_keys(store, concert, ref), store.keys(ref.concert_id).uholds(user_id)],
+        keys=[*hold_keys(store, concert, ref), k.uholds(user_id), k.stats],
         args=[ref.seat_no, ref.hold_id, user_id],
     )
     if outcome == "NOT_YOURS":

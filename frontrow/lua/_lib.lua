@@ -80,13 +80,17 @@ local function count_attempt(rate_keys, limits, window_ms)
 end
 
 -- End one of `user`'s holds: its seat lock (only if it is still this hold),
--- its place in the date's held seats and in the user's holds.
+-- its place in the date's held seats and in the user's holds. Returns 1 when
+-- it ended a live hold, else 0.
 local function drop_hold(hold, holds, uholds, hold_id, seat, user)
+  local ended = 0
   if rcall('GET', hold) == hold_id .. '|' .. user then
     rcall('DEL', hold)
     rcall('ZREM', holds, seat)
+    ended = 1
   end
   rcall('ZREM', uholds, hold_id)
+  return ended
 end
 
 

@@ -19,15 +19,19 @@
 --          starts: no row before it has n unsold seats side by side. A sold
 --          seat is never unsold, so a row found so stays so, and a late
 --          buyer does not walk the thousand rows sold in front of the free ones.
--- KEYS[12 + s] holds ZSET seat -> hold expiry (ms) of section s of the rows,
---          read only when a row of that section is reached
+-- KEYS[13] held   BITMAP seats of the date that may be held (bit 0 = built):
+--          every live hold's seat, and for a moment some that ended; rebuilt
+--          here from the holds ZSETs (see below)
+-- KEYS[14] taken  BITMAP this call's scratch: sold or maybe held
+-- KEYS[14 + s] holds ZSET seat -> hold expiry (ms) of the venue's section s,
+--          every section of the date (a rebuild of KEYS[13] reads them all)
 -- ARGV[1] n, ARGV[2] user id, ARGV[3] hold ttl (ms), ARGV[4] most holds per user
 -- ARGV[5] the seat lock key without the seat number (…:hold:<schedule>:);
 --         the locks are the date's own keys, in the concert's hash slot, but
 --         which ones is only known here
 -- ARGV[6] the hold id without the seat (h_<concert>.<schedule>.)
 -- ARGV[7] the rows, best first: 'section,rank,first seat,seat count,2 x row
---   centre;' groups (section: s of KEYS[11 + s]; a row may come in several:
+--   centre;' groups (section: s of KEYS[14 + s]; a row may come in several:
 --   gaps, or seats over a price cap), read only as far as the first row that
 --   has a block
 -- ARGV[8] token id, ARGV[9] session ttl (ms)
@@ -72,28 +76,47 @@ if paid then
 end
 
 local BIT = {128, 64, 32, 16, 8, 4, 2, 1} -- seat n is bit 7 - n % 8 of its byte
-local taken, read = {}, {}
-local function read_section(s)
-  if not read[s] then
-    read[s] = true
-    for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[12 + s], '(' .. now_ms, '+inf')) do
-      taken[tonumber(seat)] = true
-    end
+local claimed = {}
+local claims = rcall('HGETALL', KEYS[11])
+for i = 1, #claims, 2 do
+  local lock = claims[i]
+  if string.sub(lock, 1, #lock_prefix) == lock_prefix
+      and tonumber(claims[i + 1]) + ttl_ms > now_ms then
+    claimed[tonumber(string.sub(lock, #lock_prefix + 1))] = true
   end
 end
-local claimed = rcall('HGETALL', KEYS[11])
-for i = 1, #claimed, 2 do
-  local lock = claimed[i]
-  if string.sub(lock, 1, #lock_prefix) == lock_prefix
-      and tonumber(claimed[i + 1]) + ttl_ms > now_ms then
-    taken[tonumber(string.sub(lock, #lock_prefix + 1))] = true
+
+-- Held seats come from a bitmap, not from each section's holds: reading a
+-- section's live holds (a ZRANGEBYSCORE and a table of them) every call
+-- took Redis from 0.2 to 1.5 ms a call as a rush's holds built up in the
+-- front sections (python -m bench.best). Every live hold's seat is set in
+-- it: hold.lua and this script set the bit with the hold. A hold that ended
+-- leaves its bit until the bitmap is rebuilt from the holds ZSETs
+-- (O(sections + live holds)): at once when one ended early anywhere in the
+-- concert (release, leave, a payment's other holds: they count 'freed' in
+-- stats), else when HELD_REBUILD_MS have passed (holds that ran out).
+local HELD_REBUILD_MS = 1000
+local held = KEYS[13]
+local built = rcall('HMGET', KEYS[12], 'held_at', 'held_freed')
+local freed = rcall('HGET', KEYS[8], 'freed') or '0'
+if tonumber(built[1] or 0) + HELD_REBUILD_MS <= now_ms or built[2] ~= freed
+    or rcall('GETBIT', held, 0) == 0 then
+  rcall('DEL', held)
+  rcall('SETBIT', held, 0, 1)
+  for s = 15, #KEYS do
+    for _, seat in ipairs(rcall('ZRANGEBYSCORE', KEYS[s], '(' .. now_ms, '+inf')) do
+      rcall('SETBIT', held, seat, 1)
+    end
   end
+  rcall('HSET', KEYS[12], 'held_at', now_ms, 'held_freed', freed)
 end
 
 -- The whole sold copy in one read (6 KB for 50,000 seats): a late buyer
 -- passes hundreds of rows, and a call to Redis for each row's bytes cost
--- more than the rest of the walk.
+-- more than the rest of the walk. Sold or held, the same: one BITOP.
 local bitmap = rcall('GET', sold) or ''
+rcall('BITOP', 'OR', KEYS[14], sold, held)
+local takenmap = rcall('GET', KEYS[14]) or ''
 local rows, skip_field = ARGV[7], ARGV[14] .. ':' .. n
 local from = tonumber(rcall('HGET', KEYS[12], skip_field) or 1)
 local pos, skip_to = from, from
@@ -113,23 +136,28 @@ while true do
   local lo, hi = math.floor(first / 8), math.floor((first + count - 1) / 8)
   -- A row whose bytes are all there and all set is sold out: skipped at C
   -- speed. As a date sells from the front, most rows a late buyer passes
-  -- are such rows. (Bytes past the bitmap's end are unsold seats.)
+  -- are such rows. (Bytes past the bitmap's end are unsold seats.) A row
+  -- whose seats are all sold or held is passed as fast, but walked again
+  -- by the next buyer: holds end.
   local bytes = string.sub(bitmap, lo + 1, hi + 1)
+  local busy = string.sub(takenmap, lo + 1, hi + 1)
   local free, unsold, roomy = 0, 0, false
-  if #bytes <= hi - lo or string.find(bytes, '[^\255]') then
-    read_section(section)
-  else
+  if #bytes > hi - lo and not string.find(bytes, '[^\255]') then
     count = 0
+  elseif #busy > hi - lo and not string.find(busy, '[^\255]') then
+    count, roomy = 0, true
   end
   for seat = first, first + count - 1 do
-    local byte = string.byte(bytes, math.floor(seat / 8) - lo + 1) or 0
+    local at_byte = math.floor(seat / 8) - lo + 1
+    local byte = string.byte(bytes, at_byte) or 0
     local bit = BIT[seat % 8 + 1]
     if byte % (bit + bit) >= bit then
       free, unsold = 0, 0
     else
       unsold = unsold + 1
       roomy = roomy or unsold >= n
-      if taken[seat] then
+      local busy_byte = string.byte(busy, at_byte) or 0
+      if busy_byte % (bit + bit) >= bit or claimed[seat] then
         free = 0
       else
         free = free + 1
@@ -161,7 +189,8 @@ for j = 0, n - 1 do
   local hold_id = id_prefix .. seat .. '.' .. ARGV[15 + j]
   rcall('SET', lock_prefix .. seat, hold_id .. '|' .. user, 'PX', ttl_ms)
   record_claim(KEYS[11], lock_prefix .. seat, expires, now_ms, ttl_ms)
-  rcall('ZADD', KEYS[12 + best_section], expires, seat)
+  rcall('ZADD', KEYS[14 + best_section], expires, seat)
+  rcall('SETBIT', held, seat, 1)
   rcall('ZADD', uholds, expires, hold_id)
   out[#out + 1] = seat
   out[#out + 1] = hold_id

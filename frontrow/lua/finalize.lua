@@ -14,6 +14,7 @@
 -- KEYS[5 + 3i]    holds i  ZSET seat -> hold expiry of seat i's date
 -- KEYS[6 + 3i]    sold i   BITMAP sold seats of seat i's date
 -- KEYS[5 + 3n + 2j] hold j, KEYS[6 + 3n + 2j] holds j, for each other hold j
+-- KEYS[#KEYS] stats HASH the concert's counters: 'freed' counts holds ended early
 -- ARGV[1] token id
 -- ARGV[2] user id
 -- ARGV[3] n, the number of paid holds
@@ -24,7 +25,7 @@
 -- (the copy only grows: the finalize that runs last sees a date full).
 local uholds, active, cap, done, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token, user, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local m = (#KEYS - 6 - 3 * n) / 2
+local m = (#KEYS - 7 - 3 * n) / 2
 
 local now_ms = clock_ms()
 local newly = 0 -- seats this call sold: a replayed payment runs it again
@@ -36,9 +37,13 @@ for i = 1, n do
   rcall('ZREM', KEYS[5 + 3 * i], ARGV[3 + 2 * i])
   drop_hold(KEYS[4 + 3 * i], KEYS[5 + 3 * i], uholds, ARGV[2 + 2 * i], ARGV[3 + 2 * i], user)
 end
+local freed = 0
 for j = 1, m do
-  drop_hold(KEYS[5 + 3 * n + 2 * j], KEYS[6 + 3 * n + 2 * j], uholds, ARGV[2 + 2 * n + 2 * j],
-    ARGV[3 + 2 * n + 2 * j], user)
+  freed = freed + drop_hold(KEYS[5 + 3 * n + 2 * j], KEYS[6 + 3 * n + 2 * j], uholds,
+    ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], user)
+end
+if freed > 0 then
+  rcall('HINCRBY', KEYS[#KEYS], 'freed', freed)
 end
 if newly > 0 then
   rcall('HINCRBY', KEYS[6], user, newly)

@@ -15,6 +15,8 @@
 -- KEYS[11] cfg    HASH the sale's rules: nothing is held before the opening
 -- KEYS[12] bought HASH user -> seats bought in the concert (the ticket limit)
 -- KEYS[13] claims HASH seat lock -> deadline of this user's first hold of it
+-- KEYS[14] held   BITMAP seats of the date that may be held: set with the hold
+--          (best.lua walks it instead of the holds)
 -- ARGV[1] seat number
 -- ARGV[2] hold id to use for a new hold
 -- ARGV[3] user id
@@ -85,6 +87,7 @@ elseif not expires then
 end
 rcall('SET', hold, hold_id .. '|' .. user, 'PX', expires - now_ms)
 rcall('ZADD', holds, expires, seat)
+rcall('SETBIT', KEYS[14], seat, 1)
 rcall('ZADD', uholds, expires, hold_id)
 rcall('PEXPIRE', uholds, ttl_ms + 60000)
 rcall('HINCRBY', KEYS[10], 'held_total', 1)

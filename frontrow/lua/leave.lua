@@ -9,6 +9,7 @@
 -- KEYS[5] users   HASH user -> token
 -- KEYS[6] uholds  ZSET hold_id -> expiry, the user's holds
 -- KEYS[5 + 2j] hold j, KEYS[6 + 2j] holds j (the date's held seats), j = 1..m
+-- KEYS[#KEYS] stats HASH the concert's counters: 'freed' counts holds ended early
 -- ARGV[1] token id
 -- ARGV[2] user id
 -- ARGV[3] 'given' (the holds below are all the user's live ones the caller
@@ -41,7 +42,12 @@ end
 if removed == 0 then
   return 0
 end
-for j = 1, (#KEYS - 6) / 2 do
-  drop_hold(KEYS[5 + 2 * j], KEYS[6 + 2 * j], uholds, ARGV[2 + 2 * j], ARGV[3 + 2 * j], user)
+local freed = 0
+for j = 1, (#KEYS - 7) / 2 do
+  freed = freed + drop_hold(KEYS[5 + 2 * j], KEYS[6 + 2 * j], uholds, ARGV[2 + 2 * j],
+    ARGV[3 + 2 * j], user)
+end
+if freed > 0 then
+  rcall('HINCRBY', KEYS[#KEYS], 'freed', freed)
 end
 return 1

@@ -3,6 +3,8 @@
 -- KEYS[1] hold    STRING hold_id|user_id
 -- KEYS[2] holds   ZSET seat -> hold expiry
 -- KEYS[3] uholds  ZSET hold_id -> hold expiry, the holder's holds
+-- KEYS[4] stats   HASH the concert's counters: 'freed' counts holds ended
+--         early (best.lua rebuilds its bitmap of held seats when it moves)
 -- ARGV[1] seat number
 -- ARGV[2] hold id
 -- ARGV[3] user id asking
@@ -24,4 +26,5 @@ end
 rcall('DEL', hold)
 rcall('ZREM', holds, seat)
 rcall('ZREM', uholds, hold_id)
+rcall('HINCRBY', KEYS[4], 'freed', 1)
 return 'RELEASED'

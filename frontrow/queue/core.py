@@ -288,13 +288,14 @@ async def leave(store: Store, claims: QueueClaims, hold_keys: HoldKeys | None = 
     k = store.keys(claims.concert_id)
     keys = [k.wait, k.seen, k.active, k.cap, k.users, k.uholds(claims.user_id)]
     args: list[str | int] = [claims.token_id, claims.user_id]
-    reply = await store.scripts.leave(keys=keys, args=[*args, "ask" if hold_keys else "given"])
+    ask = "ask" if hold_keys else "given"
+    reply = await store.scripts.leave(keys=[*keys, k.stats], args=[*args, ask])
     if isinstance(reply, list) and hold_keys is not None:  # the user holds seats
         args.append("given")
         for hold_id, lock, held, seat_no in await hold_keys([str(h) for h in reply[0::2]]):
             keys += [lock, held]
             args += [hold_id, seat_no]
-        reply = await store.scripts.leave(keys=keys, args=args)
+        reply = await store.scripts.leave(keys=[*keys, k.stats], args=args)
     return bool(reply)
 
 

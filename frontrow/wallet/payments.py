@@ -170,6 +170,7 @@ async def _finish(
         for ref in others:
             fin_keys += holds.hold_keys(store, concert, ref)
             fin_args += [ref.hold_id, ref.seat_no]
+        fin_keys.append(k.stats)
         sold = await store.scripts.finalize(keys=fin_keys, args=fin_args)
         full = {s.id: s for (_, s, _), n in zip(items, sold, strict=True) if n >= len(s.prices)}
         if full:

@@ -14,7 +14,7 @@ from frontrow.catalog_import import apply, validate
 from frontrow.errors import Problem
 from frontrow.queue import core
 from frontrow.store import Store
-from tests.conftest import MakeStore, active_token, admit_all, bearer
+from tests.conftest import MakeStore, active_token, admit_all, bearer, user_headers
 from tests.e2e.test_queue_http import assert_problem
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
@@ -114,6 +114,57 @@ async def test_a_walk_passes_for_good_only_rows_that_can_never_hold_the_block(
     assert await best("cy", 2) == [25, 26]  # B-2 walked again: its seats were only held
     assert await best("dee", 1) == [5]  # A's single nearest its centre
     assert await store.redis.hget(skip, f"{rows_id}:1") is None
+
+
+async def test_held_seats_come_from_a_bitmap_that_never_misses_a_live_hold(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """best.lua reads held seats from a bitmap every hold sets (keys.held):
+    a seat held by number after the bitmap was built, or held when the bitmap
+    was lost, is never offered; one whose hold ended early (released, its
+    holder left, its payer paid for the others) is offered at once; one whose
+    hold ran out, within a rebuild interval. A-1 is seats 1-10, centre 5-6."""
+    seats = f"/concerts/1/dates/{DAY.isoformat()}/seats"
+
+    async def best(user: str, count: int) -> list[int]:
+        token = await active_token(store, user)
+        got = await client.post(best_url(), headers=bearer(token), json={"count": count})
+        assert got.status_code == 201, got.text
+        return [h["seat_no"] for h in got.json()["holds"]]
+
+    assert await best("ann", 2) == [5, 6]  # the bitmap is built by this walk
+    bob = await active_token(store, "bob")
+    for n in (4, 7):
+        assert (await client.post(f"{seats}/{n}/hold", headers=bearer(bob))).status_code == 201
+    assert await best("cy", 2) == [2, 3]  # 4 and 7 held by number: seen
+    concert = await store.catalog.get(1)
+    assert concert is not None
+    schedule = next(s for s in concert.schedules if s.starts_at.date() == DAY)
+    await store.redis.delete(store.keys(1).held(schedule.id))
+    assert await best("dee", 2) == [8, 9]  # lost, rebuilt from the holds: 4-7 still held
+    assert (await client.delete("/queue/token", headers=bearer(bob))).status_code == 204
+    assert await best("eve", 1) == [4]  # bob left: 4 and 7 free at once
+    gus = await active_token(store, "gus")
+    await client.post(
+        "/wallet/charge",
+        headers={**user_headers(store, "gus"), "Idempotency-Key": "gus-1"},
+        json={"amount": 1_000_000},
+    )
+    hold_ids = [
+        (await client.post(f"{seats}/{n}/hold", headers=bearer(gus))).json()["hold_id"]
+        for n in (1, 7)
+    ]
+    paid = await client.post("/payments", headers=bearer(gus), json={"hold_ids": hold_ids[:1]})
+    assert paid.status_code == 201, paid.text
+    assert await best("fay", 1) == [7]  # gus paid for 1 only: 7 free at once
+    # ann's 5 and 6 run out (as Redis would see them at their deadline)
+    k = store.keys(1)
+    section = k.holds(schedule.id, "A")
+    for n in (5, 6):
+        await store.redis.zadd(section, {str(n): 1})
+        await store.redis.delete(k.hold(schedule.id, n))
+    await asyncio.sleep(1.05)  # best.lua HELD_REBUILD_MS
+    assert await best("hal", 2) == [5, 6]
 
 
 async def test_best_available_refuses_bad_asks(client: httpx.AsyncClient, store: Store) -> None:
