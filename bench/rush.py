@@ -63,6 +63,7 @@ class Rush:
         self.buyers = buyers
         self.orders: list[tuple[float, str, int]] = []  # (time, date, seats)
         self.gave_up = Counter[str]()
+        self.refused_payments = 0
         self.statuses = Counter[int]()
         self.started = time.monotonic()
 
@@ -147,6 +148,8 @@ class Rush:
             if paid == 201:
                 self.orders.append((time.monotonic(), date, len(held)))
                 return
+            # live holds of its own refused: a seat handed to two buyers at once
+            self.refused_payments += 1
             if paid != 409:
                 break
         else:
@@ -478,7 +481,7 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         print(
             f"first date {first_date}: {sold:,} seats sold in {sold_span:.0f} s from its first sale"
         )
-    print(f"buyers who gave up: {dict(rush.gave_up)}")
+    print(f"buyers who gave up: {dict(rush.gave_up)}; payments refused: {rush.refused_payments}")
     print(
         f"answers by status: {dict(sorted(rush.statuses.items()))};"
         f" 5xx: {sum(n for s, n in rush.statuses.items() if s >= 500)}"
@@ -537,6 +540,9 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         **{f"{p}_ms_per_order": round(ms, 2) for p, ms in per_order.items()},
         "sessions_opened": used["sessions"],
         "cycle_ms_per_request": cycle_ms and round(cycle_ms, 3),
+        "payments_refused": rush.refused_payments,
+        "errors_5xx": sum(n for s, n in rush.statuses.items() if s >= 500),
+        "invariants": facts,
     }
     print(json.dumps(result))
     return result
@@ -698,7 +704,7 @@ def _side_by_side(args: argparse.Namespace, flip: bool, own: list[str]) -> float
     return ratio
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench rush", description=__doc__)
     parser.add_argument("--buyers", type=int, default=22_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -748,10 +754,15 @@ def main(argv: list[str] | None = None) -> None:
         help="after each rush, measure the server's own request cycle at the rush's rate",
     )
     scale_backends(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.side_by_side:
         if not args.baseline:
-            parser.error("--side-by-side needs --baseline")
+            cli.error("--side-by-side needs --baseline")
         ratios = [side_by_side(args, flip=i % 2 == 1) for i in range(args.pairs)]
         listed = ", ".join(f"{r:.3f}" for r in ratios)
         print(f"side by side: x{statistics.median(ratios):.3f} of the baseline, median of {listed}")
