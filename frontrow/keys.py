@@ -93,9 +93,9 @@ class ConcertKeys:
 
     def held(self, schedule_id: int) -> str:
         """BITMAP of seats of a date that may be held (bit 0 = built): every
-        live hold's seat is set; a hold released, paid or left is cleared by
-        the next walk of best.lua, an expired one within a second
-        (best.lua `HELD_REBUILD_MS`)."""
+        live hold's seat is set; a hold released, or let go as its holder
+        left or paid for others, is cleared by the next walk of best.lua, one
+        that ran out within a second (best.lua `HELD_REBUILD_MS`)."""
         return f"{self.base}:heldbits:{schedule_id}"
 
     def taken(self, schedule_id: int) -> str:
