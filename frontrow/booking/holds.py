@@ -212,6 +212,16 @@ async def seat_counts(
     return await _counts(store, concert, [(s, tuple(_section_names(s.venue)), 0, 0) for s in dates])
 
 
+async def free_seats(store: Store, concert: Concert) -> int | None:
+    """Seats of the dates on sale that are neither sold nor held (None with
+    no date on sale: whether that concert admits is sold_out.lua's to say)."""
+    dates = concert.upcoming()
+    if not dates:
+        return None
+    counts = await seat_counts(store, concert, dates)
+    return sum(len(s.prices) - sold - held for s, (sold, held) in zip(dates, counts, strict=True))
+
+
 async def section_counts(
     store: Store, concert: Concert, schedule: Schedule
 ) -> list[tuple[int, int]]:

@@ -31,13 +31,18 @@
 -- ARGV[8] default target booking p99 (ms, 0 = fixed k)
 -- ARGV[9] observed booking p99 (ms), ARGV[10] its report's time (ms, 0 = none)
 -- ARGV[11] smallest k, ARGV[12] largest k
+-- ARGV[13] seats of the dates on sale neither sold nor held (-1 = not known):
+--          at 0 nobody is let in (see below)
 --
 -- The rules: nobody is admitted before the opening is recorded (_lib.lua
 -- sale_open; this tick records it when it is due). Mode 'random' admits
 -- uniformly among the present waiting places; 'passthrough' admits every
 -- waiting place (the room is switched off: no k, no cap), so nobody who
 -- waits stays behind a newcomer; any other mode admits k in line order
--- (pre-queued places first, by lottery key, then arrivals).
+-- (pre-queued places first, by lottery key, then arrivals). While every seat
+-- on sale is sold or held (ARGV[13] = 0), nobody is let in: a buyer admitted
+-- then would find nothing, and keeps a place in line instead, to be let in
+-- when a hold ends unpaid or told the concert sold out.
 --
 -- The admission frontier (stats 'admitted_upto'): the highest score taken
 -- from the line in score order, so every place that scores no more was
@@ -102,6 +107,8 @@ end
 local quota = k
 if mode == 'passthrough' then
   quota = rcall('ZCARD', wait)
+elseif tonumber(ARGV[13]) == 0 then
+  quota = 0
 elseif max_active > 0 then
   local live = rcall('ZCOUNT', active, '(' .. now_ms, '+inf')
   quota = math.max(0, math.min(quota, max_active - live))

@@ -313,11 +313,14 @@ async def admit(
     concert_id: int,
     owner: str,
     p99: tuple[float, int] = (0.0, 0),
+    free_seats: int | None = None,
 ) -> Tick:
     """Run one admission tick for a concert, if this interval's lease is free.
     `p99` is the booking p99 (ms) and its report's time (pace.observed): with
-    a target set, admit.lua moves k by it. Where Redis lost the rules, they are
-    restored from the database first: nobody is admitted on defaults."""
+    a target set, admit.lua moves k by it. `free_seats`: seats of the dates on
+    sale neither sold nor held (None: not known); at 0 nobody is let in. Where
+    Redis lost the rules, they are restored from the database first: nobody
+    is admitted on defaults."""
     s = store.settings
     k = store.keys(concert_id)
     admitted, abandoned, next_ms, opened, frontier = await rules.call(
@@ -338,6 +341,7 @@ async def admit(
             p99[1],
             s.admit_batch_min,
             s.admit_batch_max,
+            -1 if free_seats is None else free_seats,
         ],
     )
     return Tick(admitted, abandoned, next_ms / 1000, opened == 1, frontier)
