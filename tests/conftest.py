@@ -226,3 +226,22 @@ async def add_date(
         [{"schedule_id": schedule_id, "seat_no": n, "price": price} for n in seat_nos],
     )
     return int(schedule_id)
+
+
+async def one_section_concert(
+    store: Store, concert_id: int, day: Any, rows: int, seats: int, title: str = "t"
+) -> None:
+    """Import a concert of one date and one section A of `rows` rows of
+    `seats` seats (price 1), and make the catalog read it."""
+    import json
+
+    from frontrow.catalog_import import apply, validate
+
+    date = {
+        "date": day.isoformat(),
+        "starts_at": f"{day.isoformat()}T19:00:00Z",
+        "sections": [{"name": "A", "rows": [{"from": 1, "to": rows, "seats": seats, "price": 1}]}],
+    }
+    concert = {"id": concert_id, "title": title, "venue": "v", "dates": [date]}
+    await apply(store, validate(json.dumps({"concerts": [concert]})))
+    await store.catalog.invalidate()

@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 
 from frontrow.booking import holds
-from frontrow.catalog_import import apply, validate
 from frontrow.queue import core
 from frontrow.schedulers import loops
 from frontrow.store import Store
-from tests.conftest import MakeStore
+from tests.conftest import MakeStore, one_section_concert
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
 CONCERT = 7
 
 
 async def two_seats(store: Store) -> None:
-    venue = {
-        "concerts": [
-            {
-                "id": CONCERT,
-                "title": "two seats",
-                "venue": "v",
-                "dates": [
-                    {
-                        "date": DAY.isoformat(),
-                        "starts_at": f"{DAY.isoformat()}T19:00:00Z",
-                        "sections": [
-                            {"name": "A", "rows": [{"from": 1, "to": 1, "seats": 2, "price": 1}]}
-                        ],
-                    }
-                ],
-            }
-        ]
-    }
-    await apply(store, validate(json.dumps(venue)))
-    await store.catalog.invalidate()
+    await one_section_concert(store, CONCERT, DAY, rows=1, seats=2)
 
 
 async def test_a_tick_with_no_seat_free_lets_nobody_in(make_store: MakeStore) -> None:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections import Counter
 
 import httpx
 
 from frontrow.booking import holds
-from frontrow.catalog_import import apply, validate
 from frontrow.errors import Problem
 from frontrow.queue import core
 from frontrow.store import Store
-from tests.conftest import MakeStore, active_token, admit_all, bearer, user_headers
+from tests.conftest import (
+    MakeStore,
+    active_token,
+    admit_all,
+    bearer,
+    one_section_concert,
+    user_headers,
+)
 from tests.e2e.test_queue_http import assert_problem
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
@@ -199,26 +204,7 @@ async def test_a_thousand_pairs_race_for_one_section(make_store: MakeStore) -> N
     # last wait longer than the tests' usual 1 s (a pool timeout, "No connection
     # available"), which is not what this tests
     store = await make_store(redis_timeout_s=10.0)
-    venue = {
-        "concerts": [
-            {
-                "id": 7,
-                "title": "race",
-                "venue": "v",
-                "dates": [
-                    {
-                        "date": DAY.isoformat(),
-                        "starts_at": f"{DAY.isoformat()}T19:00:00Z",
-                        "sections": [
-                            {"name": "A", "rows": [{"from": 1, "to": 10, "seats": 50, "price": 1}]}
-                        ],
-                    }
-                ],
-            }
-        ]
-    }
-    await apply(store, validate(json.dumps(venue)))
-    await store.catalog.invalidate()
+    await one_section_concert(store, 7, DAY, rows=10, seats=50, title="race")
     concert = await store.catalog.get(7)
     assert concert is not None
     (schedule,) = concert.schedules
