@@ -148,7 +148,8 @@ class Rush:
             if paid == 201:
                 self.orders.append((time.monotonic(), date, len(held)))
                 return
-            # live holds of its own refused: a seat handed to two buyers at once
+            # its own live holds refused (a seat handed to two buyers at once
+            # shows here; nothing else should)
             self.refused_payments += 1
             if paid != 409:
                 break
@@ -336,17 +337,22 @@ class Meter:
         return int(stat[1]), int(sessions)
 
     def read(self, app: int, admitter: int) -> dict[str, float]:
-        import redis
-
-        info = redis.Redis.from_url(self.args.redis_url).info("cpu")
         postmaster, sessions = asyncio.run(self._database())
         return {
             "app": tree_cpu_s(app),
-            "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            "redis": redis_cpu_s(self.args.redis_url),
             "postgresql": tree_cpu_s(postmaster),
             "admitter": tree_cpu_s(admitter),
             "sessions": sessions,
         }
+
+
+def redis_cpu_s(url: str) -> float:
+    """CPU seconds the Redis server at url has used (its own INFO)."""
+    import redis
+
+    info = redis.Redis.from_url(url).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def route_cpu(metrics: str) -> dict[str, tuple[float, float]]:
@@ -482,10 +488,8 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
             f"first date {first_date}: {sold:,} seats sold in {sold_span:.0f} s from its first sale"
         )
     print(f"buyers who gave up: {dict(rush.gave_up)}; payments refused: {rush.refused_payments}")
-    print(
-        f"answers by status: {dict(sorted(rush.statuses.items()))};"
-        f" 5xx: {sum(n for s, n in rush.statuses.items() if s >= 500)}"
-    )
+    errors_5xx = sum(n for s, n in rush.statuses.items() if s >= 500)
+    print(f"answers by status: {dict(sorted(rush.statuses.items()))}; 5xx: {errors_5xx}")
     server_cpu = sum(used[p] for p in ("app", "redis", "postgresql", "admitter"))
     per_order = {
         p: used[p] / max(orders, 1) * 1000 for p in ("app", "redis", "postgresql", "admitter")
@@ -541,7 +545,7 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         "sessions_opened": used["sessions"],
         "cycle_ms_per_request": cycle_ms and round(cycle_ms, 3),
         "payments_refused": rush.refused_payments,
-        "errors_5xx": sum(n for s, n in rush.statuses.items() if s >= 500),
+        "errors_5xx": errors_5xx,
         "invariants": facts,
     }
     print(json.dumps(result))
@@ -626,12 +630,6 @@ def _side_by_side(args: argparse.Namespace, flip: bool, own: list[str]) -> float
             settle(_PIDS[url])
             running.append((label, side, _PIDS[url], admitting.pid, Rush(url, args.buyers)))
 
-        def redis_cpu(url: str = args.redis_url) -> float:
-            import redis
-
-            info = redis.Redis.from_url(url).info("cpu")
-            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
         def cpu() -> list[dict[str, Any]]:
             return [
                 {
@@ -641,12 +639,12 @@ def _side_by_side(args: argparse.Namespace, flip: bool, own: list[str]) -> float
                         pid: tree_cpu_s(pid)
                         for pid in _sessions(conn, make_url(side.database_url).database)
                     },
-                    "redis": redis_cpu(side.redis_url) if own else 0.0,
+                    "redis": redis_cpu_s(side.redis_url) if own else 0.0,
                 }
                 for _, side, app, admitter_pid, _ in running
             ]
 
-        before, redis0 = cpu(), redis_cpu()
+        before, redis0 = cpu(), redis_cpu_s(args.redis_url)
         ended: dict[str, float] = {}
 
         async def run(label: str, rush: Rush) -> None:
@@ -658,7 +656,7 @@ def _side_by_side(args: argparse.Namespace, flip: bool, own: list[str]) -> float
             await asyncio.gather(*(run(label, rush) for label, *_, rush in running))
 
         asyncio.run(all_at_once())
-        after, redis1 = cpu(), redis_cpu()
+        after, redis1 = cpu(), redis_cpu_s(args.redis_url)
     spent = {}
     orders_all = 0
     print(f"=== side by side: {args.buyers:,} buyers each, {args.catalog.name}")
