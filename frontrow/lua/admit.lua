@@ -40,9 +40,10 @@
 -- waiting place (the room is switched off: no k, no cap), so nobody who
 -- waits stays behind a newcomer; any other mode admits k in line order
 -- (pre-queued places first, by lottery key, then arrivals). While every seat
--- on sale is sold or held (ARGV[13] = 0), nobody is let in: a buyer admitted
--- then would find nothing, and keeps a place in line instead, to be let in
--- when a hold ends unpaid or told the concert sold out.
+-- on sale is sold or held (ARGV[13] = 0), the tick lets nobody in: a buyer
+-- admitted then would find nothing, and keeps a place in line instead, to be
+-- let in when a hold ends unpaid or told the concert sold out. (enter.lua
+-- still admits an arrival to an empty line at once: the API's fifo rule.)
 --
 -- The admission frontier (stats 'admitted_upto'): the highest score taken
 -- from the line in score order, so every place that scores no more was

@@ -46,7 +46,7 @@ async def admitter(store: Store, stop: asyncio.Event, owner: str | None = None) 
             p99 = await pace.observed(store)
             for concert_id in concert_ids:
                 if due.get(concert_id, 0.0) <= now:
-                    # nobody is let in to find every seat sold or in a cart
+                    # no tick lets anyone in to find every seat sold or in a cart
                     free = await holds.free_seats(store, concerts[concert_id])
                     tick = await core.admit(store, concert_id, owner, p99, free)
                     recording = keeping.get(concert_id)
