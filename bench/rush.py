@@ -427,6 +427,7 @@ def rush_env(args: argparse.Namespace) -> dict[str, str]:
         # production runs them; only the per-address one stays off (one client)
         FRONTROW_ENTER_PER_USER=str(DEFAULTS.enter_per_user),
         FRONTROW_HOLD_PER_USER=str(DEFAULTS.hold_per_user),
+        FRONTROW_ADMIT_WITHIN_SEATS="1" if args.within_seats else "0",
     )
 
 
@@ -474,7 +475,7 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
     print(
         f"{args.catalog.name} import: {import_s:.1f} s; {args.buyers:,} buyers,"
         f" {args.workers} workers ({args.server}), {k} every {args.admit_interval} s,"
-        f" at most {args.max_active} active"
+        f" at most {args.max_active} active" + (", within the seats" if args.within_seats else "")
     )
     print(
         f"orders: {orders:,} in {wall:.0f} s = {orders / wall:.1f} orders/s,"
@@ -711,6 +712,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--admit-batch", type=int, default=200, help="k")
     parser.add_argument("--admit-interval", type=float, default=0.5, help="n, seconds")
     parser.add_argument("--max-active", type=int, default=400)
+    parser.add_argument(
+        "--within-seats",
+        action="store_true",
+        help="FRONTROW_ADMIT_WITHIN_SEATS=1: no tick lets in more than the seats left can serve",
+    )
     parser.add_argument(
         "--target-p99-ms",
         type=int,

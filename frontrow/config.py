@@ -179,6 +179,9 @@ class Settings:
     admit_batch: int = 100
     admit_interval_s: float = 1.0
     max_active: int = 0
+    # a tick lets in no more than the free seats less the live sessions
+    # (off: the contract's k a tick, bounded by max_active)
+    admit_within_seats: bool = False
     admit_target_p99_ms: int = 0
     admit_batch_min: int = 1
     admit_batch_max: int = 1000
@@ -312,6 +315,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "admit_batch": _int(0, 1_000_000),
     "admit_interval_s": _positive_float,
     "max_active": _int(0),
+    "admit_within_seats": _bool,
     "admit_target_p99_ms": _int(0, 600_000),
     "admit_batch_min": _int(1, 1_000_000),
     "admit_batch_max": _int(1, 1_000_000),

@@ -33,6 +33,7 @@
 -- ARGV[11] smallest k, ARGV[12] largest k
 -- ARGV[13] seats of the dates on sale neither sold nor held (-1 = not known):
 --          at 0 nobody is let in (see below)
+-- ARGV[14] 1: nor more than ARGV[13] less one a live session (see below)
 --
 -- The rules: nobody is admitted before the opening is recorded (_lib.lua
 -- sale_open; this tick records it when it is due). Mode 'random' admits
@@ -42,7 +43,12 @@
 -- (pre-queued places first, by lottery key, then arrivals). While every seat
 -- on sale is sold or held (ARGV[13] = 0), the tick lets nobody in: a buyer
 -- admitted then would find nothing, and keeps a place in line instead, to be
--- let in when a hold ends unpaid or told the concert sold out. (enter.lua
+-- let in when a hold ends unpaid or told the concert sold out. With ARGV[14]
+-- (FRONTROW_ADMIT_WITHIN_SEATS) a tick also lets in no more than the free
+-- seats less one for each live session: those already in will take at least
+-- that many. Counting every live session, a buyer who already holds seats
+-- too, errs towards letting in fewer, by at most the carts being paid; their
+-- payments end their sessions and the next tick corrects it. (enter.lua
 -- still admits an arrival to an empty line at once: the API's fifo rule.)
 --
 -- The admission frontier (stats 'admitted_upto'): the highest score taken
@@ -106,13 +112,23 @@ if target > 0 then
 end
 
 local quota = k
+local free = tonumber(ARGV[13])
 if mode == 'passthrough' then
   quota = rcall('ZCARD', wait)
-elseif tonumber(ARGV[13]) == 0 then
+elseif free == 0 then
   quota = 0
-elseif max_active > 0 then
-  local live = rcall('ZCOUNT', active, '(' .. now_ms, '+inf')
-  quota = math.max(0, math.min(quota, max_active - live))
+else
+  local within_seats = ARGV[14] == '1' and free > 0
+  if max_active > 0 or within_seats then
+    local live = rcall('ZCOUNT', active, '(' .. now_ms, '+inf')
+    if max_active > 0 then
+      quota = math.min(quota, max_active - live)
+    end
+    if within_seats then
+      quota = math.min(quota, free - live)
+    end
+    quota = math.max(0, quota)
+  end
 end
 
 local cutoff = now_ms - abandon_ms

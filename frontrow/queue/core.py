@@ -318,7 +318,9 @@ async def admit(
     """Run one admission tick for a concert, if this interval's lease is free.
     `p99` is the booking p99 (ms) and its report's time (pace.observed): with
     a target set, admit.lua moves k by it. `free_seats`: seats of the dates on
-    sale neither sold nor held (None: not known); at 0 nobody is let in. Where
+    sale neither sold nor held (None: not known): at 0 nobody is let in, and
+    with FRONTROW_ADMIT_WITHIN_SEATS no more than these less the live
+    sessions. Where
     Redis lost the rules, they are restored from the database first: nobody
     is admitted on defaults."""
     s = store.settings
@@ -342,6 +344,7 @@ async def admit(
             s.admit_batch_min,
             s.admit_batch_max,
             -1 if free_seats is None else free_seats,
+            1 if s.admit_within_seats else 0,
         ],
     )
     return Tick(admitted, abandoned, next_ms / 1000, opened == 1, frontier)
