@@ -320,9 +320,8 @@ async def admit(
     a target set, admit.lua moves k by it. `free_seats`: seats of the dates on
     sale neither sold nor held (None: not known): at 0 nobody is let in, and
     with FRONTROW_ADMIT_WITHIN_SEATS no more than these less the live
-    sessions. Where
-    Redis lost the rules, they are restored from the database first: nobody
-    is admitted on defaults."""
+    sessions. Where Redis lost the rules, they are restored from the
+    database first: nobody is admitted on defaults."""
     s = store.settings
     k = store.keys(concert_id)
     admitted, abandoned, next_ms, opened, frontier = await rules.call(
