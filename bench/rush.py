@@ -112,7 +112,7 @@ class Rush:
             await asyncio.sleep(place["poll_after_ms"] / 1000)
             _, place = await self.call(client, "GET", "/queue/token", token)
         if place.get("sold_out") and place["status"] == "WAITING":
-            self.gave_up["sold out"] += 1
+            self.gave_up["told sold out in line"] += 1
             return
         if place["status"] != "ACTIVE":
             self.gave_up[place["status"].lower()] += 1
@@ -122,7 +122,7 @@ class Rush:
             _, dates = await self.call(client, "GET", f"/concerts/{CONCERT}/dates", token)
             open_dates = [d for d in dates.get("dates", []) if d["available_seats"] >= want]
             if not open_dates:
-                self.gave_up["sold out"] += 1
+                self.gave_up["let in, found nothing"] += 1
                 break
             date = open_dates[0]["date"]
             held = await self.pick(client, token, date, want)
@@ -542,6 +542,7 @@ def one_rush(args: argparse.Namespace, root: Path, label: str) -> dict[str, Any]
         "cpu_ms_per_order": round(server_cpu / max(orders, 1) * 1000, 2),
         "cpu_ms_per_request": round(server_cpu / max(requests, 1) * 1000, 3),
         "requests": requests,
+        "gave_up": dict(rush.gave_up),
         **{f"{p}_ms_per_order": round(ms, 2) for p, ms in per_order.items()},
         "sessions_opened": used["sessions"],
         "cycle_ms_per_request": cycle_ms and round(cycle_ms, 3),
