@@ -19,6 +19,8 @@
 --          starts: no row before it has n unsold seats side by side. A sold
 --          seat is never unsold, so a row found so stays so, and a late
 --          buyer does not walk the thousand rows sold in front of the free ones.
+--          '<rows id>:<n>:busy' -> '<build>:<point>': no row before the point
+--          has n free seats side by side in this build of KEYS[13] (held_build)
 -- KEYS[13] held   BITMAP seats of the date that may be held (bit 0 = built):
 --          every live hold's seat, and for a moment some that ended; rebuilt
 --          here from the holds ZSETs (see below)
@@ -75,15 +77,38 @@ if paid then
   return {'TICKET_LIMIT', paid}
 end
 
-local BIT = {128, 64, 32, 16, 8, 4, 2, 1} -- seat n is bit 7 - n % 8 of its byte
-local claimed = {}
+local claimed = {} -- seats this user may not hold again
 local claims = rcall('HGETALL', KEYS[11])
 for i = 1, #claims, 2 do
   local lock = claims[i]
   if string.sub(lock, 1, #lock_prefix) == lock_prefix
       and tonumber(claims[i + 1]) + ttl_ms > now_ms then
-    claimed[tonumber(string.sub(lock, #lock_prefix + 1))] = true
+    claimed[#claimed + 1] = tonumber(string.sub(lock, #lock_prefix + 1))
   end
+end
+
+-- A row's seats as one character a seat, '1' taken and '0' not, so that
+-- runs of free seats are found by string.find at C speed: a Lua step for
+-- each seat of each row walked was two thirds of this script's time.
+local BIT = {128, 64, 32, 16, 8, 4, 2, 1} -- seat n is bit 7 - n % 8 of its byte
+local CHARS = {} -- a byte's 8 characters, made once a call for each byte seen
+local function seat_chars(bytes, lo, hi, first, count)
+  local parts = {}
+  for i = 1, hi - lo + 1 do
+    local byte = string.byte(bytes, i) or 0 -- past the bitmap's end: unsold
+    local chars = CHARS[byte]
+    if not chars then
+      local t = {}
+      for b = 1, 8 do
+        t[b] = byte % (BIT[b] + BIT[b]) >= BIT[b] and '1' or '0'
+      end
+      chars = table.concat(t)
+      CHARS[byte] = chars
+    end
+    parts[i] = chars
+  end
+  local at = first - lo * 8 + 1
+  return string.sub(table.concat(parts), at, at + count - 1)
 end
 
 -- Held seats come from a bitmap, not from each section's holds: reading a
@@ -97,7 +122,8 @@ end
 -- stats), else when HELD_REBUILD_MS have passed (holds that ran out).
 local HELD_REBUILD_MS = 1000
 local held = KEYS[13]
-local built = rcall('HMGET', KEYS[12], 'held_at', 'held_freed')
+local built = rcall('HMGET', KEYS[12], 'held_at', 'held_freed', 'held_build')
+local build = built[3] or '0'
 local freed = rcall('HGET', KEYS[8], 'freed') or '0'
 if tonumber(built[1] or 0) + HELD_REBUILD_MS <= now_ms or built[2] ~= freed
     or rcall('GETBIT', held, 0) == 0 then
@@ -108,6 +134,7 @@ if tonumber(built[1] or 0) + HELD_REBUILD_MS <= now_ms or built[2] ~= freed
       rcall('SETBIT', held, seat, 1)
     end
   end
+  build = tostring(rcall('HINCRBY', KEYS[12], 'held_build', 1))
   rcall('HSET', KEYS[12], 'held_at', now_ms, 'held_freed', freed)
 end
 
@@ -118,8 +145,22 @@ local bitmap = rcall('GET', sold) or ''
 rcall('BITOP', 'OR', KEYS[14], sold, held)
 local takenmap = rcall('GET', KEYS[14]) or ''
 local rows, skip_field = ARGV[7], ARGV[14] .. ':' .. n
-local from = tonumber(rcall('HGET', KEYS[12], skip_field) or 1)
-local pos, skip_to = from, from
+local blank = string.rep('0', n) -- n free seats side by side
+local skips = rcall('HMGET', KEYS[12], skip_field, skip_field .. ':busy')
+local from = tonumber(skips[1] or 1)
+-- Between two builds of the held bitmap a seat only becomes taken, so a
+-- row with no n free seats side by side stays so until the next build:
+-- walks of this build start past such rows (the build and the point,
+-- '<build>:<point>'). In a rush the rows in front are held by the buyers
+-- paying for them; every buyer walked them again.
+local start, passed = from, skips[2]
+if passed then
+  local sep = string.find(passed, ':', 1, true)
+  if string.sub(passed, 1, sep - 1) == build then
+    start = math.max(from, tonumber(string.sub(passed, sep + 1)))
+  end
+end
+local pos, skip_to, pass_to = start, from, start
 local best, best_distance, best_rank, best_section
 while true do
   local at = pos
@@ -137,46 +178,53 @@ while true do
   -- A row whose bytes are all there and all set is sold out: skipped at C
   -- speed. As a date sells from the front, most rows a late buyer passes
   -- are such rows. (Bytes past the bitmap's end are unsold seats.) A row
-  -- whose seats are all sold or held is passed as fast, but walked again
-  -- by the next buyer: holds end.
+  -- whose seats are all sold or held is passed as fast, and walked again
+  -- after the held bitmap's next build: holds end.
   local bytes = string.sub(bitmap, lo + 1, hi + 1)
   local busy = string.sub(takenmap, lo + 1, hi + 1)
-  local free, unsold, roomy = 0, 0, false
+  local roomy, blocked = false, true
   if #bytes > hi - lo and not string.find(bytes, '[^\255]') then
     count = 0
   elseif #busy > hi - lo and not string.find(busy, '[^\255]') then
     count, roomy = 0, true
   end
-  for seat = first, first + count - 1 do
-    local at_byte = math.floor(seat / 8) - lo + 1
-    local byte = string.byte(bytes, at_byte) or 0
-    local bit = BIT[seat % 8 + 1]
-    if byte % (bit + bit) >= bit then
-      free, unsold = 0, 0
-    else
-      unsold = unsold + 1
-      roomy = roomy or unsold >= n
-      local busy_byte = string.byte(busy, at_byte) or 0
-      if busy_byte % (bit + bit) >= bit or claimed[seat] then
-        free = 0
-      else
-        free = free + 1
-        if free >= n then
-          local start = seat - n + 1
-          local distance = math.abs(2 * start + n - 1 - centre2)
-          if not best_distance or distance < best_distance then
-            best, best_distance, best_rank, best_section = start, distance, rank, section
-          end
-        end
+  if count > 0 then
+    roomy = roomy or string.find(seat_chars(bytes, lo, hi, first, count), blank, 1, true) ~= nil
+    local taken = seat_chars(busy, lo, hi, first, count)
+    local from_i, to_i = string.find(taken, blank, 1, true)
+    blocked = not from_i -- for everyone: seats this buyer held count below
+    for _, seat in ipairs(claimed) do
+      if from_i and seat >= first and seat < first + count then
+        local i = seat - first + 1
+        taken = string.sub(taken, 1, i - 1) .. '1' .. string.sub(taken, i + 1)
+        from_i, to_i = string.find(taken, blank, 1, true)
       end
+    end
+    -- The block of a run of free seats nearest the row's centre is the
+    -- run's start or end or the centred block; the first of two as near.
+    while from_i do
+      _, to_i = string.find(taken, '^0*', to_i + 1)
+      local centred = math.floor((centre2 - n + 1) / 2)
+      centred = math.min(math.max(centred, first + from_i - 1), first + to_i - n)
+      local distance = math.abs(2 * centred + n - 1 - centre2)
+      if not best_distance or distance < best_distance then
+        best, best_distance, best_rank, best_section = centred, distance, rank, section
+      end
+      from_i, to_i = string.find(taken, blank, to_i + 1, true)
     end
   end
   if skip_to == at and not roomy then
     skip_to = pos
   end
+  if pass_to == at and blocked then
+    pass_to = pos
+  end
 end
 if skip_to > from then
   rcall('HSET', KEYS[12], skip_field, skip_to)
+end
+if pass_to > start then
+  rcall('HSET', KEYS[12], skip_field .. ':busy', build .. ':' .. pass_to)
 end
 if not best then
   return {'NONE'}

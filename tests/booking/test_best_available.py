@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 from collections import Counter
 
 import httpx
@@ -288,3 +289,94 @@ async def test_any_max_price_lands_on_a_row_list_built_once_per_price_level(
     )
     assert_problem(too_cheap, 409, "SEAT_UNAVAILABLE")
     assert len(holds._best_rows) <= len(levels) + 1
+
+
+def reference_best(rows: str, taken: set[int], n: int) -> list[int] | None:
+    """best.lua's choice, seat by seat: the first row (in the rows' order)
+    with n free seats side by side, and in it the block nearest the row's
+    centre, the first of two as near."""
+    best: tuple[int, int, int] | None = None  # (distance, start, rank)
+    for group in filter(None, rows.split(";")):
+        _, rank, first, count, centre2 = map(int, group.split(","))
+        if best is not None and rank != best[2]:
+            break
+        for start in range(first, first + count - n + 1):
+            if taken.isdisjoint(range(start, start + n)):
+                distance = abs(2 * start + n - 1 - centre2)
+                if best is None or distance < best[0]:
+                    best = (distance, start, rank)
+    return None if best is None else list(range(best[1], best[1] + n))
+
+
+async def test_the_walk_picks_what_a_seat_by_seat_walk_picks(store: Store) -> None:
+    """Rows of 13 seats (bytes shared between rows), seats sold at random as
+    the trials go, earlier buyers' holds, and buyers who let a hold go and ask
+    again (a seat they held is not offered to them): every answer is the
+    reference's."""
+    rng = random.Random(11)
+    await one_section_concert(store, 7, DAY, rows=6, seats=13, title="walk")
+    concert = await store.catalog.get(7)
+    assert concert is not None
+    (schedule,) = concert.schedules
+    await holds.load_sold(store, concert, schedule)
+    rows, _ = holds._rows_for_best(schedule.venue, list(schedule.venue.sections), None)
+    sold_key = store.keys(7).sold(schedule.id)
+    sold: set[int] = set()
+    held: dict[str, dict[int, str]] = {}  # a user's live holds: seat -> hold id
+    claimed: dict[str, set[int]] = {}  # every seat a user held
+    for trial in range(80):
+        for seat in rng.sample(range(1, 79), rng.choice((0, 0, 1, 3))):
+            sold.add(seat)
+            await store.redis.setbit(sold_key, seat, 1)
+        user = rng.choice(sorted(held)) if held and rng.random() < 0.3 else f"u{trial}"
+        _, token, _ = await core.enter(store, user, 7)
+        await admit_all(store, 7)
+        claims = store.tokens.verify_queue(token)
+        mine = sorted(seat for seat in held.get(user, {}) if seat not in sold)
+        if mine:  # lets one go: free for others at once, never again for this buyer
+            ref = holds.parse_hold_id(held[user].pop(mine[0]))
+            assert ref is not None
+            await holds.release(store, concert, ref, user)
+        n = rng.randint(1, 4)
+        others = {seat for seats in held.values() for seat in seats}
+        taken = sold | others | claimed.get(user, set())
+        want = reference_best(rows, taken, n)
+        try:
+            got = await holds.best_available(
+                store, concert, schedule, claims, "10.0.0.1", n, None, None
+            )
+        except Problem as refused:
+            assert want is None or refused.code == "HOLD_LIMIT", (trial, n, want, refused)
+            assert refused.code in ("SEAT_UNAVAILABLE", "HOLD_LIMIT"), refused
+            continue
+        assert [h.seat_no for h in got] == want, (trial, n, sorted(taken))
+        held.setdefault(user, {}).update((h.seat_no, h.hold_id) for h in got)
+        claimed.setdefault(user, set()).update(want)
+
+
+async def test_a_row_passed_by_a_buyer_for_seats_they_held_is_walked_by_others(
+    store: Store,
+) -> None:
+    """Rows of 4: ann's pair 2-3, let go, is not offered to her again (she
+    gets row 2), and the walk she made does not pass row 1 for bob."""
+    await one_section_concert(store, 7, DAY, rows=2, seats=4, title="claims")
+    concert = await store.catalog.get(7)
+    assert concert is not None
+    (schedule,) = concert.schedules
+
+    async def best(user: str) -> list[holds.Hold]:
+        _, token, _ = await core.enter(store, user, 7)
+        await admit_all(store, 7)
+        claims = store.tokens.verify_queue(token)
+        return await holds.best_available(
+            store, concert, schedule, claims, "10.0.0.1", 2, None, None
+        )
+
+    first = await best("ann")
+    assert [h.seat_no for h in first] == [2, 3]
+    for hold in first:
+        ref = holds.parse_hold_id(hold.hold_id)
+        assert ref is not None
+        await holds.release(store, concert, ref, "ann")
+    assert [h.seat_no for h in await best("ann")] == [6, 7]
+    assert [h.seat_no for h in await best("bob")] == [2, 3]
