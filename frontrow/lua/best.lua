@@ -107,8 +107,8 @@ local function seat_chars(bytes, lo, hi, first, count)
     end
     parts[i] = chars
   end
-  local at = first - lo * 8 + 1
-  return string.sub(table.concat(parts), at, at + count - 1)
+  local offset = first - lo * 8 + 1 -- the row's first seat in the bytes' characters
+  return string.sub(table.concat(parts), offset, offset + count - 1)
 end
 
 -- Held seats come from a bitmap, not from each section's holds: reading a

@@ -324,6 +324,7 @@ async def test_the_walk_picks_what_a_seat_by_seat_walk_picks(store: Store) -> No
     sold: set[int] = set()
     held: dict[str, dict[int, str]] = {}  # a user's live holds: seat -> hold id
     claimed: dict[str, set[int]] = {}  # every seat a user held
+    answered = 0
     for trial in range(80):
         for seat in rng.sample(range(1, 79), rng.choice((0, 0, 1, 3))):
             sold.add(seat)
@@ -352,6 +353,8 @@ async def test_the_walk_picks_what_a_seat_by_seat_walk_picks(store: Store) -> No
         assert [h.seat_no for h in got] == want, (trial, n, sorted(taken))
         held.setdefault(user, {}).update((h.seat_no, h.hold_id) for h in got)
         claimed.setdefault(user, set()).update(want)
+        answered += 1
+    assert answered >= 30  # held seats often enough for the comparison to mean something
 
 
 async def test_a_row_passed_by_a_buyer_for_seats_they_held_is_walked_by_others(
