@@ -198,6 +198,15 @@ async def admit_all(store: Store, concert_id: int = 1) -> None:
     await store.redis.hdel(store.keys(concert_id).cfg, "admit_batch")
 
 
+async def release(store: Store, concert: Any, hold_id: str, user_id: str) -> None:
+    """Let go of a hold by its id, as DELETE /holds/{hold_id} does."""
+    from frontrow.booking import holds
+
+    ref = holds.parse_hold_id(hold_id)
+    assert ref is not None, hold_id
+    await holds.release(store, concert, ref, user_id)
+
+
 async def add_date(
     conn: Any, concert_id: int, day: Any, seat_nos: Any, price: int = 1000, **schedule: Any
 ) -> int:

@@ -16,7 +16,7 @@ from frontrow.catalog import Concert
 from frontrow.queue import core
 from frontrow.schedulers import loops
 from frontrow.store import Store
-from tests.conftest import MakeStore, one_section_concert
+from tests.conftest import MakeStore, one_section_concert, release
 
 DAY = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=7)
 CONCERT = 7
@@ -88,15 +88,13 @@ async def ann_holds_every_seat(
             await asyncio.sleep(0.05)
         return False
 
-    async def release(hold: holds.Hold) -> None:
-        ref = holds.parse_hold_id(hold.hold_id)
-        assert ref is not None
-        await holds.release(store, concert, ref, "ann")
+    async def release_anns(hold: holds.Hold) -> None:
+        await release(store, concert, hold.hold_id, "ann")
 
     stop = asyncio.Event()
     task = asyncio.create_task(loops.admitter(store, stop, owner="adm"))
     try:
-        yield concert, held, release, bob_is_let_in
+        yield concert, held, release_anns, bob_is_let_in
     finally:
         stop.set()
         await task

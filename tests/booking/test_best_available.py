@@ -19,6 +19,7 @@ from tests.conftest import (
     admit_all,
     bearer,
     one_section_concert,
+    release,
     user_headers,
 )
 from tests.e2e.test_queue_http import assert_problem
@@ -330,14 +331,10 @@ async def test_the_walk_picks_what_a_seat_by_seat_walk_picks(store: Store) -> No
             sold.add(seat)
             await store.redis.setbit(sold_key, seat, 1)
         user = rng.choice(sorted(held)) if held and rng.random() < 0.3 else f"u{trial}"
-        _, token, _ = await core.enter(store, user, 7)
-        await admit_all(store, 7)
-        claims = store.tokens.verify_queue(token)
+        claims = store.tokens.verify_queue(await active_token(store, user, 7))
         mine = sorted(seat for seat in held.get(user, {}) if seat not in sold)
         if mine:  # lets one go: free for others at once, never again for this buyer
-            ref = holds.parse_hold_id(held[user].pop(mine[0]))
-            assert ref is not None
-            await holds.release(store, concert, ref, user)
+            await release(store, concert, held[user].pop(mine[0]), user)
         n = rng.randint(1, 4)
         others = {seat for seats in held.values() for seat in seats}
         taken = sold | others | claimed.get(user, set())
@@ -368,9 +365,7 @@ async def test_a_row_passed_by_a_buyer_for_seats_they_held_is_walked_by_others(
     (schedule,) = concert.schedules
 
     async def best(user: str) -> list[holds.Hold]:
-        _, token, _ = await core.enter(store, user, 7)
-        await admit_all(store, 7)
-        claims = store.tokens.verify_queue(token)
+        claims = store.tokens.verify_queue(await active_token(store, user, 7))
         return await holds.best_available(
             store, concert, schedule, claims, "10.0.0.1", 2, None, None
         )
@@ -378,8 +373,6 @@ async def test_a_row_passed_by_a_buyer_for_seats_they_held_is_walked_by_others(
     first = await best("ann")
     assert [h.seat_no for h in first] == [2, 3]
     for hold in first:
-        ref = holds.parse_hold_id(hold.hold_id)
-        assert ref is not None
-        await holds.release(store, concert, ref, "ann")
+        await release(store, concert, hold.hold_id, "ann")
     assert [h.seat_no for h in await best("ann")] == [6, 7]
     assert [h.seat_no for h in await best("bob")] == [2, 3]
