@@ -7,6 +7,15 @@ loaded, with no HTTP server and no client in the way: the app's CPU per
 order, and with --profile where it goes (cProfile, sorted by own time).
 `python -m bench rush` measures the same on a whole server; this is the
 quick, repeatable look between two changes.
+
+With --instructions it runs itself under valgrind's callgrind and counts
+the instructions the app's process executes per order (the measured orders
+only): the same for the same code whatever else the box is doing, where CPU
+seconds on this shared 2-core machine move by a third within an hour.
+--baseline <checkout> counts the same orders on another checkout's
+frontrow (this bench's driver) and prints the ratio. Instructions are not
+seconds (a cache miss costs more than an add), so a change is judged on
+both: the ratio here, and `bench rush` for the whole server.
 """
 
 from __future__ import annotations
@@ -20,17 +29,27 @@ import io
 import os
 import pstats
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvloop
 
+import frontrow
 from bench.__main__ import ROOT, SECRET, fresh_database, scale_backends
 from bench.rush import CONCERT, STADIUM
+
+# set in the process callgrind runs: count only the measured orders
+UNDER_CALLGRIND = "FRONTROW_BENCH_CALLGRIND"
+# where the frontrow this process imported lives (--baseline's, under --instructions)
+CODE = Path(frontrow.__file__).parent.parent
 
 
 class Driver:
@@ -138,7 +157,7 @@ async def stadium_app(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Driv
     subprocess.run(  # noqa: ASYNC221 (before the measurement)
         [sys.executable, "-m", "frontrow", "catalog", "import", str(STADIUM)],
         env=env,
-        cwd=ROOT,
+        cwd=CODE,
         check=True,
         capture_output=True,
     )
@@ -165,6 +184,7 @@ async def stadium_app(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Driv
 async def run(args: argparse.Namespace) -> None:
     from frontrow.app import GC_THRESHOLD
 
+    random.seed(0)  # the same orders each run: instruction counts compare
     async with stadium_app(args) as (store, call):
         counter = iter(range(10**9))
 
@@ -184,6 +204,9 @@ async def run(args: argparse.Namespace) -> None:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLD)
         profiler = cProfile.Profile() if args.profile else None
+        counted = os.environ.get(UNDER_CALLGRIND) == "1"
+        if counted:
+            _callgrind("on")
         started = time.process_time()
         if profiler:
             profiler.enable()
@@ -191,6 +214,8 @@ async def run(args: argparse.Namespace) -> None:
         if profiler:
             profiler.disable()
         spent = time.process_time() - started
+        if counted:
+            _callgrind("off")
     print(f"{orders} orders, app CPU {spent / max(orders, 1) * 1000:.2f} ms an order")
     if profiler:
         if args.profile_out:
@@ -200,13 +225,85 @@ async def run(args: argparse.Namespace) -> None:
         print(out.getvalue())
 
 
+def _callgrind(state: str) -> None:
+    """Switch callgrind's counting of this process on or off."""
+    subprocess.run(
+        ["callgrind_control", "--instr", state, str(os.getpid())],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def instructions(args: argparse.Namespace, code: Path) -> tuple[int, float]:
+    """(orders, instructions an order) of the measured orders, with `code`'s
+    frontrow under this checkout's driver, counted by callgrind."""
+    with tempfile.TemporaryDirectory(prefix="orderpath-") as scratch:
+        # frontrow from `code`, bench from here (a checkout's own bench would shadow it)
+        (Path(scratch) / "frontrow").symlink_to(code / "frontrow")
+        env = {
+            **os.environ,
+            UNDER_CALLGRIND: "1",
+            "PYTHONHASHSEED": "0",
+            "PYTHONPATH": os.pathsep.join((scratch, str(ROOT))),
+        }
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={scratch}/callgrind.out",
+            sys.executable,
+            "-m",
+            "bench.orderpath",
+            *("--orders", str(args.orders)),
+            *("--redis-url", args.redis_url),
+            *("--database-url", args.database_url),
+        ]
+        # run from the scratch directory: a module's own directory comes first on its path
+        done = subprocess.run(command, env=env, cwd=scratch, capture_output=True, text=True)
+    counted = re.search(r"Collected : (\d+)", done.stderr)
+    orders = re.search(r"^(\d+) orders", done.stdout, re.M)
+    if done.returncode or not counted or not orders:
+        sys.exit(f"bench.orderpath under callgrind failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return int(orders[1]), int(counted[1]) / max(int(orders[1]), 1)
+
+
+def count(args: argparse.Namespace) -> None:
+    if not shutil.which("valgrind"):
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    codes = [(ROOT, "this checkout")]
+    if args.baseline:
+        codes.append((Path(args.baseline).resolve(), "baseline"))
+    counted = {}
+    for code, label in codes:
+        orders, each = counted[label] = instructions(args, code)
+        print(f"{label} ({code}): {orders} orders, {each / 1e6:.3f} M instructions an order")
+    if args.baseline:
+        ratio = counted["this checkout"][1] / counted["baseline"][1]
+        print(f"this checkout / baseline, instructions an order: x{ratio:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.orderpath", description=__doc__)
     parser.add_argument("--orders", type=int, default=1_600)
     parser.add_argument("--profile", type=int, default=0, help="show this many functions")
     parser.add_argument("--profile-out", help="write the profile here (pstats)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the app's instructions an order under callgrind (needs valgrind)",
+    )
+    parser.add_argument(
+        "--baseline", help="with --instructions: a checkout of other code (git worktree)"
+    )
     scale_backends(parser)
-    uvloop.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.baseline and not args.instructions:
+        parser.error("--baseline needs --instructions")
+    if args.instructions:
+        count(args)
+        return
+    uvloop.run(run(args))
 
 
 if __name__ == "__main__":
