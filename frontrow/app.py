@@ -42,7 +42,7 @@ log = logging.getLogger("frontrow")
 READY_TIMEOUT_S = 2.0
 GC_THRESHOLD = (50_000, 20, 20)
 WEB = files("frontrow") / "web"
-PAGE_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+PAGE_POLICY = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
 class Outgoing:
@@ -52,8 +52,11 @@ class Outgoing:
     GZIP_MIN_BYTES or more when the client takes it (a body already encoded,
     as a kept seat map is, passes as it is). Starlette's GZip and a headers
     middleware were two wrappers of every send, 9 % of an order's CPU in the
-    app (python -m bench.orderpath). The poll's fast path and problem bodies
-    set their own headers (errors.problem_response)."""
+    app (python -m bench.orderpath). The headers are read and set on the
+    message's own list (ASGI names are lower case): Starlette's MutableHeaders
+    parsed them again for each read, ~3 % of an order's instructions in the
+    app (`bench.orderpath --instructions`). The poll's fast path and problem
+    bodies set their own headers (errors.problem_response)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -62,9 +65,11 @@ class Outgoing:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        gzip_ok = any(
-            name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"]
-        )
+        gzip_ok = False
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding" and b"gzip" in value:
+                gzip_ok = True
+                break
         start: Any = None  # a start held until the body shows whether to compress
         packer: Any = None  # zlib's, for a body that comes in parts
 
@@ -72,24 +77,30 @@ class Outgoing:
             nonlocal start, packer
             kind = message["type"]
             if kind == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                if headers.get("content-type", "").startswith("text/html"):
-                    headers["Content-Security-Policy"] = PAGE_POLICY
-                    headers["X-Frame-Options"] = "DENY"
-                    headers["Cache-Control"] = "no-cache"
-                if gzip_ok and "content-encoding" not in headers:
+                raw = message["headers"] = list(message.get("headers", ()))
+                content_type, encoded = b"", False
+                for name, value in raw:
+                    if name == b"content-type":
+                        content_type = value
+                    elif name == b"content-encoding":
+                        encoded = True
+                _put(raw, b"x-content-type-options", b"nosniff")
+                if content_type.startswith(b"text/html"):
+                    _put(raw, b"content-security-policy", PAGE_POLICY)
+                    _put(raw, b"x-frame-options", b"DENY")
+                    _put(raw, b"cache-control", b"no-cache")
+                if gzip_ok and not encoded:
                     start = message
                     return
             elif kind == "http.response.body" and start is not None:
                 body, more = message.get("body", b""), message.get("more_body", False)
+                if packer is None and not more and len(body) < GZIP_MIN_BYTES:
+                    await send(start)
+                    start = None
+                    await send(message)
+                    return
                 headers = MutableHeaders(scope=start)
                 if packer is None:
-                    if not more and len(body) < GZIP_MIN_BYTES:
-                        await send(start)
-                        start = None
-                        await send(message)
-                        return
                     headers["Content-Encoding"] = "gzip"
                     headers.add_vary_header("Accept-Encoding")
                     if not more:  # whole: compressed in one go, its length known
@@ -107,6 +118,12 @@ class Outgoing:
             await send(message)
 
         await self.app(scope, receive, outgoing)
+
+
+def _put(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """Set a header on a raw list: in place of any it had (MutableHeaders' rule)."""
+    headers[:] = [(n, v) for n, v in headers if n != name]
+    headers.append((name, value))
 
 
 LANGUAGES = ("ko", "en")
