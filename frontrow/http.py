@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from frontrow.auth import QueueClaims, bearer
 from frontrow.config import Network
+from frontrow.deadline import deadline
 from frontrow.errors import Problem, bad_request
 from frontrow.observe import on_behalf
 from frontrow.store import Store
@@ -179,7 +180,7 @@ async def read_body(request: Request) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
+        with deadline(BODY_TIMEOUT_S):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from frontrow.auth import Tokens
 from frontrow.catalog import Catalog
 from frontrow.config import Settings
+from frontrow.deadline import deadline
 from frontrow.keys import ConcertKeys, concert_keys
 from frontrow.lua import Scripts
 from frontrow.statements import MONEY_CONNECTIONS, Statements
@@ -169,19 +170,24 @@ class Direct(Turns[bytes]):
     async def _send(self, calls: Batch[bytes]) -> None:
         conn = self._idle.pop() if self._idle else self._connect()
         try:
-            await conn.send_packed_command(b"".join(c for c, _ in calls), check_health=False)
-            for _, reply in calls:
-                try:
-                    value = await conn.read_response()
-                except ResponseError as exc:  # an error reply, read whole: the next follows
+            with deadline(self._wait_s):  # a Redis that stops answering fails the batch
+                await conn.send_packed_command(b"".join(c for c, _ in calls), check_health=False)
+                for _, reply in calls:
+                    try:
+                        value = await conn.read_response()
+                    except ResponseError as exc:  # an error reply, read whole: the next follows
+                        if not reply.done():
+                            reply.set_exception(exc)
+                        continue
                     if not reply.done():
-                        reply.set_exception(exc)
-                    continue
-                if not reply.done():
-                    reply.set_result(value)
+                        reply.set_result(value)
         except BaseException as exc:  # the rest of the replies are lost with the connection
             await conn.disconnect(nowait=True)
-            failed = exc if isinstance(exc, RedisTimeoutError) else RedisConnectionError(str(exc))
+            failed: Exception = RedisConnectionError(str(exc))
+            if isinstance(exc, RedisTimeoutError):
+                failed = exc
+            elif isinstance(exc, TimeoutError):  # the deadline's
+                failed = RedisTimeoutError(f"no answer from Redis in {self._wait_s:g} s")
             fail(calls, failed)
             if not isinstance(exc, Exception):
                 raise
@@ -189,7 +195,11 @@ class Direct(Turns[bytes]):
             self._idle.append(conn)
 
     def _connect(self) -> Any:
-        return self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        conn = self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        # redis-py would arm a timer for each write and each reply (asyncio.timeout):
+        # the batch's one deadline (above) bounds them all
+        conn.socket_timeout = None
+        return conn
 
     async def close(self) -> None:
         while self._idle:

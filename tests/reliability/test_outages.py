@@ -83,6 +83,58 @@ async def test_redis_dies_and_returns_empty(tmp_path: Path) -> None:
         own.kill()
 
 
+async def test_a_redis_that_stops_answering_is_a_503_within_its_timeout(tmp_path: Path) -> None:
+    """Connections open, nothing back (packets lost, a server stuck): the
+    polls, entries and holds in flight answer 503 within about
+    FRONTROW_REDIS_TIMEOUT_S and its one retry, instead of hanging (the
+    script calls' own connections carry no socket timeout: one deadline a
+    batch, frontrow.deadline), and the next ones work once it answers."""
+    import shutil
+
+    if not shutil.which("redis-server"):
+        if REQUIRE_REAL:
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    own = OwnRedis(tmp_path)
+    own.start()
+    proxy = CuttableProxy("127.0.0.1", own.port)
+    await proxy.start()
+    settings = Settings(
+        redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+        auth_secret=SECRET,
+        redis_timeout_s=0.5,
+    )
+    store = open_store(settings)
+    await catalog.migrate(store.db)
+    await catalog.seed_demo(store.db)
+    try:
+        async with app_client(store) as client:
+            ann = await active_token(store, "ann")
+            assert (await client.post(seats_url(1), headers=bearer(ann))).status_code == 201
+            bob_user = {"Authorization": f"Bearer {store.tokens.user_token('bob')}"}
+            proxy.freeze()
+            for request in (
+                client.get("/queue/token", headers=bearer(ann)),
+                client.post("/concerts/1/queue", headers=bob_user),
+                client.post(seats_url(2), headers=bearer(ann)),
+            ):
+                response, took = await asyncio.wait_for(timed(request), 30)
+                assert_problem(response, 503, "BACKEND_UNAVAILABLE")
+                assert took < 5, f"a request waited {took:.1f} s for a silent Redis"
+            proxy.thaw()
+            await proxy.cut()  # what the frozen connections held is dropped with them
+            await proxy.restore()
+            polled = await client.get("/queue/token", headers=bearer(ann))
+            assert polled.json()["status"] == "ACTIVE"
+            assert (await client.post(seats_url(3), headers=bearer(ann))).status_code == 201
+    finally:
+        proxy.thaw()
+        await proxy.cut()
+        await store.close()
+        own.kill()
+
+
 @pytest.fixture
 def real_only(backend: str) -> None:
     if backend != "real":
