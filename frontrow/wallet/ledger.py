@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from frontrow.errors import INTEGRITY_ERRORS, Problem, conflict, invalid
 from frontrow.schema import ledger, wallets
-from frontrow.store import Store, database_call
+from frontrow.store import Store, database_call, statement_call
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")
 
@@ -132,11 +132,8 @@ async def _charge_in_one_statement(
         "now": dt.datetime.now(dt.UTC),
     }
 
-    statements = store.statements
-    assert statements is not None  # PostgreSQL
     # without a key a second run would credit twice: a lost answer is a 503
-    again = key is not None
-    row = await database_call(store, lambda: statements.one(CHARGE_ONCE, params, again))
+    row = await statement_call(store, CHARGE_ONCE, params, again=key is not None)
     if row.prior_amount is not None:
         return _first(user_id, amount, row.prior_amount, row.prior_balance)
     if row.balance is None:

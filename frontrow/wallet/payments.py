@@ -19,7 +19,7 @@ from frontrow.catalog import Concert, Schedule
 from frontrow.errors import BACKEND_ERRORS, INTEGRITY_ERRORS, Problem, conflict, forbidden, invalid
 from frontrow.queue.core import ms
 from frontrow.schema import buyer_tickets, ledger, receipts, reservations, wallets
-from frontrow.store import Store, database_call
+from frontrow.store import Store, database_call, statement_call
 from frontrow.wallet import receipts as receipt_views
 from frontrow.wallet.ledger import ensure_wallet
 
@@ -325,10 +325,8 @@ async def _commit_in_one_statement(
         "ticket_limit": store.settings.max_tickets_per_user,
     }
 
-    statements = store.statements
-    assert statements is not None  # PostgreSQL
     try:
-        row = await database_call(store, lambda: statements.one(PAY_ONCE, params))
+        row = await statement_call(store, PAY_ONCE, params)
     except INTEGRITY_ERRORS as exc:
         raise await _refusal(store, concert, user_id, exc) from None
     if row.prior_id == receipt_id:
