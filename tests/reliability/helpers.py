@@ -13,6 +13,10 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from frontrow import catalog
+from frontrow.config import Settings
+from frontrow.store import Store, open_store
+from tests.conftest import SECRET
 from tests.e2e.server import free_port
 
 
@@ -154,3 +158,19 @@ class OwnRedis:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+
+async def demo_store(tmp_path: Path, **settings: Any) -> Store:
+    """A store on the Redis `settings` name and a SQLite file of the test's,
+    the demo concert loaded; Redis calls give up after 0.5 s."""
+    store = open_store(
+        Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+            auth_secret=SECRET,
+            redis_timeout_s=0.5,
+            **settings,
+        )
+    )
+    await catalog.migrate(store.db)
+    await catalog.seed_demo(store.db)
+    return store

@@ -13,12 +13,11 @@ import httpx
 import pytest
 
 from frontrow import catalog
-from frontrow.config import Settings
 from frontrow.store import Store, make_engine, open_store
 from tests.booking.test_booking_http import seats_url
-from tests.conftest import REQUIRE_REAL, SECRET, MakeStore, active_token, app_client, bearer
+from tests.conftest import MakeStore, active_token, app_client, bearer
 from tests.e2e.test_queue_http import assert_problem
-from tests.reliability.helpers import CuttableProxy, OwnRedis
+from tests.reliability.helpers import CuttableProxy, OwnRedis, demo_store
 from tests.wallet.test_payments_http import charge, hold, sold_count
 from tests.wallet.test_wallet_http import ledger_sum
 
@@ -29,25 +28,8 @@ async def timed(request: object) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
-async def test_redis_dies_and_returns_empty(tmp_path: Path) -> None:
-    import shutil
-
-    if not shutil.which("redis-server"):
-        if REQUIRE_REAL:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    own = OwnRedis(tmp_path)
-    own.start()
-    settings = Settings(
-        redis_url=own.url,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-        auth_secret=SECRET,
-        redis_timeout_s=0.5,
-        demo_login=True,
-    )
-    store = open_store(settings)
-    await catalog.migrate(store.db)
-    await catalog.seed_demo(store.db)
+async def test_redis_dies_and_returns_empty(own: OwnRedis, tmp_path: Path) -> None:
+    store = await demo_store(tmp_path, redis_url=own.url, demo_login=True)
     try:
         async with app_client(store) as client:
             ann = await active_token(store, "ann")
@@ -80,34 +62,19 @@ async def test_redis_dies_and_returns_empty(tmp_path: Path) -> None:
             assert await sold_count(store) == 1
     finally:
         await store.close()
-        own.kill()
 
 
-async def test_a_redis_that_stops_answering_is_a_503_within_its_timeout(tmp_path: Path) -> None:
+async def test_a_redis_that_stops_answering_is_a_503_within_its_timeout(
+    own: OwnRedis, tmp_path: Path
+) -> None:
     """Connections open, nothing back (packets lost, a server stuck): the
     polls, entries and holds in flight answer 503 within about
     FRONTROW_REDIS_TIMEOUT_S and its one retry, instead of hanging (the
     script calls' own connections carry no socket timeout: one deadline a
     batch, frontrow.deadline), and the next ones work once it answers."""
-    import shutil
-
-    if not shutil.which("redis-server"):
-        if REQUIRE_REAL:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    own = OwnRedis(tmp_path)
-    own.start()
     proxy = CuttableProxy("127.0.0.1", own.port)
     await proxy.start()
-    settings = Settings(
-        redis_url=f"redis://127.0.0.1:{proxy.port}/0",
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-        auth_secret=SECRET,
-        redis_timeout_s=0.5,
-    )
-    store = open_store(settings)
-    await catalog.migrate(store.db)
-    await catalog.seed_demo(store.db)
+    store = await demo_store(tmp_path, redis_url=f"redis://127.0.0.1:{proxy.port}/0")
     try:
         async with app_client(store) as client:
             ann = await active_token(store, "ann")
@@ -132,7 +99,6 @@ async def test_a_redis_that_stops_answering_is_a_503_within_its_timeout(tmp_path
         proxy.thaw()
         await proxy.cut()
         await store.close()
-        own.kill()
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,29 +21,12 @@ from sqlalchemy import select
 
 from frontrow.schema import reservations
 from frontrow.store import Store
-from tests.conftest import REQUIRE_REAL
 from tests.e2e.server import SERVERS, serve
 from tests.reliability.helpers import OwnRedis
 from tests.reliability.test_many_processes import env_for, real_only  # noqa: F401
 
 ADMIN = "admin-secret-0123456789abcdef-01234"
 USERS = 300
-
-
-@pytest.fixture
-def own(real_only: None, tmp_path: Path) -> Iterator[OwnRedis]:  # noqa: F811
-    """A redis-server of the test's own, without persistence: killed and
-    started again, it comes back empty."""
-    if not shutil.which("redis-server"):
-        if REQUIRE_REAL:
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = OwnRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @contextlib.contextmanager
@@ -73,7 +54,9 @@ def fleet(store: Store, own: OwnRedis, server: str = "uvicorn", **env: str) -> I
 
 
 async def test_a_rush_keeps_every_place_and_session_when_redis_comes_back_empty(
-    own: OwnRedis, store: Store
+    real_only: None,  # noqa: F811
+    own: OwnRedis,
+    store: Store,
 ) -> None:
     redis = own.client()
     k = store.keys(1)
@@ -151,7 +134,10 @@ IDLE = 6  # admitted buyers who had not asked for a seat yet
 
 @pytest.mark.parametrize("server", SERVERS)
 async def test_seats_sold_before_redis_came_back_empty_are_never_offered_again(
-    own: OwnRedis, store: Store, server: str
+    real_only: None,  # noqa: F811
+    own: OwnRedis,
+    store: Store,
+    server: str,
 ) -> None:
     """Redis killed and back empty in the middle of a date's sale: the seats
     PostgreSQL sold are still sold to every process (counts, maps, best

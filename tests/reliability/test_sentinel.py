@@ -16,11 +16,9 @@ import httpx
 import pytest
 import redis
 
-from frontrow import catalog
-from frontrow.config import Settings
-from frontrow.store import open_store
-from tests.conftest import REQUIRE_REAL, SECRET, app_client, bearer, user_headers
+from tests.conftest import REQUIRE_REAL, app_client, bearer, user_headers
 from tests.e2e.server import free_port
+from tests.reliability.helpers import demo_store
 from tests.reliability.test_cluster import _wait
 
 MASTER = "frontrow"
@@ -85,21 +83,16 @@ async def test_a_failover_mid_rush_loses_no_place_and_answers_503_meanwhile(
     sentinels: dict[str, object], tmp_path: Path
 ) -> None:
     ports: list[int] = sentinels["sentinels"]  # type: ignore[assignment]
-    settings = Settings(
+    store = await demo_store(
+        tmp_path,
         redis_sentinels=tuple(("127.0.0.1", p) for p in ports),
         redis_master=MASTER,
-        redis_timeout_s=0.5,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-        auth_secret=SECRET,
         demo_login=True,
         admin_token="admin-secret-0123456789abcdef-01234",
         enter_per_user=0,
         hold_per_user=0,
         requests_per_ip=0,
     )
-    store = open_store(settings)
-    await catalog.migrate(store.db)
-    await catalog.seed_demo(store.db)
     try:
         async with app_client(store) as client:
             before = {}
