@@ -26,6 +26,7 @@ import contextlib
 import cProfile
 import gc
 import io
+import logging
 import os
 import pstats
 import random
@@ -166,12 +167,18 @@ async def stadium_app(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Driv
         database_url=args.database_url,
         auth_secret=SECRET,
         admit_batch=1_000_000,  # everyone goes straight in: this measures the booking path
-        log_level="WARNING",
+        log_level="INFO" if args.access_log else "WARNING",
         enter_per_user=0,
         hold_per_user=0,
         maps_per_user=0,
         requests_per_ip=0,
     )
+    if args.access_log:  # as a served worker logs, each line a write (line buffered)
+        from frontrow import logs
+
+        logs.configure(settings)
+        sink = open(os.devnull, "w", buffering=1)  # noqa: ASYNC230 (before the measurement)
+        logging.getLogger().handlers[0].setStream(sink)  # type: ignore[attr-defined]
     store = open_store(settings)
     await store.redis.flushdb()
     app = create_app(settings, store)
@@ -256,6 +263,7 @@ def instructions(args: argparse.Namespace, code: Path) -> tuple[int, float]:
             "-m",
             "bench.orderpath",
             *("--orders", str(args.orders)),
+            *(["--access-log"] if args.access_log else []),
             *("--redis-url", args.redis_url),
             *("--database-url", args.database_url),
         ]
@@ -295,6 +303,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--baseline", help="with --instructions: a checkout of other code (git worktree)"
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log each request at INFO as a served worker does by default (to /dev/null)",
     )
     scale_backends(parser)
     args = parser.parse_args()

@@ -428,6 +428,7 @@ def rush_env(args: argparse.Namespace) -> dict[str, str]:
         FRONTROW_ENTER_PER_USER=str(DEFAULTS.enter_per_user),
         FRONTROW_HOLD_PER_USER=str(DEFAULTS.hold_per_user),
         FRONTROW_ADMIT_WITHIN_SEATS="1" if args.within_seats else "0",
+        FRONTROW_LOG_LEVEL=args.log_level,
     )
 
 
@@ -752,6 +753,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --side-by-side: a Redis server of each side's own (redis-server on a"
         " free port), its CPU counted in the side's",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="the servers' FRONTROW_LOG_LEVEL: INFO (the default of `frontrow serve`: an access"
+        " line a request but a poll, to the discarded stderr) or WARNING",
     )
     parser.add_argument(
         "--cycle",

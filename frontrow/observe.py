@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Generator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from frontrow import pace
+from frontrow import logs, pace
 from frontrow.metrics import CPU, LATENCY, REQUESTS
 
-access = logging.getLogger("frontrow.access")
+access = logging.getLogger(logs.ACCESS)
 
 
 @functools.cache
@@ -163,15 +163,14 @@ def record(
     _tally.add(method, template, status, elapsed, cpu)
     pace.sample(template, elapsed, concert, status)
     if log and access.isEnabledFor(logging.INFO):
-        access.info(
-            "request",
-            extra={
+        logs.access(
+            {
                 "method": method,
                 "route": template,
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
                 "concert": concert,
-            },
+            }
         )
 
 

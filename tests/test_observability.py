@@ -93,6 +93,49 @@ def test_json_log_line_has_the_request_fields() -> None:
     assert line["status"] == 200 and line["level"] == "INFO" and line["ts"].endswith("Z")
 
 
+@pytest.mark.parametrize("created", [1796687594.0, 1796687594.9999, 1796687595.0421])
+def test_an_access_line_written_straight_is_the_line_logging_would_write(
+    monkeypatch: pytest.MonkeyPatch, created: float
+) -> None:
+    import io
+
+    from frontrow import logs, observe
+    from frontrow.config import Settings
+
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    monkeypatch.setattr(logs, "_direct", None)  # configure's, put back after
+    try:
+        logs.configure(Settings(log_format="json", log_level="INFO"))
+        out = io.StringIO()
+        root.handlers[0].setStream(out)  # type: ignore[attr-defined]
+        monkeypatch.setattr(logs.time, "time", lambda: created)
+        observe.record("POST", "/concerts/{concert_id}/queue", 201, 0.0123456, 0.001, 7)
+        written = out.getvalue()
+        # what logging itself makes of the same request at the same moment
+        record = logging.LogRecord(logs.ACCESS, logging.INFO, __file__, 1, "request", None, None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        record.__dict__.update(
+            method="POST",
+            route="/concerts/{concert_id}/queue",
+            status=201,
+            duration_ms=12.346,
+            concert=7,
+        )
+        assert written == JsonFormatter().format(record) + "\n"
+        # another listener (here a second handler) gets the record through logging instead
+        heard: list[logging.LogRecord] = []
+        listener = logging.Handler()
+        listener.emit = heard.append  # type: ignore[method-assign]
+        root.addHandler(listener)
+        observe.record("GET", "/healthz", 200, 0.001, 0.0, None)
+        assert [r.route for r in heard] == ["/healthz"]  # type: ignore[attr-defined]
+        assert out.getvalue().count("\n") == 2 and '"route":"/healthz"' in out.getvalue()
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+
+
 async def test_each_request_logs_one_line_without_secrets(
     client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
