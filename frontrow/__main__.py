@@ -160,7 +160,9 @@ def admitter(args: argparse.Namespace) -> None:
             await store.close()
         log.info("admitter stopped")
 
-    asyncio.run(run())
+    import uvloop  # the loop the servers' workers run on
+
+    uvloop.run(run())
 
 
 def stats(args: argparse.Namespace) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +178,25 @@ async def demo_store(tmp_path: Path, **settings: Any) -> Store:
     await catalog.migrate(store.db)
     await catalog.seed_demo(store.db)
     return store
+
+
+@contextlib.contextmanager
+def admitters(env: dict[str, str], count: int = 1) -> Iterator[None]:
+    """`count` `frontrow admitter` processes on `env`, stopped with SIGTERM at
+    the end; each must then stop cleanly (exit 0)."""
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "frontrow", "admitter"],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for admitter in running:
+            admitter.terminate()
+        codes = [admitter.wait(timeout=15) for admitter in running]
+    assert codes == [0] * count, f"admitters exited {codes} on SIGTERM"

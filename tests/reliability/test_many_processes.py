@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
 from typing import Any
@@ -21,6 +18,7 @@ from frontrow.schema import ledger, receipts, reservations, wallets
 from frontrow.store import Store
 from tests.conftest import SECRET
 from tests.e2e.server import serve
+from tests.reliability.helpers import admitters
 
 USERS = 240
 K = 20
@@ -99,62 +97,52 @@ async def shopper(c: httpx.AsyncClient, token: str, user: str) -> dict[str, Any]
 
 async def test_a_sale_on_many_processes(real_only: None, store: Store) -> None:
     env = env_for(store)
-    admitters = [
-        subprocess.Popen(
-            [sys.executable, "-m", "frontrow", "admitter"],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(3)
-    ]
     seen: dict[str, float] = {}
     tick: dict[str, int] = {}
     stop = asyncio.Event()
-    try:
-        with serve(env, workers=2) as url:
-            limits = httpx.Limits(max_connections=64)
-            async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
-                # pause admission while everyone enters, one after another: arrival order known
-                admin_off = await c.post("/auth/demo")
-                assert admin_off.status_code == 201
-                await store.redis.hset(store.keys(1).cfg, "admit_batch", 0)
-                people = []
-                for i in range(USERS):
-                    login = (await c.post("/auth/demo")).json()
-                    user = {"Authorization": f"Bearer {login['access_token']}"}
-                    charged = await c.post("/wallet/charge", headers=user, json={"amount": 200_000})
-                    assert charged.status_code == 200
-                    entered = await c.post("/concerts/1/queue", headers=user)
-                    assert entered.status_code == 201 and entered.json()["rank"] == i + 1
-                    people.append((login["user_id"], entered.json()["token"]))
-                # some change their mind while admission is paused: never admitted
-                for n, (_, token) in enumerate(people):
-                    if n % 12 == 5:
-                        left = await c.delete(
-                            "/queue/token", headers={"Authorization": f"Bearer {token}"}
+    with admitters(env, 3):
+        try:
+            with serve(env, workers=2) as url:
+                limits = httpx.Limits(max_connections=64)
+                async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as c:
+                    # pause admission while everyone enters, one after another: arrival order known
+                    admin_off = await c.post("/auth/demo")
+                    assert admin_off.status_code == 201
+                    await store.redis.hset(store.keys(1).cfg, "admit_batch", 0)
+                    people = []
+                    for i in range(USERS):
+                        login = (await c.post("/auth/demo")).json()
+                        user = {"Authorization": f"Bearer {login['access_token']}"}
+                        charged = await c.post(
+                            "/wallet/charge", headers=user, json={"amount": 200_000}
                         )
-                        assert left.status_code == 204
-                watcher = asyncio.create_task(watch_admissions(store, stop, seen, tick))
-                await store.redis.hdel(store.keys(1).cfg, "admit_batch")
-                started = time.monotonic()
-                results = await asyncio.gather(
-                    *(
-                        shopper(c, token, user)
-                        for n, (user, token) in enumerate(people)
-                        if n % 12 != 5
+                        assert charged.status_code == 200
+                        entered = await c.post("/concerts/1/queue", headers=user)
+                        assert entered.status_code == 201 and entered.json()["rank"] == i + 1
+                        people.append((login["user_id"], entered.json()["token"]))
+                    # some change their mind while admission is paused: never admitted
+                    for n, (_, token) in enumerate(people):
+                        if n % 12 == 5:
+                            left = await c.delete(
+                                "/queue/token", headers={"Authorization": f"Bearer {token}"}
+                            )
+                            assert left.status_code == 204
+                    watcher = asyncio.create_task(watch_admissions(store, stop, seen, tick))
+                    await store.redis.hdel(store.keys(1).cfg, "admit_batch")
+                    started = time.monotonic()
+                    results = await asyncio.gather(
+                        *(
+                            shopper(c, token, user)
+                            for n, (user, token) in enumerate(people)
+                            if n % 12 != 5
+                        )
                     )
-                )
-                elapsed = time.monotonic() - started
-                stop.set()
-                await watcher
-                stats = (await c.get("/metrics")).text
-    finally:
-        stop.set()
-        for p in admitters:
-            p.terminate()
-        for p in admitters:
-            assert p.wait(timeout=15) == 0  # stops cleanly on SIGTERM
+                    elapsed = time.monotonic() - started
+                    stop.set()
+                    await watcher
+                    stats = (await c.get("/metrics")).text
+        finally:
+            stop.set()
 
     tokens = [store.tokens.verify_queue(token).token_id for _, token in people]
     left = {tokens[n] for n in range(USERS) if n % 12 == 5}

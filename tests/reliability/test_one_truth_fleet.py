@@ -21,6 +21,7 @@ import pytest
 from frontrow import sale
 from frontrow.store import Store
 from tests.e2e.server import SERVERS, serve
+from tests.reliability.helpers import admitters
 from tests.reliability.test_many_processes import env_for, real_only  # noqa: F401
 
 ADMIN = "admin-secret-0123456789abcdef-01234"
@@ -33,26 +34,17 @@ def fresh_client(url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, timeout=10, limits=limits)
 
 
-@pytest.mark.parametrize("admitters", [1, 3])
+@pytest.mark.parametrize("count", [1, 3])
 @pytest.mark.parametrize("server", SERVERS)
 async def test_every_worker_agrees_at_once(
     real_only: None,  # noqa: F811
     store: Store,
     server: str,
-    admitters: int,
+    count: int,
     tmp_path: Path,
 ) -> None:
     env = {**env_for(store), "FRONTROW_ADMIN_TOKEN": ADMIN}
-    running = [
-        subprocess.Popen(
-            [sys.executable, "-m", "frontrow", "admitter"],
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(admitters)
-    ]
-    try:
+    with admitters(env, count):
         with serve(env, workers=2, server=server) as url:
             async with fresh_client(url) as c:
                 # let both workers load the catalog and say so
@@ -114,10 +106,6 @@ async def test_every_worker_agrees_at_once(
                     assert refused.status_code == 409, (n, refused.text)
                 await _nobody_before_the_opening(c, store, day)
                 await _passthrough_never_passes_a_waiting_place(c, store)
-    finally:
-        for admitter in running:
-            admitter.terminate()
-        assert [admitter.wait(timeout=15) for admitter in running] == [0] * admitters
 
 
 def user(store: Store, name: str) -> dict[str, str]:

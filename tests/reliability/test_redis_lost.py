@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +19,7 @@ from sqlalchemy import select
 from frontrow.schema import reservations
 from frontrow.store import Store
 from tests.e2e.server import SERVERS, serve
-from tests.reliability.helpers import OwnRedis
+from tests.reliability.helpers import OwnRedis, admitters
 from tests.reliability.test_many_processes import env_for, real_only  # noqa: F401
 
 ADMIN = "admin-secret-0123456789abcdef-01234"
@@ -39,18 +36,8 @@ def fleet(store: Store, own: OwnRedis, server: str = "uvicorn", **env: str) -> I
         "FRONTROW_ADMIN_TOKEN": ADMIN,
         **env,
     }
-    admitter = subprocess.Popen(
-        [sys.executable, "-m", "frontrow", "admitter"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with serve(env, workers=2, server=server) as url:
-            yield url
-    finally:
-        admitter.terminate()
-        admitter.wait(timeout=15)
+    with admitters(env), serve(env, workers=2, server=server) as url:
+        yield url
 
 
 async def test_a_rush_keeps_every_place_and_session_when_redis_comes_back_empty(
