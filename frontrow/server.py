@@ -55,9 +55,11 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     The head's clock is a timestamp, not a timer per request: arming and
     cancelling a loop timer costs ~30 times reading the clock, on every
-    poll (python -m bench.pollpath).
-    One sweep per worker (`_sweep`, a few times per timeout) cuts off the
-    heads that ran over."""
+    poll (python -m bench.pollpath). So is the keep-alive's (uvicorn arms a
+    timer after every answer and cancels it at the next request's first
+    byte). One sweep per worker (`_sweep`, a few times per timeout) cuts off
+    the heads that ran over and closes the connections idle past the
+    keep-alive timeout."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +69,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._draining = False  # the server is stopping: this connection's last answer says close
         self._tail = b""  # the head's last bytes so far: its end may straddle two reads
         self._head_since: float | None = None  # loop time the current head began
+        self._idle_since: float | None = None  # loop time the last answer ended, while idle
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,6 +80,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         _start_sweeping(self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
+        self._idle_since = None
         if self._in_head:
             room = Limits.max_header_bytes - self._head_bytes
             # A whole head in one read is parsed and served in the same call:
@@ -120,10 +124,19 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
-        # Between requests uvicorn's keep-alive timeout applies; the next
-        # head's clock starts with its first byte.
+        # uvicorn's, with the keep-alive's clock a timestamp in place of its
+        # timer; the next head's clock starts with its first byte.
         self._in_head, self._head_bytes, self._tail = True, 0, b""
-        super().on_response_complete()
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:  # a request pipelined behind this one starts now
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since = self.loop.time()
 
     def _head_too_slow(self) -> None:
         self._head_since = None
@@ -161,13 +174,19 @@ def _start_sweeping(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> N
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-    """Cut off every head older than the time limit, then come back: a late
-    head is answered between 1 and 1.25 times the limit after it began (at
-    most 1 s late, and the sweep never runs more than 20 times a second)."""
+    """Cut off every head older than the time limit and close every
+    connection idle past the keep-alive timeout, then come back: a late head
+    is answered between 1 and 1.25 times the limit after it began (at most 1 s
+    late, and the sweep never runs more than 20 times a second); an idle
+    connection is closed at most as late."""
     timeout = Limits.header_timeout_s
     now = loop.time()
     for protocol in list(connections):
         since = getattr(protocol, "_head_since", None)
         if since is not None and now - since > timeout:
             protocol._head_too_slow()
+        idle = getattr(protocol, "_idle_since", None)
+        if idle is not None and now - idle > protocol.timeout_keep_alive:
+            protocol._idle_since = None
+            protocol.timeout_keep_alive_handler()
     loop.call_later(max(0.05, min(1.0, timeout / 4)), _sweep, loop, connections)

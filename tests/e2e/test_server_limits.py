@@ -7,6 +7,7 @@ import http.client
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -157,3 +158,36 @@ def test_a_connection_is_closed_after_its_hundredth_request(url: str, server: st
     assert headers[:-1] == [None] * (REQUESTS_PER_CONNECTION - 1)
     assert headers[-1] == "close"
     conn.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
+    server: str, tmp_path: Path
+) -> None:
+    """uvicorn's keep-alive timer is a timestamp the worker's sweep reads
+    (frontrow.server): a connection idle past FRONTROW_KEEP_ALIVE_S is
+    closed, one that asks again in time is kept."""
+    if server != "uvicorn":
+        pytest.skip("granian closes idle connections at its head timeout (README)")
+    env = {
+        "FRONTROW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        "FRONTROW_KEEP_ALIVE_S": "1",
+    }
+    with serve(env, args=LIMITS, server=server) as base:
+        parts = urlsplit(base)
+        kept = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        idle = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        try:
+            for conn in (kept, idle):
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+            for _ in range(6):  # 3 s: kept asks every half second
+                time.sleep(0.5)
+                kept.request("GET", "/healthz")
+                response = kept.getresponse()
+                response.read()
+                assert response.status == 200 and response.getheader("connection") is None
+            # idle for 3 s against a timeout of 1 s (swept every second): closed by the server
+            assert idle.sock is not None and idle.sock.recv(1) == b""
+        finally:
+            kept.close()
+            idle.close()
