@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -46,20 +47,25 @@ PAGE_POLICY = b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'
 
 
 class Outgoing:
-    """Every answer's last touch, in one pass over its messages: nosniff on
-    every answer and the page's policy on every HTML one, whichever path
-    serves it (/ and /static/index.html alike), and gzip for a body of
-    GZIP_MIN_BYTES or more when the client takes it (a body already encoded,
-    as a kept seat map is, passes as it is). Starlette's GZip and a headers
-    middleware were two wrappers of every send, 9 % of an order's CPU in the
-    app (python -m bench.orderpath). The headers are read and set on the
-    message's own list (ASGI names are lower case): Starlette's MutableHeaders
-    parsed them again for each read, ~3 % of an order's instructions in the
-    app (`bench.orderpath --instructions`). The poll's fast path and problem
-    bodies set their own headers (errors.problem_response)."""
+    """Every answer's last touch, in one pass over its messages: an exception
+    the app's handlers answer (errors.exception_handlers, by type) made that
+    answer, nosniff on every answer and the page's policy on every HTML one,
+    whichever path serves it (/ and /static/index.html alike), and gzip for a
+    body of GZIP_MIN_BYTES or more when the client takes it (a body already
+    encoded, as a kept seat map is, passes as it is). Starlette's GZip, a
+    headers middleware and its ExceptionMiddleware were three wrappers of
+    every send (and a Request a request): 9 % of an order's CPU in the app
+    for the first two (python -m bench.orderpath), ~2 us a request for the
+    third. The headers are read and set on the message's own list (ASGI names
+    are lower case): Starlette's MutableHeaders parsed them again for each
+    read, ~3 % of an order's instructions in the app (`bench.orderpath
+    --instructions`). The poll's fast path and problem bodies set their own
+    headers (errors.problem_response). An exception with no handler, or
+    raised once the answer has started, goes on to ServerErrorMiddleware."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, handlers: dict[type[BaseException], Any]) -> None:
         self.app = app
+        self.handlers = handlers
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -72,11 +78,13 @@ class Outgoing:
                 break
         start: Any = None  # a start held until the body shows whether to compress
         packer: Any = None  # zlib's, for a body that comes in parts
+        started = False
 
         async def outgoing(message: Any) -> None:
-            nonlocal start, packer
+            nonlocal start, packer, started
             kind = message["type"]
             if kind == "http.response.start":
+                started = True
                 raw = message["headers"] = list(message.get("headers", ()))
                 content_type, encoded = b"", False
                 for name, value in raw:
@@ -117,7 +125,16 @@ class Outgoing:
                 return
             await send(message)
 
-        await self.app(scope, receive, outgoing)
+        try:
+            await self.app(scope, receive, outgoing)
+        except Exception as exc:
+            handler = next(
+                (self.handlers[t] for t in type(exc).__mro__ if t in self.handlers), None
+            )
+            if handler is None or started:
+                raise
+            answer = await handler(Request(scope, receive), exc)
+            await answer(scope, receive, outgoing)
 
 
 def _put(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
@@ -243,7 +260,16 @@ class App(Starlette):
         self.router = Router(routes, lifespan=lifespan, redirect_slashes=False)
 
     def build_middleware_stack(self) -> Any:
-        return FastPoll(super().build_middleware_stack(), self)
+        """Starlette's stack with Outgoing in place of its ExceptionMiddleware:
+        ServerErrorMiddleware (the handler of Exception: a 500), the app's
+        middleware, Outgoing (every other handler), the router; the poll's
+        fast path in front of it all."""
+        handlers = dict(self.exception_handlers)
+        last_resort = handlers.pop(Exception, None)
+        app: Any = Outgoing(self.router, handlers)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return FastPoll(ServerErrorMiddleware(app, handler=last_resort, debug=self.debug), self)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
@@ -310,12 +336,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ]
     app = App(
         routes=routes,
-        # gzip for answers of 1 KB and more (seat maps, the page); level 5 keeps
-        # a stadium's map cheap to compress and still ~20x smaller.
-        middleware=[
-            Middleware(Observe),
-            Middleware(Outgoing),
-        ],
+        middleware=[Middleware(Observe)],  # then Outgoing (App.build_middleware_stack)
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
