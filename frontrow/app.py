@@ -55,11 +55,11 @@ class Outgoing:
     encoded, as a kept seat map is, passes as it is). Starlette's GZip, a
     headers middleware and its ExceptionMiddleware were three wrappers of
     every send (and a Request a request): 9 % of an order's CPU in the app
-    for the first two (python -m bench.orderpath), ~2 us a request for the
-    third. The headers are read and set on the message's own list (ASGI names
-    are lower case): Starlette's MutableHeaders parsed them again for each
-    read, ~3 % of an order's instructions in the app (`bench.orderpath
-    --instructions`). The poll's fast path and problem bodies set their own
+    for the first two (python -m bench.orderpath), 2 % of its instructions
+    for the third (`bench.orderpath --instructions`). The headers are read
+    and set on the message's own list (ASGI names are lower case):
+    Starlette's MutableHeaders parsed them again for each read, ~3 % of an
+    order's instructions in the app. The poll's fast path and problem bodies set their own
     headers (errors.problem_response). An exception with no handler, or
     raised once the answer has started, goes on to ServerErrorMiddleware."""
 
