@@ -30,7 +30,7 @@ from frontrow.booking.routes import routes as booking_routes
 from frontrow.config import Settings
 from frontrow.errors import BACKEND_ERRORS, backend_unavailable, exception_handlers, not_found
 from frontrow.http import GZIP_LEVEL, GZIP_MIN_BYTES, JSONResponse, client_address, store_of
-from frontrow.observe import Observe
+from frontrow.observe import STATUS, Observe
 from frontrow.queue.core import sales
 from frontrow.queue.fastpoll import FastPoll
 from frontrow.queue.routes import routes as queue_routes
@@ -61,7 +61,9 @@ class Outgoing:
     Starlette's MutableHeaders parsed them again for each read, ~3 % of an
     order's instructions in the app. The poll's fast path and problem bodies set their own
     headers (errors.problem_response). An exception with no handler, or
-    raised once the answer has started, goes on to ServerErrorMiddleware."""
+    raised once the answer has started, goes on to ServerErrorMiddleware.
+    The answer's status goes in the scope as it starts, for Observe: a
+    wrapper of its own of every send was ~0.6 % of an order's instructions."""
 
     def __init__(self, app: Any, handlers: dict[type[BaseException], Any]) -> None:
         self.app = app
@@ -85,6 +87,7 @@ class Outgoing:
             kind = message["type"]
             if kind == "http.response.start":
                 started = True
+                scope[STATUS] = message["status"]
                 raw = message["headers"] = list(message.get("headers", ()))
                 content_type, encoded = b"", False
                 for name, value in raw:

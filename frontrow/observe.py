@@ -31,6 +31,7 @@ def _cpu(method: str, template: str) -> Any:
 
 T = TypeVar("T")
 CONCERT = "frontrow.concert"  # scope key: the concert a request was for
+STATUS = "frontrow.status"  # scope key: the answer's status, set as it starts (app.Outgoing)
 # the CPU seconds of the request being served, where work done for it adds its own
 _spent: ContextVar[list[float] | None] = ContextVar("frontrow_request_cpu", default=None)
 
@@ -183,19 +184,12 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
         spent = [0.0]
         _spent.set(spent)  # this request's own context (one task a request)
-
-        async def send_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await _Timed(self.app(scope, receive, send_status), spent)
+            await _Timed(self.app(scope, receive, send), spent)
         finally:
+            status = scope.get(STATUS, 500)  # no answer started: the 500 outside answers
             route = scope.get("route")
             # The template, never the raw path: tokens and ids stay out of labels.
             template = getattr(route, "path_format", None) or "<unmatched>"

@@ -136,6 +136,44 @@ def test_an_access_line_written_straight_is_the_line_logging_would_write(
         root.setLevel(kept[1])
 
 
+async def test_every_answer_is_counted_under_its_status(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontrow import app as app_module
+
+    cases = [
+        ("GET", "/no/such/route", "<unmatched>", 404),
+        ("DELETE", "/healthz", "/healthz", 405),
+        ("POST", "/concerts/1/queue", "/concerts/{concert_id}/queue", 401),
+        ("GET", "/openapi.json", "/openapi.json", 500),
+    ]
+
+    async def counts() -> list[float]:
+        text = (await client.get("/metrics")).text
+        found = []
+        for method, _, route, status in cases:
+            labels = f'method="{method}",route="{route}",status="{status}"'
+            match = re.search(
+                r"^frontrow_http_requests_total\{" + re.escape(labels) + r"\} (\S+)$", text, re.M
+            )
+            found.append(float(match.group(1)) if match else 0.0)
+        return found
+
+    before = await counts()
+
+    def broken(settings: Any) -> Any:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(app_module.openapi, "document", broken)
+    for method, path, _, status in cases:
+        if status == 500:  # answered 500 outside the app's middleware, then raised to the client
+            with pytest.raises(ValueError):
+                await client.request(method, path)
+        else:
+            assert (await client.request(method, path)).status_code == status
+    assert [after - then for after, then in zip(await counts(), before, strict=True)] == [1] * 4
+
+
 async def test_each_request_logs_one_line_without_secrets(
     client: httpx.AsyncClient, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
