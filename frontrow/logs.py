@@ -57,6 +57,7 @@ _access = logging.getLogger(ACCESS)
 _root = logging.getLogger()
 _direct: logging.StreamHandler[Any] | None = None  # configure()'s handler, in the json format
 _pending: list[str] = []  # access lines of this turn of the event loop, not written yet
+_writer: Any = None  # the loop whose turn's end writes them (a loop closed meanwhile never will)
 
 
 def access(fields: dict[str, Any]) -> None:
@@ -78,15 +79,21 @@ def access(fields: dict[str, Any]) -> None:
     line = {"ts": stamp(time.time()), "level": "INFO", "logger": ACCESS, "msg": "request"}
     line.update(fields)
     _pending.append(orjson.dumps(line, default=str).decode())
-    if len(_pending) == 1:
-        try:
-            asyncio.get_running_loop().call_soon(write_pending)
-        except RuntimeError:  # outside the event loop: now
-            write_pending()
+    global _writer
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # outside the event loop: now
+        write_pending()
+        return
+    if _writer is not loop:
+        _writer = loop
+        loop.call_soon(write_pending)
 
 
 def write_pending() -> None:
     """Write the kept access lines (at each turn's end, and at exit)."""
+    global _writer
+    _writer = None
     handler = _direct
     if not _pending or handler is None:
         return

@@ -136,6 +136,52 @@ def test_an_access_line_written_straight_is_the_line_logging_would_write(
         root.setLevel(kept[1])
 
 
+def test_access_lines_a_closed_loop_never_wrote_go_out_with_the_next_loops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from frontrow import logs
+    from frontrow.config import Settings
+
+    class Loop:
+        """A loop that only takes note of what it is asked to run."""
+
+        def __init__(self) -> None:
+            self.soon: list[Any] = []
+
+        def call_soon(self, callback: Any) -> None:
+            self.soon.append(callback)
+
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    monkeypatch.setattr(logs, "_direct", None)
+    monkeypatch.setattr(logs, "_pending", [])
+    monkeypatch.setattr(logs, "_writer", None)
+    try:
+        logs.configure(Settings(log_format="json", log_level="INFO"))
+        out = io.StringIO()
+        root.handlers[0].setStream(out)  # type: ignore[attr-defined]
+        closed, running = Loop(), Loop()
+        monkeypatch.setattr(logs.asyncio, "get_running_loop", lambda: closed)
+        logs.access({"route": "/a"})
+        logs.access({"route": "/b"})
+        assert len(closed.soon) == 1 and out.getvalue() == ""  # one write for the turn
+        # that loop closed before its turn ended; the next loop's turn writes all three
+        monkeypatch.setattr(logs.asyncio, "get_running_loop", lambda: running)
+        logs.access({"route": "/c"})
+        assert len(running.soon) == 1
+        running.soon[0]()
+        assert [orjson.loads(line)["route"] for line in out.getvalue().splitlines()] == [
+            "/a",
+            "/b",
+            "/c",
+        ]
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+
+
 async def test_every_answer_is_counted_under_its_status(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
