@@ -59,11 +59,12 @@ class Outgoing:
     for the third (`bench.orderpath --instructions`). The headers are read
     and set on the message's own list (ASGI names are lower case):
     Starlette's MutableHeaders parsed them again for each read, ~3 % of an
-    order's instructions in the app. The poll's fast path and problem bodies set their own
-    headers (errors.problem_response). An exception with no handler, or
-    raised once the answer has started, goes on to ServerErrorMiddleware.
-    The answer's status goes in the scope as it starts, for Observe: a
-    wrapper of its own of every send was ~0.6 % of an order's instructions."""
+    order's instructions in the app. The poll's fast path and problem bodies
+    set their own headers (errors.problem_response). The answer's status
+    goes in the scope as it starts, for Observe (a wrapper of its own of
+    every send was ~0.6 % of an order's instructions); an exception with no
+    handler, or raised once the answer has started, goes on to
+    ServerErrorMiddleware."""
 
     def __init__(self, app: Any, handlers: dict[type[BaseException], Any]) -> None:
         self.app = app
@@ -80,13 +81,11 @@ class Outgoing:
                 break
         start: Any = None  # a start held until the body shows whether to compress
         packer: Any = None  # zlib's, for a body that comes in parts
-        started = False
 
         async def outgoing(message: Any) -> None:
-            nonlocal start, packer, started
+            nonlocal start, packer
             kind = message["type"]
             if kind == "http.response.start":
-                started = True
                 scope[STATUS] = message["status"]
                 raw = message["headers"] = list(message.get("headers", ()))
                 content_type, encoded = b"", False
@@ -134,7 +133,7 @@ class Outgoing:
             handler = next(
                 (self.handlers[t] for t in type(exc).__mro__ if t in self.handlers), None
             )
-            if handler is None or started:
+            if handler is None or STATUS in scope:  # unanswerable, or answered in part
                 raise
             answer = await handler(Request(scope, receive), exc)
             await answer(scope, receive, outgoing)

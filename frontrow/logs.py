@@ -57,7 +57,8 @@ _access = logging.getLogger(ACCESS)
 _root = logging.getLogger()
 _direct: logging.StreamHandler[Any] | None = None  # configure()'s handler, in the json format
 _pending: list[str] = []  # access lines of this turn of the event loop, not written yet
-_writer: Any = None  # the loop whose turn's end writes them (a loop closed meanwhile never will)
+# the loop whose turn's end writes them (a loop closed meanwhile never will)
+_writer: asyncio.AbstractEventLoop | None = None
 
 
 def access(fields: dict[str, Any]) -> None:

@@ -20,8 +20,8 @@ def _shape(path: str) -> tuple[str, int]:
 def _endpoint(handler: Any) -> Any:
     """An async handler as an ASGI app. Starlette's request_response also
     wraps each request in the exception handlers (two closures and a wrapper
-    of every send), which the app's ExceptionMiddleware, a layer out, applies
-    to the same scope anyway: 1.8 % of an order's instructions in the app
+    of every send), which the app's Outgoing, a layer out, applies to the
+    same scope anyway: 1.8 % of an order's instructions in the app
     (`bench.orderpath --instructions`)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
